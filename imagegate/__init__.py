@@ -1,0 +1,3 @@
+"""imagegate: a self-hostable image-generation API gateway."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,54 @@
+"""Request-scoped helpers shared by the routers: services, authentication, JSON bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from imagegate.accounts.keys import ApiKey
+from imagegate.errors import AuthenticationError, InvalidRequestError
+from imagegate.services import Services
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+async def api_key(request: Request) -> ApiKey:
+    """The caller's key from `Authorization: Bearer …` (or `api-key` / `x-api-key`)."""
+    header = request.headers.get("authorization", "")
+    token = ""
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            token = value.strip()
+    token = token or request.headers.get("x-api-key", "") or request.headers.get("api-key", "")
+    if not token:
+        raise AuthenticationError(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
+            code="missing_api_key",
+        )
+    key = await services(request).keys.authenticate(token)
+    if key is None:
+        # Never echo the key, not even a part of it: logs and proxies keep response bodies.
+        raise AuthenticationError("Incorrect API key provided, or the key was revoked.")
+    return key
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        raise InvalidRequestError("The request body is empty; send a JSON object",
+                                  param="body", code="invalid_json")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"The request body is not valid JSON: {exc}",
+                                  param="body", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError("The request body must be a JSON object",
+                                  param="body", code="invalid_json")
+    return data

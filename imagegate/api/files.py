@@ -1,0 +1,57 @@
+"""`GET /p/img/{task_id}/{index}?exp=&sig=`: image bytes behind a signed, expiring URL.
+
+No bearer token: the URL is the credential, which is what lets `<img src>` and plain
+downloads work. Expired and tampered URLs look the same from outside: 403.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request, Response
+
+from imagegate.api.deps import services
+from imagegate.domain.task import TaskStatus
+from imagegate.errors import NotFoundError, PermissionDeniedError
+from imagegate.storage.base import BlobNotFoundError
+
+router = APIRouter(tags=["files"])
+
+
+def _forbidden() -> PermissionDeniedError:
+    return PermissionDeniedError("This image link is invalid or has expired",
+                                 code="invalid_signature")
+
+
+@router.get("/p/img/{task_id}/{index}")
+async def get_image(task_id: str, index: int, request: Request, exp: str = "", sig: str = ""
+                    ) -> Response:
+    svc = services(request)
+    try:
+        exp_ms = int(exp)
+    except ValueError:
+        raise _forbidden() from None
+    if not sig or not svc.signer.verify(task_id, index, exp_ms, sig):
+        raise _forbidden()
+    gone = NotFoundError("This image no longer exists", code="image_not_found")
+    task = await svc.store.get(task_id)
+    if task is None or task.status is not TaskStatus.SUCCEEDED:
+        raise gone
+    images = task.images
+    if not 0 <= index < len(images):
+        raise gone
+    image = images[index]
+    etag = f'"{image.etag}"'
+    max_age = max(0, int(exp_ms / 1000 - time.time()))
+    headers = {
+        "ETag": etag,
+        # The bytes behind a URL never change, so caches may keep them until the URL expires.
+        "Cache-Control": f"private, max-age={max_age}, immutable",
+    }
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    try:
+        data = await svc.blobs.get(image.key)
+    except BlobNotFoundError:
+        raise gone from None
+    return Response(content=data, media_type=image.content_type, headers=headers)

@@ -1,0 +1,68 @@
+"""`POST /v1/images/generations`: sync by default, async on any of the four triggers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import ORJSONResponse
+
+from imagegate.accounts.keys import ApiKey
+from imagegate.api.deps import api_key, json_body, services
+from imagegate.api.profiles import native
+from imagegate.domain.normalize import normalize, opt_bool
+from imagegate.domain.request import ImageRequest
+from imagegate.domain.task import Task, TaskStatus
+from imagegate.errors import error_from_json
+from imagegate.ingest import prepare_references
+
+router = APIRouter()
+
+_TRUE = ("1", "true", "yes")
+_FALSE = ("0", "false", "no")
+
+
+def wants_async(request: Request, body: dict[str, Any]) -> bool:
+    """Any one trigger is enough (000 seed): ?async=true, ?wait_for_result=false,
+    `Prefer: respond-async`, or `"wait_for_result": false` in the body."""
+    q = request.query_params
+    if q.get("async", "").lower() in _TRUE:
+        return True
+    if q.get("wait_for_result", "").lower() in _FALSE:
+        return True
+    if "respond-async" in request.headers.get("prefer", "").lower():
+        return True
+    return opt_bool(body, "wait_for_result") is False
+
+
+def accepted(svc_retry_after: int, task: Task) -> Response:
+    return ORJSONResponse(
+        native.submit_response(task),
+        status_code=202,
+        headers={"Location": f"/v1/tasks/{task.id}", "Retry-After": str(svc_retry_after)},
+    )
+
+
+async def run_request(request: Request, key: ApiKey, body: dict[str, Any],
+                      image_request: ImageRequest) -> Response:
+    """Shared by generations and (next) edits: create the task, then answer 202 or wait."""
+    svc = services(request)
+    image_request = await prepare_references(image_request)
+    task = await svc.tasks.submit(image_request, key.id)
+    retry_after = svc.settings.retry_after_seconds
+    if wants_async(request, body):
+        return accepted(retry_after, task)
+    done = await svc.tasks.wait(task, svc.settings.sync_wait_seconds)
+    if done.status is TaskStatus.SUCCEEDED:
+        return ORJSONResponse(await native.image_response(svc, done))
+    if done.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) and done.error:
+        raise error_from_json(done.error)
+    # Still running after sync_wait_seconds: hand over the task instead of holding the line.
+    return accepted(retry_after, done)
+
+
+@router.post("/v1/images/generations", tags=["images"])
+async def create_generation(request: Request, key: ApiKey = Depends(api_key)) -> Response:
+    body = await json_body(request)
+    image_request = normalize(body, services(request).catalog, operation="generate")
+    return await run_request(request, key, body, image_request)

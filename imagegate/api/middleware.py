@@ -1,0 +1,116 @@
+"""Cross-cutting request handling as small ASGI wrappers: a request id on every request and
+response, a JSON 500 (never a bare page) for anything unexpected, and the body-size cap."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imagegate.errors import ImagegateError, PayloadTooLargeError
+
+log = logging.getLogger("imagegate.api")
+
+
+def _json_response(status: int, body: dict[str, object], request_id: str,
+                   headers: dict[str, str] | None = None) -> list[Message]:
+    payload = orjson.dumps(body)
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    raw.extend((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())
+    return [
+        {"type": "http.response.start", "status": status, "headers": raw},
+        {"type": "http.response.body", "body": payload},
+    ]
+
+
+class RequestContextMiddleware:
+    """Outermost wrapper: request id in, request id out, and the last line of defence."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = "req_" + uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if isinstance(exc, ImagegateError):  # raised outside a route (e.g. body reading)
+                body, status, headers = exc.to_body(), exc.status_code, exc.headers
+            else:
+                log.exception("unhandled error, request_id=%s path=%s", request_id,
+                              scope.get("path"))
+                body = {"error": {
+                    "message": f"The server had an error while processing your request "
+                               f"(request id {request_id}). Retry, or contact the operator "
+                               "with the request id.",
+                    "type": "server_error", "param": None, "code": "internal_error",
+                }}
+                status, headers = 500, {}
+            if started:  # the response is half sent; nothing valid can follow
+                raise
+            for message in _json_response(status, body, request_id, headers):
+                await send(message)
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the limit: refused from Content-Length before reading, and counted
+    while streaming for chunked bodies, so an oversized upload is never held in memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            f"The request body is larger than the maximum of {self.max_bytes} bytes",
+            param="body",
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    exc = self._too_large()
+                    request_id = scope.get("state", {}).get("request_id", "")
+                    for message in _json_response(413, exc.to_body(), request_id):
+                        await send(message)
+                    return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, counting_receive, send)

@@ -1,0 +1,91 @@
+"""`build_app(settings)`: wires backends, routers and the lifespan. No globals: everything
+a request needs hangs off `app.state.services`, built when the app starts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from imagegate import __version__
+from imagegate.api import files, images, models, tasks
+from imagegate.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from imagegate.config import Settings
+from imagegate.errors import ImagegateError, InvalidRequestError, NotFoundError
+from imagegate.services import Services, build_services
+
+
+def _error_response(exc: ImagegateError) -> ORJSONResponse:
+    return ORJSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _imagegate_error(_request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, ImagegateError)
+    return _error_response(exc)
+
+
+async def _http_error(_request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return _error_response(NotFoundError("Unknown path", code="unknown_url"))
+    if exc.status_code == 405:
+        err = InvalidRequestError("Method not allowed for this path", code="method_not_allowed")
+        resp = _error_response(err)
+        resp.status_code = 405
+        return resp
+    generic = ImagegateError(str(exc.detail), code=None)
+    resp = _error_response(generic)
+    resp.status_code = exc.status_code
+    return resp
+
+
+async def _validation_error(_request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    return _error_response(
+        InvalidRequestError(f"{'.'.join(loc) or 'request'}: {first.get('msg', 'invalid')}",
+                            param=".".join(loc) or None)
+    )
+
+
+def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """The ASGI app. Pass `services` to share already-built backends (tests do)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = services is None
+        app.state.services = services or await build_services(settings)
+        try:
+            yield
+        finally:
+            if own:
+                await app.state.services.aclose()
+
+    app = FastAPI(
+        title="imagegate",
+        version=__version__,
+        description="OpenAI-compatible image generation with async tasks and signed URLs.",
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    if services is not None:
+        app.state.services = services
+    app.add_exception_handler(ImagegateError, _imagegate_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for router in (images.router, tasks.router, files.router, models.router):
+        app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    # Added last = outermost: the request id exists before anything else runs.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app

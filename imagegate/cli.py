@@ -1,0 +1,227 @@
+"""The `imagegate` command: serve, worker, migrate, keys. Thin: each command builds settings,
+calls a service and prints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from imagegate import __version__
+from imagegate.accounts.keys import KeyStore
+from imagegate.config import Settings, load_settings
+from imagegate.domain.catalog import load_catalog
+from imagegate.logs import configure_logging
+from imagegate.services import build_providers, build_services, open_database
+
+T = TypeVar("T")
+
+cli = typer.Typer(help="imagegate: an image-generation API gateway.", no_args_is_help=True,
+                  add_completion=False)
+keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML settings file (also $IMAGEGATE_CONFIG)."),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (also $IMAGEGATE_DATA_DIR)."),
+]
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except Exception as exc:  # a bad file or value: say so plainly, no traceback
+        Console(stderr=True).print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _with_keys(settings: Settings, action: Callable[[KeyStore], Awaitable[T]]) -> T:
+    async def run() -> T:
+        engine = await open_database(settings)
+        try:
+            return await action(KeyStore(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def _banner(settings: Settings, new_key: str | None, console: Console) -> None:
+    catalog = load_catalog(settings.catalog_file)
+    served = build_providers(settings, catalog).describe()
+    console.print(f"[bold]imagegate {__version__}[/bold]")
+    console.print(f"  data directory : {settings.data_dir.resolve()}")
+    console.print(f"  database       : {_redact(settings.effective_database_url)}")
+    if settings.blob_store == "local":
+        console.print(f"  result files   : {Path(settings.effective_blob_dir).resolve()}")
+    else:
+        console.print("  result files   : in memory (lost on restart)")
+    console.print(f"  listening on   : http://{settings.host}:{settings.port}")
+    console.print("  models         :")
+    for model, provider in served.items():
+        console.print(f"    {model:<26} -> {provider}")
+    if "sandbox" in served.values():
+        console.print(
+            "\n[bold yellow]!!! SANDBOX: models served by 'sandbox' return generated "
+            "PLACEHOLDER images (the prompt drawn on a colour field), not real "
+            "generations. Configure an upstream to serve real images. !!![/bold yellow]\n"
+        )
+    if new_key:
+        console.print("[bold green]First start: an API key was created. It is shown only "
+                      "once; keep it:[/bold green]")
+        console.print(f"\n    {new_key}\n")
+        console.print("  Create more with `imagegate keys create --name NAME`.\n")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Start the API server (with in-process workers unless run_workers = false)."""
+    import uvicorn
+
+    from imagegate.app import build_app
+
+    settings = _settings(config, host=host, port=port, data_dir=data_dir)
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def first_key(keys: KeyStore) -> str | None:
+        if await keys.count() == 0:
+            plaintext, _ = await keys.create("default")
+            return plaintext
+        return None
+
+    new_key = _with_keys(settings, first_key)
+    _banner(settings, new_key, Console())
+    uvicorn.run(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@cli.command()
+def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Run task workers only (distributed deployments; share the database and blob store)."""
+    settings = _settings(config, data_dir=data_dir)
+    configure_logging(settings.log_level, settings.log_json)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        services = await build_services(settings, with_worker=True)
+        Console(stderr=True).print(
+            f"imagegate worker {services.worker.owner if services.worker else ''} running")
+        try:
+            await stop.wait()
+        finally:
+            await services.aclose()
+
+    asyncio.run(run())
+
+
+@cli.command()
+def migrate(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Create or upgrade the database schema (serve does this on start too)."""
+    settings = _settings(config, data_dir=data_dir)
+
+    async def run() -> None:
+        engine = await open_database(settings)
+        await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo(f"database at head: {_redact(settings.effective_database_url)}")
+
+
+@keys_cli.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="A label for the key.")],
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"key": ..., "id": ...}.')]
+    = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create a key and print it once (it is stored only as a hash)."""
+    settings = _settings(config, data_dir=data_dir)
+    plaintext, key = _with_keys(settings, lambda keys: keys.create(name))
+    if as_json:
+        typer.echo(json.dumps({"key": plaintext, "id": key.id, "name": key.name}))
+    else:
+        typer.echo(f"id:   {key.id}\nname: {key.name}\nkey:  {plaintext}\n"
+                   "The key is shown only now; store it safely.")
+
+
+@keys_cli.command("list")
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """List keys (id, name, visible prefix, created, revoked)."""
+    settings = _settings(config, data_dir=data_dir)
+    keys = _with_keys(settings, lambda store: store.list())
+    if as_json:
+        for k in keys:
+            typer.echo(json.dumps({"id": k.id, "name": k.name, "prefix": k.prefix,
+                                   "created_at": k.created_at, "revoked_at": k.revoked_at}))
+        return
+    table = Table("id", "name", "prefix", "created", "status")
+    from datetime import UTC, datetime
+
+    for k in keys:
+        created = datetime.fromtimestamp(k.created_at, UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(k.id, k.name, k.prefix + "…", created,
+                      "active" if k.active else "revoked")
+    Console().print(table)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (from `keys list`).")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke a key; requests with it are refused (401) from then on."""
+    settings = _settings(config, data_dir=data_dir)
+    key = _with_keys(settings, lambda store: store.revoke(key_id))
+    if key is None:
+        Console(stderr=True).print(f"[red]no key with id {key_id}[/red]")
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key.id} ({key.name})")
+
+
+@cli.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,147 @@
+"""Settings: defaults < TOML file < `IMAGEGATE_*` environment < command-line flags.
+
+Backend choices are plain strings here; `app.py` resolves them to implementations.
+Every field is documented in `docs/configuration.md` (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CONFIG_ENV = "IMAGEGATE_CONFIG"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMAGEGATE_", extra="forbid")
+
+    # -- where things live
+    host: str = Field("127.0.0.1", description="Address `imagegate serve` binds to.")
+    port: int = Field(8000, description="Port `imagegate serve` listens on.")
+    data_dir: Path = Field(
+        Path("./imagegate-data"),
+        description="Directory for the SQLite database, result files and the signing secret.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL; default `sqlite+aiosqlite:///<data_dir>/imagegate.db`. "
+        "PostgreSQL: `postgresql+asyncpg://user@host/db`.",
+    )
+    blob_store: Literal["local", "memory"] = Field(
+        "local", description="Where result images are stored: `local` (files) or `memory`."
+    )
+    blob_dir: Path | None = Field(
+        None, description="Directory of the local blob store; default `<data_dir>/blobs`."
+    )
+    catalog_file: Path | None = Field(
+        None, description="TOML model catalog replacing the packaged default."
+    )
+
+    # -- HTTP surface
+    public_base_url: str | None = Field(
+        None,
+        description="When set (e.g. `https://img.example.com`), result URLs are absolute.",
+    )
+    url_mode: Literal["relative", "absolute", "data"] = Field(
+        "relative",
+        description="How `data[].url` is given: a relative signed path, an absolute signed URL "
+        "(needs public_base_url) or a `data:` URL.",
+    )
+    signing_secret: SecretStr | None = Field(
+        None,
+        description="HMAC secret for signed result URLs; default: generated once and kept in "
+        "`<data_dir>/signing.key`.",
+    )
+    url_ttl_seconds: int = Field(86_400, ge=60, description="How long a signed URL is valid.")
+    max_body_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest accepted request body (413 above)."
+    )
+    sync_wait_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="How long a synchronous request waits for its task before answering 202 "
+        "with the task id instead.",
+    )
+    retry_after_seconds: int = Field(
+        2, ge=1, description="The `Retry-After` hint on async submits."
+    )
+
+    # -- tasks and workers
+    run_workers: bool = Field(
+        True, description="Run task workers inside `imagegate serve` (the embedded default)."
+    )
+    worker_concurrency: int = Field(
+        32, ge=1, description="Tasks one worker process runs at once."
+    )
+    lease_seconds: float = Field(
+        30.0, gt=0, description="A claimed task's lease; workers renew it at a third of this."
+    )
+    reaper_interval_seconds: float = Field(
+        5.0, gt=0, description="How often expired leases are looked for and requeued."
+    )
+    poll_interval_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="Backup polling of the task table when no wake-up event arrives.",
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Runs of a task (after crashes) before it is failed for good."
+    )
+    retention_seconds: int = Field(
+        7 * 86_400, ge=60, description="How long tasks and their images are kept."
+    )
+
+    # -- sandbox provider
+    sandbox_latency: float = Field(
+        0.0, ge=0, description="Seconds the sandbox provider takes per task."
+    )
+    sandbox_progress_steps: int = Field(
+        4, ge=1, description="Progress updates the sandbox reports while it waits."
+    )
+    sandbox_failure_rate: float = Field(
+        0.0, ge=0, le=1, description="Fraction of sandbox tasks that fail on purpose."
+    )
+
+    # -- logging
+    access_log: bool = Field(True, description="Log one line per HTTP request.")
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    log_json: bool = Field(False, description="Log as JSON lines instead of console text.")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, v: str | None) -> str | None:
+        return v.rstrip("/") if v else v
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve()}/imagegate.db"
+
+    @property
+    def effective_blob_dir(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings; `config_file` (or $IMAGEGATE_CONFIG) is a TOML file of the same keys.
+
+    Precedence: `overrides` (command-line flags) > `IMAGEGATE_*` env > TOML file > defaults.
+    The file's values are passed as init values minus those the environment also sets, which
+    keeps that order without a custom settings source.
+    """
+    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    values: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        with path.open("rb") as fh:
+            values = tomllib.load(fh)
+        values = {
+            k: v for k, v in values.items() if f"IMAGEGATE_{k.upper()}" not in os.environ
+        }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)

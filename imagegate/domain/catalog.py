@@ -1,0 +1,161 @@
+"""The model catalog: which models exist and what each accepts (sizes, n, quality, …).
+
+These numbers are data, not code: the defaults ship in `default_catalog.toml` and an operator
+can replace or extend them with `catalog_file` in the settings.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from imagegate.domain.sizes import TIERS, FlexibleRules
+
+SizeRule = Literal["flexible", "enumerated"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    name: str
+    family: str
+    size_rule: SizeRule
+    default_size: str
+    n_max: dict[str, int]  # per tier
+    qualities: tuple[str, ...]
+    default_quality: str
+    output_formats: tuple[str, ...]
+    transparent_background: bool
+    styles: tuple[str, ...] = ()
+    sizes: tuple[str, ...] = ()  # enumerated models: the exact `WxH` strings they accept
+    max_references: int = 0
+    max_prompt_chars: int = 32_000
+    edits: bool = True
+    response_formats: tuple[str, ...] = ("url", "b64_json", "data_url")
+    flexible: FlexibleRules = field(default_factory=FlexibleRules)
+    description: str = ""
+
+    def max_n(self, tier: str) -> int:
+        return self.n_max.get(tier, 0)
+
+    def to_public(self) -> dict[str, Any]:
+        """The capability block `GET /v1/models` shows."""
+        caps: dict[str, Any] = {
+            "size_rule": self.size_rule,
+            "default_size": self.default_size,
+            "n_max": self.n_max,
+            "qualities": list(self.qualities),
+            "output_formats": list(self.output_formats),
+            "transparent_background": self.transparent_background,
+            "max_reference_images": self.max_references,
+            "max_prompt_chars": self.max_prompt_chars,
+            "edits": self.edits,
+        }
+        if self.sizes:
+            caps["sizes"] = list(self.sizes)
+        if self.styles:
+            caps["styles"] = list(self.styles)
+        if self.size_rule == "flexible":
+            caps["ratios_and_tiers"] = True
+            r = self.flexible
+            caps["wxh_rules"] = {
+                "multiple_of": r.multiple,
+                "max_edge": r.max_edge,
+                "max_ratio": r.max_ratio,
+                "min_pixels": r.min_pixels,
+                "max_pixels": r.max_pixels,
+            }
+        return caps
+
+
+class CatalogError(ValueError):
+    """The catalog file is malformed; raised at start-up, never per request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    models: dict[str, ModelSpec]
+    default_model: str
+
+    def get(self, name: str) -> ModelSpec | None:
+        return self.models.get(name)
+
+    def names(self) -> list[str]:
+        return list(self.models)
+
+
+def _tuple(value: Any, key: str, model: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise CatalogError(f"model {model!r}: {key} must be a list of strings")
+    return tuple(value)
+
+
+def _spec(name: str, raw: dict[str, Any], families: dict[str, dict[str, Any]]) -> ModelSpec:
+    merged: dict[str, Any] = {}
+    family = raw.get("family", name)
+    merged.update(families.get(family, {}))
+    merged.update(raw)
+    try:
+        rule = merged["size_rule"]
+        if rule not in ("flexible", "enumerated"):
+            raise CatalogError(f"model {name!r}: size_rule must be flexible or enumerated")
+        n_max = {str(k): int(v) for k, v in dict(merged["n_max"]).items()}
+        if not set(n_max) <= set(TIERS):
+            raise CatalogError(f"model {name!r}: n_max keys must be among {TIERS}")
+        flex = merged.get("wxh_rules", {})
+        return ModelSpec(
+            name=name,
+            family=str(family),
+            size_rule=rule,
+            default_size=str(merged["default_size"]),
+            n_max=n_max,
+            qualities=_tuple(merged["qualities"], "qualities", name),
+            default_quality=str(merged["default_quality"]),
+            output_formats=_tuple(merged["output_formats"], "output_formats", name),
+            transparent_background=bool(merged["transparent_background"]),
+            styles=_tuple(merged.get("styles", []), "styles", name),
+            sizes=_tuple(merged.get("sizes", []), "sizes", name),
+            max_references=int(merged.get("max_references", 0)),
+            max_prompt_chars=int(merged.get("max_prompt_chars", 32_000)),
+            edits=bool(merged.get("edits", True)),
+            response_formats=_tuple(
+                merged.get("response_formats", ["url", "b64_json", "data_url"]),
+                "response_formats",
+                name,
+            ),
+            flexible=FlexibleRules(**flex),
+            description=str(merged.get("description", "")),
+        )
+    except KeyError as exc:
+        raise CatalogError(f"model {name!r}: missing {exc.args[0]!r}") from exc
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, CatalogError):
+            raise
+        raise CatalogError(f"model {name!r}: {exc}") from exc
+
+
+def parse_catalog(data: dict[str, Any]) -> Catalog:
+    families = data.get("families", {})
+    raw_models = data.get("models", {})
+    if not raw_models:
+        raise CatalogError("the catalog defines no models")
+    models = {name: _spec(name, raw, families) for name, raw in raw_models.items()}
+    default = str(data.get("default_model", next(iter(models))))
+    if default not in models:
+        raise CatalogError(f"default_model {default!r} is not in the catalog")
+    return Catalog(models=models, default_model=default)
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """The packaged default catalog, or the operator's file when one is configured."""
+    if path is None:
+        text = resources.files("imagegate.domain").joinpath("default_catalog.toml").read_text()
+    else:
+        text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"catalog {path or 'default'}: {exc}") from exc
+    return parse_catalog(data)

@@ -1,0 +1,301 @@
+"""Every request check lives here: raw JSON body → `ImageRequest` or a 400 naming `param`.
+
+Reference images are only *collected* here (aliases, forms, count, `blob:`); turning them into
+bytes is the ingest step's job (`imagegate.ingest`), which runs after this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imagegate.domain.catalog import Catalog, ModelSpec
+from imagegate.domain.request import ImageRequest, ReferenceSource
+from imagegate.domain.sizes import (
+    RATIO_TABLE,
+    TIERS,
+    SizeError,
+    check_flexible,
+    parse_wxh,
+    table_sizes,
+    tier_for_pixels,
+)
+from imagegate.errors import InvalidRequestError, ModelNotFoundError
+
+# Fields this module understands; anything else is a vendor extra: ignored but recorded.
+KNOWN_FIELDS = frozenset(
+    {
+        "model", "prompt", "n", "size", "resolution", "output_format", "output_compression",
+        "background", "quality", "moderation", "style", "user", "response_format",
+        "wait_for_result", "image_urls", "reference_images", "images", "image", "image_url",
+        "input_image", "input_images", "mask_url", "mask", "stream", "partial_images",
+    }
+)
+# Reference-image aliases, in the order their items are taken when several are sent.
+REFERENCE_FIELDS = (
+    "image_urls", "reference_images", "images", "image", "image_url", "input_image",
+    "input_images",
+)
+_FORMAT_ALIASES = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
+_BACKGROUNDS = ("auto", "transparent", "opaque")
+_MODERATIONS = ("auto", "low")
+_RESPONSE_FORMATS = ("url", "b64_json", "data_url")
+
+
+def bad(message: str, param: str, code: str = "invalid_value") -> InvalidRequestError:
+    return InvalidRequestError(message, param=param, code=code)
+
+
+def _opt_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad(f"'{key}' must be a string, got {type(value).__name__}", key, "invalid_type")
+    return value
+
+
+def _opt_int(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    # bool is an int subclass in Python; `"n": true` is a client bug, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise bad(f"'{key}' must be an integer, got {type(value).__name__}", key, "invalid_type")
+    return value
+
+
+def opt_bool(body: dict[str, Any], key: str) -> bool | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise bad(f"'{key}' must be a boolean, got {type(value).__name__}", key, "invalid_type")
+
+
+def _choice(value: str | None, key: str, allowed: tuple[str, ...], default: str) -> str:
+    if value is None or value == "":
+        return default
+    v = value.strip().lower()
+    if v not in allowed:
+        raise bad(f"'{key}' must be one of {', '.join(allowed)}; got {value!r}", key)
+    return v
+
+
+def resolve_model(body: dict[str, Any], catalog: Catalog) -> ModelSpec:
+    name = _opt_str(body, "model") or catalog.default_model
+    spec = catalog.get(name.strip())
+    if spec is None:
+        raise ModelNotFoundError(
+            f"The model '{name}' does not exist. Available models: {', '.join(catalog.names())}",
+            param="model",
+        )
+    return spec
+
+
+def resolve_size(
+    spec: ModelSpec, size: str | None, resolution: str | None
+) -> tuple[int, int, str]:
+    """(width, height, tier) for a model; SizeError says what is wrong and what is allowed."""
+    res = resolution.strip().lower() if resolution else None
+    if res is not None and res not in TIERS:
+        raise SizeError(f"'resolution' must be one of {', '.join(TIERS)}; got {resolution!r}",
+                        param="resolution")
+    raw = (size or "").strip().lower() or spec.default_size
+    if raw == "auto":
+        raw = "1:1" if spec.size_rule == "flexible" else spec.default_size
+    if raw in RATIO_TABLE:
+        tier = res or "1k"
+        width, height = RATIO_TABLE[raw][tier]
+        if spec.size_rule == "enumerated" and f"{width}x{height}" not in spec.sizes:
+            raise SizeError(
+                f"size {raw!r} at {tier} is {width}x{height}, which {spec.name} does not offer; "
+                f"{spec.name} accepts {', '.join(spec.sizes)}"
+            )
+        if spec.max_n(tier) < 1:
+            raise SizeError(f"{spec.name} does not offer the {tier} tier", param="resolution")
+        return width, height, tier
+    wxh = parse_wxh(raw)
+    if wxh is None:
+        raise SizeError(
+            f"size {size!r} is not 'auto', a ratio ({', '.join(RATIO_TABLE)}) or WxH"
+        )
+    width, height = wxh
+    if spec.size_rule == "enumerated":
+        if f"{width}x{height}" not in spec.sizes:
+            raise SizeError(
+                f"size {width}x{height} is not supported by {spec.name}; "
+                f"it accepts {', '.join(spec.sizes)}"
+            )
+        return width, height, "1k"
+    known = table_sizes().get((width, height))
+    if known is not None:
+        return width, height, known
+    check_flexible(width, height, spec.flexible)
+    return width, height, tier_for_pixels(width, height)
+
+
+def collect_references(body: dict[str, Any]) -> tuple[ReferenceSource, ...]:
+    """Every reference image of every alias, each as a string with its field and index."""
+    out: list[ReferenceSource] = []
+    for field in REFERENCE_FIELDS:
+        value = body.get(field)
+        if value is None or value == "" or value == []:
+            continue
+        items = value if isinstance(value, list) else [value]
+        for i, item in enumerate(items):
+            out.append(ReferenceSource(_reference_value(item, f"{field}[{i}]"), field, i))
+    return tuple(out)
+
+
+def _reference_value(item: Any, where: str) -> str:
+    if isinstance(item, dict):
+        for key in ("url", "image_url", "b64_json", "data"):
+            inner = item.get(key)
+            if isinstance(inner, dict):  # {"image_url": {"url": ...}} (chat-style)
+                inner = inner.get("url")
+            if isinstance(inner, str):
+                item = inner
+                break
+        else:
+            raise bad(f"{where}: an object must carry 'url' or 'image_url'", where, "invalid_type")
+    if not isinstance(item, str) or not item.strip():
+        raise bad(f"{where}: expected a URL, data URL or base64 string", where, "invalid_type")
+    value = item.strip()
+    if value.lower().startswith("blob:"):
+        raise bad(
+            f"{where}: browser blob: URLs cannot be fetched by the server; upload the file "
+            "(POST /v1/images/edits) or send it as a data: URL",
+            where,
+        )
+    return value
+
+
+def normalize(  # noqa: C901 - one linear pass over the fields reads best
+    body: dict[str, Any],
+    catalog: Catalog,
+    *,
+    operation: str = "generate",
+    references: tuple[ReferenceSource, ...] | None = None,
+    mask: ReferenceSource | None = None,
+) -> ImageRequest:
+    """The single entry point: a parsed JSON (or multipart) body → a valid ImageRequest.
+
+    `references`/`mask` let a multipart surface pass uploaded files; JSON bodies leave them None
+    and the aliases are read from the body.
+    """
+    if not isinstance(body, dict):
+        raise bad("The request body must be a JSON object", "body", "invalid_type")
+    spec = resolve_model(body, catalog)
+
+    prompt = _opt_str(body, "prompt")
+    if prompt is None or not prompt.strip():
+        raise bad("'prompt' is required", "prompt", "missing_required_parameter")
+    if len(prompt) > spec.max_prompt_chars:
+        raise bad(
+            f"'prompt' is {len(prompt)} characters; {spec.name} accepts at most "
+            f"{spec.max_prompt_chars}",
+            "prompt",
+        )
+
+    try:
+        width, height, tier = resolve_size(
+            spec, _opt_str(body, "size"), _opt_str(body, "resolution")
+        )
+    except SizeError as exc:
+        raise bad(str(exc), exc.param) from None
+
+    n = _opt_int(body, "n")
+    n = 1 if n is None else n
+    limit = spec.max_n(tier)
+    if not 1 <= n <= limit:
+        raise bad(f"'n' must be between 1 and {limit} for {spec.name} at {tier}; got {n}", "n")
+
+    fmt_raw = _opt_str(body, "output_format")
+    fmt = _FORMAT_ALIASES.get(fmt_raw.strip().lower(), "") if fmt_raw else "png"
+    if fmt_raw and (not fmt or fmt not in spec.output_formats):
+        raise bad(
+            f"'output_format' must be one of {', '.join(spec.output_formats)} for {spec.name}; "
+            f"got {fmt_raw!r}",
+            "output_format",
+        )
+
+    compression = _opt_int(body, "output_compression")
+    if compression is not None:
+        if not 0 <= compression <= 100:
+            raise bad(f"'output_compression' must be 0-100; got {compression}",
+                      "output_compression")
+        # 100 is the documented default, so clients send it with png too; anything else with
+        # png would be silently meaningless, which is worse than an error.
+        if fmt == "png" and compression != 100:
+            raise bad("'output_compression' applies to jpeg and webp only", "output_compression")
+        if fmt == "png":
+            compression = None
+
+    background = _choice(_opt_str(body, "background"), "background", _BACKGROUNDS, "auto")
+    if background == "transparent":
+        if not spec.transparent_background:
+            raise bad(f"{spec.name} does not support transparent backgrounds", "background")
+        if fmt not in ("png", "webp"):
+            raise bad("a transparent background needs output_format png or webp", "background")
+
+    quality = _choice(_opt_str(body, "quality"), "quality", spec.qualities, spec.default_quality)
+    moderation = _choice(_opt_str(body, "moderation"), "moderation", _MODERATIONS, "auto")
+    style_raw = _opt_str(body, "style")
+    style = None
+    if style_raw:
+        style = _choice(style_raw, "style", spec.styles or ("vivid", "natural"), "vivid")
+    user = _opt_str(body, "user")
+    response_format = _choice(
+        _opt_str(body, "response_format"), "response_format", _RESPONSE_FORMATS, "url"
+    )
+    if response_format not in spec.response_formats:
+        raise bad(f"{spec.name} does not offer response_format {response_format!r}",
+                  "response_format")
+
+    opt_bool(body, "wait_for_result")  # type-checked here; the API layer reads it
+    if opt_bool(body, "stream"):
+        raise bad("Streaming responses are not available on this server yet; "
+                  "use async tasks (?async=true) and poll", "stream", "unsupported_value")
+    _opt_int(body, "partial_images")
+
+    refs = references if references is not None else collect_references(body)
+    if mask is None:
+        mask_value = body.get("mask_url") or body.get("mask")
+        if mask_value is not None:
+            mask = ReferenceSource(_reference_value(mask_value, "mask_url"), "mask_url", 0)
+    if operation == "edit" and not refs:
+        raise bad("an edit needs at least one image", "image", "missing_required_parameter")
+    if refs and len(refs) > spec.max_references:
+        raise bad(
+            f"{len(refs)} reference images; {spec.name} accepts at most {spec.max_references}",
+            refs[0].field,
+        )
+    if mask is not None and not refs:
+        raise bad("a mask needs at least one reference image", "mask_url")
+
+    return ImageRequest(
+        operation="edit" if operation == "edit" else "generate",
+        model=spec.name,
+        prompt=prompt,
+        n=n,
+        width=width,
+        height=height,
+        tier=tier,
+        size_label=f"{width}x{height}",
+        output_format=fmt,  # type: ignore[arg-type]  # checked against _FORMAT_ALIASES
+        output_compression=compression,
+        background=background,  # type: ignore[arg-type]
+        quality=quality,
+        moderation=moderation,
+        style=style,
+        user=user,
+        response_format=response_format,  # type: ignore[arg-type]
+        references=refs,
+        mask=mask,
+        ignored_fields=tuple(sorted(k for k in body if k not in KNOWN_FIELDS)),
+    )

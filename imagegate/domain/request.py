@@ -1,0 +1,110 @@
+"""The one normalized request every surface produces (DESIGN §2).
+
+Surfaces (native, openai, apimart profiles; JSON or multipart) turn their input into an
+`ImageRequest`; everything after that point (tasks, providers, billing) only sees this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+Background = Literal["auto", "transparent", "opaque"]
+ResponseFormat = Literal["url", "b64_json", "data_url"]
+Operation = Literal["generate", "edit"]
+
+CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceSource:
+    """A reference image (or mask) exactly as the client gave it, before ingest.
+
+    `value` is an http(s) URL, a `data:` URL or bare base64. `field` and `index` name where
+    it came from so an ingest error can point at the item.
+    """
+
+    value: str
+    field: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    operation: Operation
+    model: str
+    prompt: str
+    n: int
+    width: int
+    height: int
+    tier: str  # "1k" | "2k" | "4k": what `n` limits and prices key on
+    size_label: str  # the `WxH` string reported back in responses
+    output_format: OutputFormat
+    output_compression: int | None
+    background: Background
+    quality: str
+    moderation: str
+    style: str | None
+    user: str | None
+    response_format: ResponseFormat
+    references: tuple[ReferenceSource, ...] = ()
+    mask: ReferenceSource | None = None
+    ignored_fields: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.output_format]
+
+    def to_json(self) -> dict[str, Any]:
+        """What the task row stores; `from_json` is its exact inverse."""
+        return {
+            "operation": self.operation,
+            "model": self.model,
+            "prompt": self.prompt,
+            "n": self.n,
+            "width": self.width,
+            "height": self.height,
+            "tier": self.tier,
+            "size_label": self.size_label,
+            "output_format": self.output_format,
+            "output_compression": self.output_compression,
+            "background": self.background,
+            "quality": self.quality,
+            "moderation": self.moderation,
+            "style": self.style,
+            "user": self.user,
+            "response_format": self.response_format,
+            "references": [[r.value, r.field, r.index] for r in self.references],
+            "mask": [self.mask.value, self.mask.field, self.mask.index] if self.mask else None,
+            "ignored_fields": list(self.ignored_fields),
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImageRequest:
+        refs = tuple(ReferenceSource(v, f, i) for v, f, i in data.get("references", []))
+        mask = data.get("mask")
+        return cls(
+            operation=data["operation"],
+            model=data["model"],
+            prompt=data["prompt"],
+            n=data["n"],
+            width=data["width"],
+            height=data["height"],
+            tier=data["tier"],
+            size_label=data["size_label"],
+            output_format=data["output_format"],
+            output_compression=data["output_compression"],
+            background=data["background"],
+            quality=data["quality"],
+            moderation=data["moderation"],
+            style=data.get("style"),
+            user=data.get("user"),
+            response_format=data["response_format"],
+            references=refs,
+            mask=ReferenceSource(*mask) if mask else None,
+            ignored_fields=tuple(data.get("ignored_fields", [])),
+            extra=data.get("extra", {}),
+        )

@@ -1,0 +1,97 @@
+"""Task states and the task record as the core sees it."""
+
+from __future__ import annotations
+
+import enum
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class TaskStatus(enum.StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+def new_id(prefix: str) -> str:
+    """A ULID-style id: 48-bit ms timestamp + 80 random bits, Crockford base32.
+
+    Time-ordered ids keep the task table's primary key index append-mostly.
+    """
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return prefix + "".join(reversed(chars))
+
+
+def new_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """One result image as the task row records it (bytes live in the BlobStore)."""
+
+    key: str
+    content_type: str
+    size: int
+    etag: str
+    width: int
+    height: int
+    revised_prompt: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "content_type": self.content_type,
+            "size": self.size,
+            "etag": self.etag,
+            "width": self.width,
+            "height": self.height,
+            "revised_prompt": self.revised_prompt,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> StoredImage:
+        return cls(**d)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    key_id: str
+    status: TaskStatus
+    progress: int
+    operation: str
+    model: str
+    provider: str | None
+    request: dict[str, Any]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    created_at: float
+    started_at: float | None
+    completed_at: float | None
+    expires_at: float
+    lease_owner: str | None
+    lease_expires_at: float | None
+    attempts: int
+    upstream_task_id: str | None
+
+    @property
+    def images(self) -> list[StoredImage]:
+        if not self.result:
+            return []
+        return [StoredImage.from_json(i) for i in self.result.get("images", [])]

@@ -1,0 +1,142 @@
+"""One exception tree for the whole service, mapped to HTTP in exactly one place.
+
+    ImagegateError                      500 server_error
+    ├── InvalidRequestError             400 invalid_request_error
+    │   └── PayloadTooLargeError        413 invalid_request_error / payload_too_large
+    ├── AuthenticationError             401 authentication_error / invalid_api_key
+    ├── PermissionDeniedError           403 permission_error
+    ├── NotFoundError                   404 invalid_request_error / not_found
+    │   └── ModelNotFoundError          404 invalid_request_error / model_not_found
+    ├── ConflictError                   409 invalid_request_error / conflict
+    ├── RateLimitError                  429 rate_limit_error
+    ├── ProviderError                   502 upstream_error  (the backend failed)
+    │   └── ProviderRejectedError       400 invalid_request_error (the backend blamed the request)
+    └── ServiceUnavailableError         503 service_unavailable
+
+`api/errors.py` renders any of these as OpenAI's `{"error": {message, type, param, code}}`.
+Anything that is not an `ImagegateError` becomes a 500 carrying a request id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ImagegateError(Exception):
+    status_code = 500
+    error_type = "server_error"
+    default_code: str | None = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        self.headers = headers or {}
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.error_type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """How a failed task records its error (the same shape as the HTTP body's inner object)."""
+        return self.to_body()["error"]
+
+
+class InvalidRequestError(ImagegateError):
+    status_code = 400
+    error_type = "invalid_request_error"
+    default_code = "invalid_value"
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    status_code = 413
+    default_code = "payload_too_large"
+
+
+class AuthenticationError(ImagegateError):
+    status_code = 401
+    error_type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDeniedError(ImagegateError):
+    status_code = 403
+    error_type = "permission_error"
+    default_code = "permission_denied"
+
+
+class NotFoundError(ImagegateError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
+    default_code = "model_not_found"
+
+
+class ConflictError(ImagegateError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    default_code = "conflict"
+
+
+class RateLimitError(ImagegateError):
+    status_code = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class ProviderError(ImagegateError):
+    """The backend failed (timeout, 5xx, a sandbox-injected failure). Retryable by routing."""
+
+    status_code = 502
+    error_type = "upstream_error"
+    default_code = "upstream_error"
+
+
+class ProviderRejectedError(ProviderError):
+    """The backend refused the request itself (content policy, bad size): never retried."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+    default_code = "upstream_rejected"
+
+
+class ServiceUnavailableError(ImagegateError):
+    status_code = 503
+    error_type = "service_unavailable"
+    default_code = "service_unavailable"
+
+
+def error_from_json(data: dict[str, Any]) -> ImagegateError:
+    """Rebuild the exception a failed task recorded, so a sync waiter can raise it."""
+    wanted = data.get("type")
+    for cls in _all_subclasses(ImagegateError):
+        if cls.error_type == wanted and cls.default_code == data.get("code"):
+            return cls(str(data.get("message", "")), param=data.get("param"))
+    for cls in _all_subclasses(ImagegateError):
+        if cls.error_type == wanted:
+            return cls(str(data.get("message", "")), param=data.get("param"), code=data.get("code"))
+    return ImagegateError(str(data.get("message", "")), param=data.get("param"), code=data.get("code"))
+
+
+def _all_subclasses(cls: type[ImagegateError]) -> list[type[ImagegateError]]:
+    out: list[type[ImagegateError]] = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_all_subclasses(sub))
+    return out

@@ -1,0 +1,54 @@
+"""The one interface every image backend implements.
+
+A provider turns a normalized `ImageRequest` into finished image bytes. It reports progress
+through a callback and signals failure only with the exceptions of `imagegate.errors`
+(vendor errors are translated here, at the boundary, never above it).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from imagegate.domain.request import ImageRequest
+
+ProgressCallback = Callable[[int], Awaitable[None]]
+"""Called with a progress percentage (0-100); cheap to call often, the worker throttles."""
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedImage:
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+    revised_prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderResult:
+    images: list[GeneratedImage]
+    usage: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderJob:
+    """What a worker hands a provider: the request plus the task it belongs to."""
+
+    task_id: str
+    request: ImageRequest
+    attempt: int = 1
+
+
+class Provider(abc.ABC):
+    """One backend. Implementations must be safe to call concurrently."""
+
+    name: str = "provider"
+
+    @abc.abstractmethod
+    async def generate(self, job: ProviderJob, progress: ProgressCallback) -> ProviderResult:
+        """Produce exactly `job.request.n` images of the requested size and format."""
+
+    async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing to release
+        """Release connections and threads."""

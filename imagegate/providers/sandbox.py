@@ -1,0 +1,255 @@
+"""The built-in sandbox provider: real, deterministic images made locally (DESIGN §1).
+
+It exists so the whole service, its clients and its tests run offline: every image has
+exactly the requested size and format, its colours are seeded by the prompt, the prompt is
+drawn on it, and a footer says it is a sandbox image so nobody mistakes it for a generation.
+Latency, progress steps and a failure rate are configurable so clients can rehearse their
+async handling.
+
+The rendering is a pure function of the request (`render_image`), so the same request gives
+the same bytes on the same libvips build, whichever task asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import math
+import random
+from typing import Any
+
+import pyvips
+
+from imagegate.domain.request import ImageRequest
+from imagegate.errors import ProviderError
+from imagegate.providers.base import (
+    GeneratedImage,
+    ProgressCallback,
+    Provider,
+    ProviderJob,
+    ProviderResult,
+)
+
+_MAX_PROMPT_CHARS = 300
+_GRID = 3  # colour control points per edge: enough for a varied gradient, cheap to upsample
+_DEFAULT_Q = 90
+_CARD_DARKEN = 0.3  # white text stays readable on a darkened copy of any background colour
+# Measured on the 2-core dev box (ms, median; filter none / adaptive): 1024x1024 6.4 / 8.2,
+# 3840x2160 53 / 66. Our smooth gradients compress about as well without filtering, so "none"
+# buys ~20% speed for ~the same size. Level 2 is near zlib's fastest with sane sizes.
+_PNG_COMPRESSION = 2
+_PNG_FILTER = pyvips.enums.ForeignPngFilter.NONE
+_WEBP_EFFORT = 2  # libwebp's default (4) is ~2x slower for no visible gain on flat art
+_KEEP_NONE = pyvips.enums.ForeignKeep.NONE  # no metadata: nothing that varies run to run
+
+
+def render_image(request: ImageRequest, index: int) -> bytes:
+    """The finished image `index` (0-based) of `request`, encoded; pure and thread-safe."""
+    return _encode(_compose(request, index), request)
+
+
+def render_partial(request: ImageRequest, index: int, step: int, total_steps: int) -> bytes:
+    """A coarse preview of `render_image` for streaming: same size and format.
+
+    `step` runs 0..total_steps; each step halves the mosaic's block size, and `step >= total_steps`
+    is the finished image itself.
+    """
+    if total_steps < 1 or step < 0:
+        raise ValueError("render_partial needs total_steps >= 1 and step >= 0")
+    img = _compose(request, index)
+    if step < total_steps:
+        # A mosaic, like an interlaced PNG arriving: box-average blocks, then replicate.
+        f = min(2 ** (total_steps - step + 2), request.width, request.height)
+        img = img.shrink(f, f).zoom(f, f).embed(0, 0, request.width, request.height, extend="copy")
+    return _encode(img, request)
+
+
+def estimate_usage(request: ImageRequest) -> dict[str, object]:
+    """OpenAI-shaped usage. An estimate, not a measurement: there is no real model here.
+
+    Text ≈ 4 characters per token; each reference image counts like one 1024x1024 tile; output
+    is a quarter token per 1024 pixels per image. Deterministic, so billing tests are stable.
+    """
+    text_tokens = math.ceil(len(request.prompt) / 4)
+    image_tokens = len(request.references) * 256
+    output_tokens = math.ceil(math.ceil(request.width * request.height / 1024) * request.n / 4)
+    input_tokens = text_tokens + image_tokens
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+class SandboxProvider(Provider):
+    name = "sandbox"
+
+    def __init__(
+        self, *, latency: float = 0.0, progress_steps: int = 4, failure_rate: float = 0.0
+    ) -> None:
+        if latency < 0:
+            raise ValueError("latency must be >= 0")
+        if not 1 <= progress_steps <= 99:
+            # Each step must report a distinct whole percentage strictly inside 0..100.
+            raise ValueError("progress_steps must be in 1..99")
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ValueError("failure_rate must be in 0..1")
+        self.latency = latency
+        self.progress_steps = progress_steps
+        self.failure_rate = failure_rate
+
+    async def generate(self, job: ProviderJob, progress: ProgressCallback) -> ProviderResult:
+        request = job.request
+        # Seeded per attempt, so a retry of an injected failure may succeed, reproducibly.
+        fails = random.Random(f"{job.task_id}:{job.attempt}").random() < self.failure_rate
+        # Render while the simulated latency runs: total time is max(latency, render).
+        render = None if fails else asyncio.ensure_future(_render_all(request))
+        try:
+            if self.latency > 0:
+                await self._simulate_latency(progress)
+            if fails:
+                raise ProviderError(
+                    f"sandbox: injected failure (failure_rate={self.failure_rate})"
+                )
+            assert render is not None
+            try:
+                blobs = await render
+            except pyvips.Error as exc:
+                raise ProviderError(f"sandbox: render failed: {exc}") from exc
+        finally:
+            if render is not None and not render.done():
+                render.cancel()
+            elif render is not None and not render.cancelled():
+                render.exception()  # mark retrieved: asyncio must not log it at GC time
+        images = [
+            GeneratedImage(
+                data=blob,
+                content_type=request.content_type,
+                width=request.width,
+                height=request.height,
+            )
+            for blob in blobs
+        ]
+        return ProviderResult(images=images, usage=estimate_usage(request))
+
+    async def _simulate_latency(self, progress: ProgressCallback) -> None:
+        steps = self.progress_steps
+        for i in range(1, steps + 1):
+            await asyncio.sleep(self.latency / steps)
+            await progress(round(100 * i / (steps + 1)))
+
+
+async def _render_all(request: ImageRequest) -> list[bytes]:
+    # libvips releases the GIL, so images of one request encode in parallel threads.
+    return list(
+        await asyncio.gather(
+            *(asyncio.to_thread(render_image, request, i) for i in range(request.n))
+        )
+    )
+
+
+def _seed(request: ImageRequest, index: int) -> bytes:
+    # sha256, not hash(): Python salts str hashes per process, and bytes must not change.
+    key = "\x1f".join(
+        (request.prompt, request.model, f"{request.width}x{request.height}", str(index))
+    )
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def _compose(request: ImageRequest, index: int) -> Any:
+    w, h = request.width, request.height
+    bg = _background(_seed(request, index), w, h)
+    transparent = request.background == "transparent" and request.output_format != "jpeg"
+    short = min(w, h)
+    margin = max(1, round(short * 0.08))
+    pad = max(1, round(short * 0.03))
+    card_w, max_card_h = w - 2 * margin, h - 2 * margin
+    text_w, max_text_h = card_w - 2 * pad, max_card_h - 2 * pad
+    if text_w < 16 or max_text_h < 8:  # too small to hold legible text: just the colours
+        return _alpha(bg, 255) if transparent else bg
+    mask = _text_mask(request, index, text_w, max_text_h)
+    card_h = min(max_card_h, mask.height + 2 * pad)
+    x, y = margin, (h - card_h) // 2
+    card = (bg.crop(x, y, card_w, card_h) * _CARD_DARKEN).cast("uchar")
+    mask = mask.embed(pad, pad, card_w, card_h)
+    card = mask.ifthenelse([255, 255, 255], card, blend=True)
+    if transparent:
+        # RGB zeroes under alpha 0 compress to almost nothing, unlike the hidden gradient.
+        return pyvips.Image.black(w, h, bands=4).insert(_alpha(card, 255), x, y)
+    return bg.insert(card, x, y)
+
+
+def _background(digest: bytes, w: int, h: int) -> Any:
+    # Keep control colours mid-range so neither white text nor the darkened card clips.
+    levels = bytes(40 + b * 180 // 255 for b in digest[: _GRID * _GRID * 3])
+    # Float, because libvips' uchar bilinear snaps to 1/64 pixel: stripes on a 300x stretch.
+    grid = pyvips.Image.new_from_memory(levels, _GRID, _GRID, 3, "uchar").cast("float")
+    # Interpolating every pixel of a 4K frame costs ~90 ms; interpolating 1/f^2 of them and
+    # replicating f x f blocks costs ~10 ms, and the steps are under one grey level wide.
+    f = max(1, min(8, min(w, h) // 256))
+    sw, sh = -(-w // f), -(-h // f)
+    sx, sy = sw / _GRID, sh / _GRID
+    small = grid.affine(
+        [sx, 0, 0, sy],
+        interpolate=pyvips.Interpolate.new("bilinear"),
+        oarea=[0, 0, sw, sh],
+        # Map pixel centres to pixel centres, so the grid is stretched symmetrically.
+        odx=(sx - 1) / 2,
+        ody=(sy - 1) / 2,
+        extend="copy",
+    )
+    return small.cast("uchar").zoom(f, f).crop(0, 0, w, h).copy(interpretation="srgb")
+
+
+def _text_mask(request: ImageRequest, index: int, width: int, max_height: int) -> Any:
+    """Prompt and footer as one 1-band coverage mask, at most width x max_height."""
+    w, h = request.width, request.height
+    prompt = "".join(c if c.isprintable() or c == "\n" else " " for c in request.prompt).strip()
+    if len(prompt) > _MAX_PROMPT_CHARS:
+        prompt = prompt[: _MAX_PROMPT_CHARS - 1].rstrip() + "…"
+    footer = f"imagegate sandbox · {request.model} · {w}x{h} · #{index}"
+    # Scale with the geometric mean of the edges: ~33 px type at 1024x1024, ~94 px at 4K.
+    dpi = 200 * math.sqrt(w * h) / 1024
+    for _ in range(3):
+        block = _text(footer, width, dpi * 0.5)
+        if prompt:
+            body = _text(prompt, width, dpi)
+            block = body.join(block, "vertical", expand=True, shim=max(1, round(dpi / 8)))
+        if block.height <= max_height:
+            break
+        # Text area grows with dpi squared; shrink a little past the exact fit.
+        dpi *= math.sqrt(max_height / block.height) * 0.95
+    return block.crop(0, 0, min(width, block.width), min(max_height, block.height))
+
+
+def _text(text: str, width: int, dpi: float) -> Any:
+    # Image.text reads Pango markup; escaping keeps prompts like "<b>" or "a & b" literal.
+    return pyvips.Image.text(
+        html.escape(text, quote=False),
+        font="sans 12",
+        width=width,
+        dpi=max(1, round(dpi)),
+        wrap=pyvips.enums.TextWrap.WORD_CHAR,  # 300-char words must wrap, not overflow
+    )
+
+
+def _alpha(img: Any, value: int) -> Any:
+    return img.bandjoin(value)
+
+
+def _encode(img: Any, request: ImageRequest) -> bytes:
+    fmt = request.output_format
+    if fmt == "png":
+        data = img.pngsave_buffer(
+            compression=_PNG_COMPRESSION, filter=_PNG_FILTER, keep=_KEEP_NONE
+        )
+    else:
+        q = _DEFAULT_Q if request.output_compression is None else request.output_compression
+        q = min(100, max(1, q))  # libvips' jpeg Q starts at 1
+        if fmt == "jpeg":
+            data = img.jpegsave_buffer(Q=q, keep=_KEEP_NONE)
+        else:
+            data = img.webpsave_buffer(Q=q, effort=_WEBP_EFFORT, keep=_KEEP_NONE)
+    return bytes(data)

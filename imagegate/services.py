@@ -1,0 +1,121 @@
+"""The wired-up backends of one process. Built from Settings, owned by the app's lifespan
+(or by a CLI command), closed in reverse order. Nothing here is module-level state."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from imagegate.accounts.keys import KeyStore
+from imagegate.config import Settings
+from imagegate.db.engine import create_engine, migrate
+from imagegate.domain.catalog import Catalog, load_catalog
+from imagegate.providers.registry import ProviderRegistry
+from imagegate.providers.sandbox import SandboxProvider
+from imagegate.storage.base import BlobStore
+from imagegate.storage.obstore_store import ObstoreBlobStore
+from imagegate.storage.signing import UrlSigner
+from imagegate.tasks.events import EventBus, MemoryEventBus
+from imagegate.tasks.service import TaskService
+from imagegate.tasks.store import TaskStore
+from imagegate.tasks.worker import Worker, WorkerConfig
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    catalog: Catalog
+    keys: KeyStore
+    store: TaskStore
+    tasks: TaskService
+    events: EventBus
+    blobs: BlobStore
+    signer: UrlSigner
+    providers: ProviderRegistry
+    worker: Worker | None = None
+
+    async def aclose(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+        await self.providers.aclose()
+        await self.events.aclose()
+        await self.blobs.aclose()
+        await self.engine.dispose()
+
+
+def signing_secret(settings: Settings) -> bytes:
+    """The configured secret, or one generated on first start and kept in the data dir."""
+    if settings.signing_secret:
+        return settings.signing_secret.get_secret_value().encode()
+    path = settings.data_dir / "signing.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip().encode()
+
+
+def build_blobs(settings: Settings) -> BlobStore:
+    if settings.blob_store == "memory":
+        return ObstoreBlobStore.memory()
+    return ObstoreBlobStore.local(Path(settings.effective_blob_dir))
+
+
+def build_providers(settings: Settings, catalog: Catalog) -> ProviderRegistry:
+    sandbox = SandboxProvider(
+        latency=settings.sandbox_latency,
+        progress_steps=settings.sandbox_progress_steps,
+        failure_rate=settings.sandbox_failure_rate,
+    )
+    return ProviderRegistry({name: sandbox for name in catalog.names()})
+
+
+async def open_database(settings: Settings) -> AsyncEngine:
+    engine = create_engine(settings.effective_database_url)
+    try:
+        await migrate(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
+
+
+async def build_services(settings: Settings, *, with_worker: bool | None = None) -> Services:
+    catalog = load_catalog(settings.catalog_file)
+    engine = await open_database(settings)
+    store = TaskStore(engine)
+    events = MemoryEventBus()
+    services = Services(
+        settings=settings,
+        engine=engine,
+        catalog=catalog,
+        keys=KeyStore(engine),
+        store=store,
+        tasks=TaskService(store, events, retention_seconds=settings.retention_seconds,
+                          poll_interval=settings.poll_interval_seconds),
+        events=events,
+        blobs=build_blobs(settings),
+        signer=UrlSigner(signing_secret(settings), settings.url_ttl_seconds),
+        providers=build_providers(settings, catalog),
+    )
+    run_worker = settings.run_workers if with_worker is None else with_worker
+    if run_worker:
+        services.worker = Worker(
+            store,
+            events,
+            services.providers,
+            services.blobs,
+            WorkerConfig(
+                concurrency=settings.worker_concurrency,
+                lease_seconds=settings.lease_seconds,
+                poll_interval=settings.poll_interval_seconds,
+                reaper_interval=settings.reaper_interval_seconds,
+                max_attempts=settings.max_attempts,
+            ),
+        )
+        await services.worker.start()
+    return services

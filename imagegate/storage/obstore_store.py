@@ -1,0 +1,42 @@
+"""BlobStore over obstore: local files and memory now; S3-compatible storage shares this code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import obstore
+from obstore.store import LocalStore, MemoryStore
+
+from imagegate.storage.base import BlobNotFoundError, BlobStore
+
+
+class ObstoreBlobStore(BlobStore):
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    @classmethod
+    def local(cls, root: Path) -> ObstoreBlobStore:
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(LocalStore(str(root.resolve()), mkdir=True))
+
+    @classmethod
+    def memory(cls) -> ObstoreBlobStore:
+        return cls(MemoryStore())
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        # Local files have no content type; the task row records it for serving.
+        await obstore.put_async(self._store, key, data)
+
+    async def get(self, key: str) -> bytes:
+        try:
+            result = await obstore.get_async(self._store, key)
+            return bytes(await result.bytes_async())
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(key) from exc
+
+    async def delete(self, key: str) -> None:
+        try:
+            await obstore.delete_async(self._store, key)
+        except FileNotFoundError:
+            pass

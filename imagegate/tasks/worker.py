@@ -1,0 +1,242 @@
+"""Workers: claim tasks under a lease, run them on a provider, store results, finish.
+
+One dispatcher claims (so a new task wakes one claimer, not a herd), up to `concurrency`
+tasks run at once, one loop renews all held leases, one reaper requeues leases that dead
+workers left behind, and one cleaner removes tasks past retention with their blobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+from imagegate.domain.request import ImageRequest
+from imagegate.domain.task import StoredImage, Task, new_token
+from imagegate.errors import ImagegateError
+from imagegate.providers.base import ProgressCallback, ProviderJob, ProviderResult
+from imagegate.providers.registry import ProviderRegistry
+from imagegate.storage.base import BlobStore
+from imagegate.tasks.events import EventBus
+from imagegate.tasks.store import TaskStore
+
+log = logging.getLogger("imagegate.worker")
+
+_EXT = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    concurrency: int = 32
+    lease_seconds: float = 30.0
+    poll_interval: float = 1.0
+    reaper_interval: float = 5.0
+    cleaner_interval: float = 60.0
+    max_attempts: int = 3
+    progress_interval: float = 0.25  # at most this often a progress write per task
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()[:24]}-{os.getpid()}-{new_token(4)}"
+
+
+class Worker:
+    def __init__(
+        self,
+        store: TaskStore,
+        events: EventBus,
+        providers: ProviderRegistry,
+        blobs: BlobStore,
+        config: WorkerConfig,
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._providers = providers
+        self._blobs = blobs
+        self._config = config
+        self.owner = worker_id()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    async def start(self) -> None:
+        self._loops = [
+            asyncio.create_task(self._dispatch_loop(), name="imagegate-dispatch"),
+            asyncio.create_task(self._renew_loop(), name="imagegate-renew"),
+            asyncio.create_task(self._reaper_loop(), name="imagegate-reaper"),
+            asyncio.create_task(self._cleaner_loop(), name="imagegate-cleaner"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming, abandon running tasks and hand their leases back at once, so a
+        restart (or another worker) picks them up without waiting for the lease to lapse."""
+        self._stopping = True
+        for loop in self._loops:
+            loop.cancel()
+        running = list(self._running.items())
+        for _, job in running:
+            job.cancel()
+        await asyncio.gather(*self._loops, *(j for _, j in running), return_exceptions=True)
+        if running:
+            with contextlib.suppress(Exception):
+                await self._store.release([tid for tid, _ in running], self.owner)
+                await self._events.work_queued()
+
+    # -- loops
+    async def _dispatch_loop(self) -> None:
+        while not self._stopping:
+            await self._slots.acquire()
+            try:
+                task = await self._store.claim(self.owner, self._config.lease_seconds)
+            except Exception:
+                self._slots.release()
+                log.exception("claim failed; retrying")
+                await asyncio.sleep(self._config.poll_interval)
+                continue
+            if task is None:
+                self._slots.release()
+                await self._events.wait_for_work(self._config.poll_interval)
+                continue
+            job = asyncio.create_task(self._run(task), name=f"imagegate-task-{task.id}")
+            self._running[task.id] = job
+            job.add_done_callback(lambda _j, tid=task.id: self._finished(tid))
+
+    def _finished(self, task_id: str) -> None:
+        self._running.pop(task_id, None)
+        self._slots.release()
+
+    async def _renew_loop(self) -> None:
+        interval = self._config.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self._running)
+            if not ids:
+                continue
+            try:
+                held = await self._store.renew(ids, self.owner, self._config.lease_seconds)
+            except Exception:
+                log.exception("lease renewal failed")
+                continue
+            for tid in ids:
+                job = self._running.get(tid)
+                if tid not in held and job is not None:
+                    # Cancelled by its owner, or the lease lapsed and was requeued: stop work
+                    # whose result could no longer be recorded.
+                    job.cancel()
+
+    async def _reaper_loop(self) -> None:
+        while True:
+            try:
+                requeued, failed = await self._store.requeue_expired(self._config.max_attempts)
+                if requeued or failed:
+                    log.warning("reaper: %d expired leases requeued, %d failed", requeued, failed)
+                if requeued:
+                    await self._events.work_queued()
+            except Exception:
+                log.exception("reaper pass failed")
+            await asyncio.sleep(self._config.reaper_interval)
+
+    async def _cleaner_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.cleaner_interval)
+            try:
+                await self.clean_expired()
+            except Exception:
+                log.exception("cleaner pass failed")
+
+    async def clean_expired(self) -> int:
+        removed = 0
+        while batch := await self._store.take_expired():
+            for task in batch:
+                for image in task.images:
+                    await self._blobs.delete(image.key)
+            removed += await self._store.delete([t.id for t in batch])
+        return removed
+
+    # -- one task
+    async def _run(self, task: Task) -> None:
+        started = time.monotonic()
+        try:
+            request = ImageRequest.from_json(task.request)
+            provider = self._providers.for_model(request.model)
+            result = await provider.generate(
+                ProviderJob(task.id, request, task.attempts), self._progress_reporter(task.id)
+            )
+            images = await self._store_images(task, result)
+            if await self._store.succeed(
+                task.id, self.owner, {"images": [i.to_json() for i in images],
+                                      "usage": result.usage}, provider.name
+            ):
+                log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
+            else:
+                # Cancelled meanwhile, or our lease was taken over: the result has no home.
+                for image in images:
+                    await self._blobs.delete(image.key)
+        except asyncio.CancelledError:
+            raise
+        except ImagegateError as exc:
+            log.info("task %s failed: %s", task.id, exc.message)
+            await self._store.fail(task.id, self.owner, exc.to_json())
+        except Exception:
+            log.exception("task %s failed unexpectedly", task.id)
+            await self._store.fail(
+                task.id,
+                self.owner,
+                {"message": "The image could not be generated because of an internal error",
+                 "type": "server_error", "param": None, "code": "internal_error"},
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await self._events.task_changed(task.id)
+
+    def _progress_reporter(self, task_id: str) -> ProgressCallback:
+        # Providers may report often; the row is written at most every progress_interval.
+        last_time, last_value = 0.0, -1
+
+        async def report(progress: int) -> None:
+            nonlocal last_time, last_value
+            now = time.monotonic()
+            if progress <= last_value or now - last_time < self._config.progress_interval:
+                return
+            last_time, last_value = now, progress
+            if await self._store.set_progress(task_id, self.owner, progress):
+                await self._events.task_changed(task_id)
+
+        return report
+
+    async def _store_images(self, task: Task, result: ProviderResult) -> list[StoredImage]:
+        stored: list[StoredImage] = []
+        try:
+            for index, image in enumerate(result.images):
+                ext = _EXT.get(image.content_type, "bin")
+                # The attempt is in the key so a stale worker can never overwrite (or delete)
+                # the images of a later run of the same task.
+                key = f"tasks/{task.id}/{task.attempts}/{index}.{ext}"
+                await self._blobs.put(key, image.data, image.content_type)
+                stored.append(
+                    StoredImage(
+                        key=key,
+                        content_type=image.content_type,
+                        size=len(image.data),
+                        etag=hashlib.sha256(image.data).hexdigest()[:32],
+                        width=image.width,
+                        height=image.height,
+                        revised_prompt=image.revised_prompt,
+                    )
+                )
+        except BaseException:
+            for image in stored:
+                with contextlib.suppress(Exception):
+                    await self._blobs.delete(image.key)
+            raise
+        return stored
