@@ -8,27 +8,27 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagegate import __version__
 from imagegate.api import files, images, models, tasks
 from imagegate.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from imagegate.api.responses import JSONResponse
 from imagegate.config import Settings
 from imagegate.errors import ImagegateError, InvalidRequestError, NotFoundError
 from imagegate.services import Services, build_services
 
 
-def _error_response(exc: ImagegateError) -> ORJSONResponse:
-    return ORJSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers)
+def _error_response(exc: ImagegateError) -> JSONResponse:
+    return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers)
 
 
-async def _imagegate_error(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _imagegate_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ImagegateError)
     return _error_response(exc)
 
 
-async def _http_error(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
         return _error_response(NotFoundError("Unknown path", code="unknown_url"))
@@ -43,7 +43,7 @@ async def _http_error(_request: Request, exc: Exception) -> ORJSONResponse:
     return resp
 
 
-async def _validation_error(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
@@ -71,7 +71,7 @@ def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
         version=__version__,
         description="OpenAI-compatible image generation with async tasks and signed URLs.",
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
+        default_response_class=JSONResponse,
     )
     if services is not None:
         app.state.services = services

@@ -53,7 +53,8 @@ class ImagegateError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         """How a failed task records its error (the same shape as the HTTP body's inner object)."""
-        return self.to_body()["error"]
+        body: dict[str, Any] = self.to_body()["error"]
+        return body
 
 
 class InvalidRequestError(ImagegateError):
@@ -132,7 +133,9 @@ def error_from_json(data: dict[str, Any]) -> ImagegateError:
     for cls in _all_subclasses(ImagegateError):
         if cls.error_type == wanted:
             return cls(str(data.get("message", "")), param=data.get("param"), code=data.get("code"))
-    return ImagegateError(str(data.get("message", "")), param=data.get("param"), code=data.get("code"))
+    return ImagegateError(
+        str(data.get("message", "")), param=data.get("param"), code=data.get("code")
+    )
 
 
 def _all_subclasses(cls: type[ImagegateError]) -> list[type[ImagegateError]]:

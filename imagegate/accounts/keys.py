@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,8 +38,10 @@ def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
-def _row(row: sa.Row[tuple[str, str, str, float, float | None]]) -> ApiKey:
-    return ApiKey(*row)
+def _row(row: Any) -> ApiKey:
+    m = row._mapping
+    return ApiKey(id=m["id"], name=m["name"], prefix=m["prefix"], created_at=m["created_at"],
+                  revoked_at=m["revoked_at"])
 
 
 _COLUMNS = (api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.created_at,

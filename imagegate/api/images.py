@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import ORJSONResponse
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api.deps import api_key, json_body, services
 from imagegate.api.profiles import native
+from imagegate.api.responses import JSONResponse
 from imagegate.domain.normalize import normalize, opt_bool
 from imagegate.domain.request import ImageRequest
 from imagegate.domain.task import Task, TaskStatus
@@ -36,7 +36,7 @@ def wants_async(request: Request, body: dict[str, Any]) -> bool:
 
 
 def accepted(svc_retry_after: int, task: Task) -> Response:
-    return ORJSONResponse(
+    return JSONResponse(
         native.submit_response(task),
         status_code=202,
         headers={"Location": f"/v1/tasks/{task.id}", "Retry-After": str(svc_retry_after)},
@@ -54,7 +54,7 @@ async def run_request(request: Request, key: ApiKey, body: dict[str, Any],
         return accepted(retry_after, task)
     done = await svc.tasks.wait(task, svc.settings.sync_wait_seconds)
     if done.status is TaskStatus.SUCCEEDED:
-        return ORJSONResponse(await native.image_response(svc, done))
+        return JSONResponse(await native.image_response(svc, done))
     if done.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) and done.error:
         raise error_from_json(done.error)
     # Still running after sync_wait_seconds: hand over the task instead of holding the line.

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import ORJSONResponse
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api.deps import api_key, services
+from imagegate.api.responses import JSONResponse
 
 router = APIRouter(tags=["models"])
 
 
 @router.get("/v1/models")
-async def list_models(request: Request, key: ApiKey = Depends(api_key)) -> ORJSONResponse:
+async def list_models(request: Request, key: ApiKey = Depends(api_key)) -> JSONResponse:
     svc = services(request)
     served_by = svc.providers.describe()
     data = [
@@ -27,4 +27,4 @@ async def list_models(request: Request, key: ApiKey = Depends(api_key)) -> ORJSO
         }
         for spec in svc.catalog.models.values()
     ]
-    return ORJSONResponse({"object": "list", "data": data})
+    return JSONResponse({"object": "list", "data": data})

@@ -92,7 +92,9 @@ def _tuple(value: Any, key: str, model: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _spec(name: str, raw: dict[str, Any], families: dict[str, dict[str, Any]]) -> ModelSpec:
+def _spec(name: str, raw: Any, families: dict[str, dict[str, Any]]) -> ModelSpec:
+    if not isinstance(raw, dict):
+        raise CatalogError(f"model {name!r}: expected a table of settings")
     merged: dict[str, Any] = {}
     family = raw.get("family", name)
     merged.update(families.get(family, {}))

@@ -136,7 +136,10 @@ def resolve_size(
     if known is not None:
         return width, height, known
     check_flexible(width, height, spec.flexible)
-    return width, height, tier_for_pixels(width, height)
+    tier = tier_for_pixels(width, height)
+    if spec.max_n(tier) < 1:
+        raise SizeError(f"size {width}x{height} is {tier}, a tier {spec.name} does not offer")
+    return width, height, tier
 
 
 def collect_references(body: dict[str, Any]) -> tuple[ReferenceSource, ...]:
@@ -175,7 +178,7 @@ def _reference_value(item: Any, where: str) -> str:
     return value
 
 
-def normalize(  # noqa: C901 - one linear pass over the fields reads best
+def normalize(
     body: dict[str, Any],
     catalog: Catalog,
     *,
@@ -268,6 +271,8 @@ def normalize(  # noqa: C901 - one linear pass over the fields reads best
         mask_value = body.get("mask_url") or body.get("mask")
         if mask_value is not None:
             mask = ReferenceSource(_reference_value(mask_value, "mask_url"), "mask_url", 0)
+    if operation == "edit" and not spec.edits:
+        raise bad(f"{spec.name} does not support image edits", "model", "unsupported_model")
     if operation == "edit" and not refs:
         raise bad("an edit needs at least one image", "image", "missing_required_parameter")
     if refs and len(refs) > spec.max_references:

@@ -35,12 +35,14 @@ _MAX_PROMPT_CHARS = 300
 _GRID = 3  # colour control points per edge: enough for a varied gradient, cheap to upsample
 _DEFAULT_Q = 90
 _CARD_DARKEN = 0.3  # white text stays readable on a darkened copy of any background colour
-# Measured on the 2-core dev box (ms, median; filter none / adaptive): 1024x1024 6.4 / 8.2,
-# 3840x2160 53 / 66. Our smooth gradients compress about as well without filtering, so "none"
-# buys ~20% speed for ~the same size. Level 2 is near zlib's fastest with sane sizes.
+# PNG encode, measured on the 2-core dev box at compression 2 (median ms / kB, filter none vs
+# adaptive): 1024x1024 5.8 / 130 vs 29.5 / 66; 3840x2160 23 / 524 vs 199 / 173. Adaptive
+# halves the size but costs 5-9x the time; the sandbox is about throughput, so "none". (UP
+# alone was the middle: ~1.3-2x the time for about adaptive's size.) Level 2 beat 1 on size
+# for 1-5 ms more, and at 4K beat 3 on both time and size.
 _PNG_COMPRESSION = 2
 _PNG_FILTER = pyvips.enums.ForeignPngFilter.NONE
-_WEBP_EFFORT = 2  # libwebp's default (4) is ~2x slower for no visible gain on flat art
+_WEBP_EFFORT = 2  # libwebp's default 4 took ~2.5x the time for files only ~5% smaller
 _KEEP_NONE = pyvips.enums.ForeignKeep.NONE  # no metadata: nothing that varies run to run
 
 
@@ -52,8 +54,8 @@ def render_image(request: ImageRequest, index: int) -> bytes:
 def render_partial(request: ImageRequest, index: int, step: int, total_steps: int) -> bytes:
     """A coarse preview of `render_image` for streaming: same size and format.
 
-    `step` runs 0..total_steps; each step halves the mosaic's block size, and `step >= total_steps`
-    is the finished image itself.
+    `step` runs 0..total_steps; each step halves the mosaic's block size, and
+    `step >= total_steps` is the finished image itself.
     """
     if total_steps < 1 or step < 0:
         raise ValueError("render_partial needs total_steps >= 1 and step >= 0")
@@ -110,9 +112,7 @@ class SandboxProvider(Provider):
             if self.latency > 0:
                 await self._simulate_latency(progress)
             if fails:
-                raise ProviderError(
-                    f"sandbox: injected failure (failure_rate={self.failure_rate})"
-                )
+                raise ProviderError(f"sandbox: injected failure (failure_rate={self.failure_rate})")
             assert render is not None
             try:
                 blobs = await render
@@ -177,7 +177,8 @@ def _compose(request: ImageRequest, index: int) -> Any:
     card = mask.ifthenelse([255, 255, 255], card, blend=True)
     if transparent:
         # RGB zeroes under alpha 0 compress to almost nothing, unlike the hidden gradient.
-        return pyvips.Image.black(w, h, bands=4).insert(_alpha(card, 255), x, y)
+        base = pyvips.Image.black(w, h, bands=4).copy(interpretation="srgb")
+        return base.insert(_alpha(card, 255), x, y)
     return bg.insert(card, x, y)
 
 
@@ -242,9 +243,7 @@ def _alpha(img: Any, value: int) -> Any:
 def _encode(img: Any, request: ImageRequest) -> bytes:
     fmt = request.output_format
     if fmt == "png":
-        data = img.pngsave_buffer(
-            compression=_PNG_COMPRESSION, filter=_PNG_FILTER, keep=_KEEP_NONE
-        )
+        data = img.pngsave_buffer(compression=_PNG_COMPRESSION, filter=_PNG_FILTER, keep=_KEEP_NONE)
     else:
         q = _DEFAULT_Q if request.output_compression is None else request.output_compression
         q = min(100, max(1, q))  # libvips' jpeg Q starts at 1

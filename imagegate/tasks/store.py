@@ -137,7 +137,9 @@ class TaskStore:
             return {status: count for status, count in rows}
 
     # -- worker side
-    async def claim(self, owner: str, lease_seconds: float, now: float | None = None) -> Task | None:
+    async def claim(
+        self, owner: str, lease_seconds: float, now: float | None = None
+    ) -> Task | None:
         """Take the oldest queued task under a lease, or None when the queue is empty."""
         now = time.time() if now is None else now
         pick = (
@@ -200,7 +202,9 @@ class TaskStore:
         )
         return res.rowcount == 1
 
-    async def succeed(self, task_id: str, owner: str, result: dict[str, Any], provider: str) -> bool:
+    async def succeed(
+        self, task_id: str, owner: str, result: dict[str, Any], provider: str
+    ) -> bool:
         res = await self._write(
             self._owned(task_id, owner).values(
                 status=TaskStatus.SUCCEEDED.value,

@@ -109,9 +109,10 @@ class Worker:
                 continue
             job = asyncio.create_task(self._run(task), name=f"imagegate-task-{task.id}")
             self._running[task.id] = job
-            job.add_done_callback(lambda _j, tid=task.id: self._finished(tid))
+            job.add_done_callback(self._finished)
 
-    def _finished(self, task_id: str) -> None:
+    def _finished(self, job: asyncio.Task[None]) -> None:
+        task_id = job.get_name().removeprefix("imagegate-task-")
         self._running.pop(task_id, None)
         self._slots.release()
 
@@ -235,8 +236,8 @@ class Worker:
                     )
                 )
         except BaseException:
-            for image in stored:
+            for done in stored:
                 with contextlib.suppress(Exception):
-                    await self._blobs.delete(image.key)
+                    await self._blobs.delete(done.key)
             raise
         return stored

@@ -38,7 +38,10 @@ ALIASES = (
 URL = "https://example.com/ref.png"
 URL2 = "https://example.com/other.jpg"
 DATA_URL = "data:image/png;base64,iVBORw0KGgo="
-BARE_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+BARE_B64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQ"
+    "DwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 
 def norm(**fields: Any) -> ImageRequest:
@@ -103,21 +106,43 @@ def test_minimal_body_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("model", "quality"),
-    [("gpt-image-2", "auto"), ("gpt-image-1", "auto"), ("dall-e-3", "standard"),
-     ("dall-e-2", "standard")],
+    [
+        ("gpt-image-2", "auto"),
+        ("gpt-image-1", "auto"),
+        ("dall-e-3", "standard"),
+        ("dall-e-2", "standard"),
+    ],
 )
 def test_defaults_per_model(model: str, quality: str) -> None:
     req = norm(model=model)
     assert (req.model, req.width, req.height, req.tier, req.quality) == (
-        model, 1024, 1024, "1k", quality
+        model,
+        1024,
+        1024,
+        "1k",
+        quality,
     )
 
 
 def test_explicit_nulls_are_defaults() -> None:
     nulls = dict.fromkeys(
-        ["model", "n", "size", "resolution", "output_format", "output_compression",
-         "background", "quality", "moderation", "style", "user", "response_format",
-         "wait_for_result", "mask_url", *ALIASES],
+        [
+            "model",
+            "n",
+            "size",
+            "resolution",
+            "output_format",
+            "output_compression",
+            "background",
+            "quality",
+            "moderation",
+            "style",
+            "user",
+            "response_format",
+            "wait_for_result",
+            "mask_url",
+            *ALIASES,
+        ],
     )
     assert norm(**nulls) == norm()
 
@@ -334,8 +359,17 @@ def test_every_catalog_model_normalizes(model: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("png", "png"), ("jpeg", "jpeg"), ("webp", "webp"), ("jpg", "jpeg"), ("JPG", "jpeg"),
-     (" PNG ", "png"), ("Jpeg", "jpeg"), ("", "png"), (None, "png")],
+    [
+        ("png", "png"),
+        ("jpeg", "jpeg"),
+        ("webp", "webp"),
+        ("jpg", "jpeg"),
+        ("JPG", "jpeg"),
+        (" PNG ", "png"),
+        ("Jpeg", "jpeg"),
+        ("", "png"),
+        (None, "png"),
+    ],
 )
 @pytest.mark.parametrize("model", [*FLEXIBLE, *GPT_IMAGE])
 def test_output_format_accepted(model: str, value: str | None, expected: str) -> None:
@@ -357,8 +391,13 @@ def test_output_format_wrong_type(value: Any) -> None:
 
 @pytest.mark.parametrize(
     ("model", "value"),
-    [("dall-e-3", "webp"), ("dall-e-3", "jpeg"), ("dall-e-3", "jpg"), ("dall-e-2", "webp"),
-     ("dall-e-2", "jpeg")],
+    [
+        ("dall-e-3", "webp"),
+        ("dall-e-3", "jpeg"),
+        ("dall-e-3", "jpg"),
+        ("dall-e-2", "webp"),
+        ("dall-e-2", "jpeg"),
+    ],
 )
 def test_output_format_the_model_lacks(model: str, value: str) -> None:
     err = refuse("output_format", model=model, output_format=value)
@@ -404,9 +443,10 @@ def test_output_compression_100_with_png_accepted_and_dropped(fmt: str | None) -
 
 
 @pytest.mark.parametrize("model", ALL_MODELS)
-@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), ("opaque", "opaque"),
-                                                 ("OPAQUE", "opaque"), (None, "auto"),
-                                                 ("", "auto")])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("auto", "auto"), ("opaque", "opaque"), ("OPAQUE", "opaque"), (None, "auto"), ("", "auto")],
+)
 def test_background_auto_and_opaque(model: str, value: str | None, expected: str) -> None:
     assert norm(model=model, background=value).background == expected
 
@@ -478,11 +518,12 @@ def test_quality_wrong_type() -> None:
     refuse("quality", "invalid_type", quality=3)
 
 
-# --------------------------------------------------------------------------- moderation, style, user
+# ------------------------------------------------------------------ moderation, style, user
 
 
-@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), ("low", "low"),
-                                                 ("LOW", "low"), (None, "auto")])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("auto", "auto"), ("low", "low"), ("LOW", "low"), (None, "auto")]
+)
 def test_moderation_accepted(value: str | None, expected: str) -> None:
     assert norm(moderation=value).moderation == expected
 
@@ -496,8 +537,10 @@ def test_moderation_wrong_type() -> None:
     refuse("moderation", "invalid_type", moderation=0)
 
 
-@pytest.mark.parametrize(("value", "expected"), [("vivid", "vivid"), ("natural", "natural"),
-                                                 ("Natural", "natural"), (None, None)])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("vivid", "vivid"), ("natural", "natural"), ("Natural", "natural"), (None, None)],
+)
 def test_style_dall_e_3(value: str | None, expected: str | None) -> None:
     assert norm(model="dall-e-3", style=value).style == expected
 
@@ -532,9 +575,17 @@ def test_user_wrong_type(value: Any) -> None:
 
 
 @pytest.mark.parametrize("model", ALL_MODELS)
-@pytest.mark.parametrize(("value", "expected"), [("url", "url"), ("b64_json", "b64_json"),
-                                                 ("data_url", "data_url"), ("B64_JSON", "b64_json"),
-                                                 (None, "url"), ("", "url")])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("url", "url"),
+        ("b64_json", "b64_json"),
+        ("data_url", "data_url"),
+        ("B64_JSON", "b64_json"),
+        (None, "url"),
+        ("", "url"),
+    ],
+)
 def test_response_format_accepted(model: str, value: str | None, expected: str) -> None:
     assert norm(model=model, response_format=value).response_format == expected
 
@@ -548,7 +599,7 @@ def test_response_format_wrong_type() -> None:
     refuse("response_format", "invalid_type", response_format=1)
 
 
-# --------------------------------------------------------------------------- wait_for_result, stream
+# ------------------------------------------------------------------ wait_for_result, stream
 
 
 @pytest.mark.parametrize("value", [True, False, "true", "false", "TRUE", "False"])
@@ -583,10 +634,22 @@ def test_unknown_fields_ignored_but_listed() -> None:
 
 def test_known_fields_are_not_listed_as_ignored() -> None:
     req = norm(
-        model="gpt-image-2", n=1, size="1:1", resolution="1k", output_format="png",
-        background="auto", quality="auto", moderation="auto", style="vivid", user="u",
-        response_format="url", wait_for_result=True, stream=False, partial_images=0,
-        image_urls=[URL], mask_url=DATA_URL,
+        model="gpt-image-2",
+        n=1,
+        size="1:1",
+        resolution="1k",
+        output_format="png",
+        background="auto",
+        quality="auto",
+        moderation="auto",
+        style="vivid",
+        user="u",
+        response_format="url",
+        wait_for_result=True,
+        stream=False,
+        partial_images=0,
+        image_urls=[URL],
+        mask_url=DATA_URL,
     )
     assert req.ignored_fields == ()
 
@@ -609,8 +672,11 @@ REF_FORMS: list[tuple[str, Any, list[str]]] = [
     ("object-image_url", {"image_url": URL}, [URL]),
     ("object-image_url-url", {"image_url": {"url": URL}}, [URL]),
     ("object-b64_json", {"b64_json": BARE_B64}, [BARE_B64]),
-    ("list-of-objects", [{"url": URL}, {"image_url": URL2}, {"image_url": {"url": DATA_URL}}],
-     [URL, URL2, DATA_URL]),
+    (
+        "list-of-objects",
+        [{"url": URL}, {"image_url": URL2}, {"image_url": {"url": DATA_URL}}],
+        [URL, URL2, DATA_URL],
+    ),
     ("list-objects-and-strings", [{"url": URL}, URL2], [URL, URL2]),
 ]
 
@@ -738,8 +804,9 @@ def test_mask_blob_refused() -> None:
 
 def test_edit_without_image_refused() -> None:
     refused({"prompt": "a cat"}, "image", "missing_required_parameter", operation="edit")
-    refused({"prompt": "a cat", "image": []}, "image", "missing_required_parameter",
-            operation="edit")
+    refused(
+        {"prompt": "a cat", "image": []}, "image", "missing_required_parameter", operation="edit"
+    )
 
 
 def test_edit_with_image() -> None:
@@ -748,8 +815,8 @@ def test_edit_with_image() -> None:
     assert req.references == (ReferenceSource(URL, "image", 0),)
 
 
-def test_edit_on_a_model_without_references_refused() -> None:
-    refused({"prompt": "a cat", "model": "dall-e-3", "image": URL}, "image", operation="edit")
+def test_edit_on_a_model_without_edits_refused() -> None:
+    refused({"prompt": "a cat", "model": "dall-e-3", "image": URL}, "model", operation="edit")
 
 
 def test_generate_with_references_stays_generate() -> None:
@@ -848,7 +915,10 @@ def test_to_json_shape() -> None:
     assert data["references"][0] == [URL, "image_urls", 0]
     assert data["mask"] == [URL2, "mask_url", 0]
     assert (data["width"], data["height"], data["tier"], data["size_label"]) == (
-        1536, 1024, "1k", "1536x1024"
+        1536,
+        1024,
+        "1k",
+        "1536x1024",
     )
     assert data["operation"] == "edit"
     assert data["output_compression"] == 80

@@ -78,8 +78,21 @@ DESIGN_TABLE: dict[tuple[str, str], tuple[int, int]] = {
     ("9:21", "4k"): (1648, 3840),
 }
 FIFTEEN_RATIOS = {
-    "1:1", "3:2", "2:3", "4:3", "3:4", "5:4", "4:5", "16:9", "9:16",
-    "2:1", "1:2", "3:1", "1:3", "21:9", "9:21",
+    "1:1",
+    "3:2",
+    "2:3",
+    "4:3",
+    "3:4",
+    "5:4",
+    "4:5",
+    "16:9",
+    "9:16",
+    "2:1",
+    "1:2",
+    "3:1",
+    "1:3",
+    "21:9",
+    "9:21",
 }
 # The other 1k variants the 002 seed's table lists; it says table pixel sizes may be sent as
 # `size` directly, so they are accepted even where an edge is not a multiple of 16.
@@ -166,8 +179,12 @@ def test_ratio_without_resolution_is_1k(ratio: str, expected: tuple[int, int]) -
 
 @pytest.mark.parametrize(
     ("resolution", "expected"),
-    [(None, (1024, 1024, "1k")), ("1k", (1024, 1024, "1k")), ("2k", (2048, 2048, "2k")),
-     ("4k", (2880, 2880, "4k"))],
+    [
+        (None, (1024, 1024, "1k")),
+        ("1k", (1024, 1024, "1k")),
+        ("2k", (2048, 2048, "2k")),
+        ("4k", (2880, 2880, "4k")),
+    ],
 )
 @pytest.mark.parametrize("auto", ["auto", "AUTO", " Auto "])
 def test_auto_means_one_to_one(
@@ -186,8 +203,13 @@ def test_no_size_is_the_model_default(model: str, size: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("resolution", "expected"),
-    [("1k", (1024, 1024, "1k")), ("2k", (2048, 2048, "2k")), ("4k", (2880, 2880, "4k")),
-     ("2K", (2048, 2048, "2k")), (" 4k ", (2880, 2880, "4k"))],
+    [
+        ("1k", (1024, 1024, "1k")),
+        ("2k", (2048, 2048, "2k")),
+        ("4k", (2880, 2880, "4k")),
+        ("2K", (2048, 2048, "2k")),
+        (" 4k ", (2880, 2880, "4k")),
+    ],
 )
 def test_resolution_without_size_uses_default_ratio(
     resolution: str, expected: tuple[int, int, str]
@@ -266,8 +288,21 @@ def test_parse_wxh_forms(text: str, expected: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["big", "-5x10", "10x", "x10", "", "   ", "1024", "1024x1024x3", "1.5x2", "10 10",
-     "123456x10", "axb", "1024x-1024"],
+    [
+        "big",
+        "-5x10",
+        "10x",
+        "x10",
+        "",
+        "   ",
+        "1024",
+        "1024x1024x3",
+        "1.5x2",
+        "10 10",
+        "123456x10",
+        "axb",
+        "1024x-1024",
+    ],
 )
 def test_parse_wxh_garbage(text: str) -> None:
     assert parse_wxh(text) is None
@@ -379,7 +414,11 @@ def test_check_flexible_names_the_broken_rule(w: int, h: int, why: str) -> None:
 def test_flexible_rules_defaults_match_design() -> None:
     r = FlexibleRules()
     assert (r.multiple, r.max_edge, r.max_ratio, r.min_pixels, r.max_pixels) == (
-        16, 3840, 3.0, 655_360, 8_294_400
+        16,
+        3840,
+        3.0,
+        655_360,
+        8_294_400,
     )
 
 

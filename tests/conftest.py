@@ -1,0 +1,81 @@
+"""Shared fixtures: database URLs for the contract suites, settings, services, an app client.
+
+PostgreSQL: $IMAGEGATE_TEST_POSTGRES_URL (default: postgres on 127.0.0.1:5432, trust auth).
+Each test session gets its own throw-away database. Outside CI an unreachable server skips
+the PostgreSQL variants with the reason printed; in CI (CI=true) it fails them instead, so a
+missing service can never turn the contract suite silently green.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get(
+    "IMAGEGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session, dropped afterwards."""
+    name = f"imagegate_test_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        reason = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(reason + " (CI requires it)")
+        print(f"\nSKIP: {reason}")
+        pytest.skip(reason)
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every contract test runs once per database backend."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/test.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[object]:
+    import sqlalchemy as sa
+
+    from imagegate.db.engine import create_engine, migrate
+
+    eng = create_engine(database_url)
+    await migrate(eng)
+    if eng.dialect.name == "postgresql":  # one database per session: start each test empty
+        async with eng.begin() as conn:
+            await conn.execute(sa.text("TRUNCATE tasks, api_keys"))
+    try:
+        yield eng
+    finally:
+        await eng.dispose()

@@ -1,0 +1,53 @@
+"""End-to-end fixtures: `imagegate serve` as a real subprocess on a free loopback port.
+
+- `server_factory` (per test) and `module_server_factory` (per module) start servers:
+  `factory.start(env={...})` waits for /healthz (30 s at most, failing with the server's
+  output) and returns a `Server` with `base_url`, `key` (parsed from the first-start banner),
+  `data_dir`, `pid`, `stop()` and `kill9()`; `factory.restart(server)` starts a new process on
+  the same data dir (no new key is printed; the first one is reused). Every process a factory
+  started is stopped, by its PID, at teardown.
+- Each test module marks itself `pytestmark = pytest.mark.e2e` (`-m "not e2e"` skips them).
+- `basic_server` (session): a default server (no latency, 2 KiB body limit) shared by the
+  modules that only need plain behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import pytest
+from e2e_support import Server, ServerFactory
+
+BASIC_ENV = {
+    "IMAGEGATE_MAX_BODY_BYTES": "2048",  # small, so the 413 test needs no big upload
+    "IMAGEGATE_SANDBOX_LATENCY": "0",
+}
+
+
+def _factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    factory = ServerFactory(lambda: tmp_path_factory.mktemp("imagegate-data"))
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    yield from _factory(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def module_server_factory(tmp_path_factory: pytest.TempPathFactory
+                          ) -> Iterator[ServerFactory]:
+    yield from _factory(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def session_server_factory(tmp_path_factory: pytest.TempPathFactory
+                           ) -> Iterator[ServerFactory]:
+    yield from _factory(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def basic_server(session_server_factory: ServerFactory) -> Server:
+    return session_server_factory.start(BASIC_ENV)
