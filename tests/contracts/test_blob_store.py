@@ -1,0 +1,53 @@
+"""The BlobStore contract: every backend passes the same suite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from imagegate.storage.base import BlobNotFoundError, BlobStore
+from imagegate.storage.obstore_store import ObstoreBlobStore
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["local", "memory"])
+async def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
+    store = (ObstoreBlobStore.local(tmp_path / "blobs") if request.param == "local"
+             else ObstoreBlobStore.memory())
+    try:
+        yield store
+    finally:
+        await store.aclose()
+
+
+async def test_put_get_roundtrip(blobs: BlobStore) -> None:
+    await blobs.put("tasks/a/1/0.png", b"\x89PNG data", "image/png")
+    assert await blobs.get("tasks/a/1/0.png") == b"\x89PNG data"
+
+
+async def test_put_replaces(blobs: BlobStore) -> None:
+    await blobs.put("k", b"one", "application/octet-stream")
+    await blobs.put("k", b"two", "application/octet-stream")
+    assert await blobs.get("k") == b"two"
+
+
+async def test_missing_raises_our_error(blobs: BlobStore) -> None:
+    with pytest.raises(BlobNotFoundError):
+        await blobs.get("nope/0.png")
+
+
+async def test_delete_is_idempotent(blobs: BlobStore) -> None:
+    await blobs.put("gone", b"x", "image/png")
+    await blobs.delete("gone")
+    await blobs.delete("gone")
+    with pytest.raises(BlobNotFoundError):
+        await blobs.get("gone")
+
+
+async def test_large_blob(blobs: BlobStore) -> None:
+    data = bytes(range(256)) * 40_000  # ~10 MB
+    await blobs.put("big", data, "image/png")
+    assert await blobs.get("big") == data

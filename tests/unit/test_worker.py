@@ -1,0 +1,184 @@
+"""The worker against a real SQLite task table, with small providers written for each case."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imagegate.db.engine import create_engine, migrate
+from imagegate.domain.catalog import load_catalog
+from imagegate.domain.normalize import normalize
+from imagegate.domain.task import Task, TaskStatus, new_id
+from imagegate.errors import ProviderError
+from imagegate.providers.base import (
+    GeneratedImage,
+    ProgressCallback,
+    Provider,
+    ProviderJob,
+    ProviderResult,
+)
+from imagegate.providers.registry import ProviderRegistry
+from imagegate.storage.base import BlobNotFoundError
+from imagegate.storage.obstore_store import ObstoreBlobStore
+from imagegate.tasks.events import MemoryEventBus
+from imagegate.tasks.store import TaskStore
+from imagegate.tasks.worker import Worker, WorkerConfig
+
+pytestmark = pytest.mark.anyio
+
+
+class Scripted(Provider):
+    name = "scripted"
+
+    def __init__(self, delay: float = 0.0, error: Exception | None = None) -> None:
+        self.delay = delay
+        self.error = error
+        self.calls: list[str] = []
+
+    async def generate(self, job: ProviderJob, progress: ProgressCallback) -> ProviderResult:
+        self.calls.append(job.task_id)
+        for p in (10, 20, 30):
+            await progress(p)
+        await asyncio.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        r = job.request
+        return ProviderResult(
+            [GeneratedImage(b"img%d" % i, r.content_type, r.width, r.height)
+             for i in range(r.n)],
+            {"total_tokens": 1},
+        )
+
+
+class Rig:
+    def __init__(self, store: TaskStore, blobs: ObstoreBlobStore, events: MemoryEventBus) -> None:
+        self.store, self.blobs, self.events = store, blobs, events
+        self.workers: list[Worker] = []
+
+    async def worker(self, provider: Provider, **cfg: Any) -> Worker:
+        config = WorkerConfig(**{"poll_interval": 0.05, "reaper_interval": 0.05, **cfg})
+        w = Worker(self.store, self.events, ProviderRegistry({"gpt-image-2": provider}),
+                   self.blobs, config)
+        await w.start()
+        self.workers.append(w)
+        return w
+
+    async def submit(self, n: int = 1) -> str:
+        req = normalize({"prompt": "p", "n": n, "size": "2:1", "resolution": "2k"},
+                        load_catalog())
+        tid = new_id("img_")
+        await self.store.create(task_id=tid, key_id="k", operation="generate",
+                                model=req.model, request=req.to_json(), retention_seconds=60)
+        await self.events.work_queued()
+        return tid
+
+    async def until(self, tid: str, *statuses: TaskStatus, timeout: float = 10) -> Task:
+        async with asyncio.timeout(timeout):
+            while True:
+                task = await self.store.get(tid)
+                if task is not None and task.status in statuses:
+                    return task
+                await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/w.db")
+    await migrate(engine)
+    r = Rig(TaskStore(engine), ObstoreBlobStore.memory(), MemoryEventBus())
+    try:
+        yield r
+    finally:
+        for w in r.workers:
+            await w.stop()
+        await engine.dispose()
+
+
+async def test_success_stores_every_image(rig: Rig) -> None:
+    await rig.worker(Scripted())
+    tid = await rig.submit(n=3)
+    task = await rig.until(tid, TaskStatus.SUCCEEDED)
+    assert task.progress == 100 and task.provider == "scripted" and task.attempts == 1
+    assert [await rig.blobs.get(i.key) for i in task.images] == [b"img0", b"img1", b"img2"]
+    assert task.images[0].width == 2688 and task.result and task.result["usage"]
+
+
+async def test_provider_error_fails_the_task(rig: Rig) -> None:
+    await rig.worker(Scripted(error=ProviderError("upstream said no")))
+    tid = await rig.submit()
+    task = await rig.until(tid, TaskStatus.FAILED)
+    assert task.error is not None and task.error["message"] == "upstream said no"
+
+
+async def test_unexpected_exception_is_an_internal_error(rig: Rig) -> None:
+    await rig.worker(Scripted(error=KeyError("secret internals")))
+    tid = await rig.submit()
+    task = await rig.until(tid, TaskStatus.FAILED)
+    assert task.error is not None and task.error["code"] == "internal_error"
+    assert "secret" not in task.error["message"]
+
+
+async def test_concurrency_limit_is_respected(rig: Rig) -> None:
+    worker = await rig.worker(Scripted(delay=0.3), concurrency=2)
+    ids = [await rig.submit() for _ in range(5)]
+    await asyncio.sleep(0.15)
+    assert worker.in_flight == 2
+    assert (await rig.store.count_by_status()).get("in_progress") == 2
+    for tid in ids:
+        await rig.until(tid, TaskStatus.SUCCEEDED)
+
+
+async def test_cancel_stops_the_running_job_and_keeps_no_blobs(rig: Rig) -> None:
+    provider = Scripted(delay=0.5)
+    worker = await rig.worker(provider, lease_seconds=0.3)  # renewals every 0.1 s
+    tid = await rig.submit()
+    await rig.until(tid, TaskStatus.IN_PROGRESS)
+    await rig.store.cancel(tid, "k")
+    await asyncio.sleep(0.8)
+    task = await rig.store.get(tid)
+    assert task is not None and task.status is TaskStatus.CANCELLED and task.result is None
+    assert worker.in_flight == 0
+    with pytest.raises(BlobNotFoundError):
+        await rig.blobs.get(f"tasks/{tid}/1/0.png")
+
+
+async def test_graceful_stop_hands_the_task_to_the_next_worker(rig: Rig) -> None:
+    first = await rig.worker(Scripted(delay=5), lease_seconds=30)
+    tid = await rig.submit()
+    await rig.until(tid, TaskStatus.IN_PROGRESS)
+    await first.stop()
+    rig.workers.remove(first)
+    task = await rig.store.get(tid)
+    assert task is not None and task.status is TaskStatus.QUEUED and task.attempts == 0
+    second = Scripted()
+    await rig.worker(second)
+    done = await rig.until(tid, TaskStatus.SUCCEEDED)
+    assert done.attempts == 1 and second.calls == [tid]
+
+
+async def test_dead_worker_lease_is_reaped_and_rerun_once(rig: Rig) -> None:
+    tid = await rig.submit()
+    assert await rig.store.claim("dead-worker", 0.2) is not None  # claimed, then "crashed"
+    survivor = Scripted()
+    await rig.worker(survivor)
+    done = await rig.until(tid, TaskStatus.SUCCEEDED)
+    assert done.attempts == 2 and survivor.calls == [tid]
+
+
+async def test_cleaner_removes_expired_tasks_and_blobs(rig: Rig) -> None:
+    worker = await rig.worker(Scripted())
+    tid = await rig.submit()
+    task = await rig.until(tid, TaskStatus.SUCCEEDED)
+    key = task.images[0].key
+    async with rig.store._engine.begin() as conn:  # age the task past retention
+        from imagegate.db.tables import tasks
+
+        await conn.execute(tasks.update().values(expires_at=0))
+    assert await worker.clean_expired() == 1
+    assert await rig.store.get(tid) is None
+    with pytest.raises(BlobNotFoundError):
+        await rig.blobs.get(key)
