@@ -40,7 +40,9 @@ async def run(cfg: dict[str, Any]) -> dict[str, Any]:
     method: str = cfg.get("method", "GET")
     paths: list[str] = cfg["paths"]
     headers: dict[str, str] = cfg.get("headers") or {}
-    body: bytes | None = cfg["body"].encode() if cfg.get("body") is not None else None
+    body_text: str | None = cfg.get("body")
+    # "%N%" in the body becomes a per-request number (distinct prompts).
+    body_parts = body_text.partition("%N%") if body_text is not None else None
     concurrency = int(cfg["concurrency"])
     max_requests = int(cfg["max_requests"])
     duration = float(cfg["duration"])
@@ -65,6 +67,10 @@ async def run(cfg: dict[str, Any]) -> dict[str, Any]:
             while issued < max_requests and time.perf_counter() < deadline:
                 path = paths[issued % len(paths)]
                 issued += 1
+                body: bytes | None = None
+                if body_parts is not None:
+                    head, sep, tail = body_parts
+                    body = (head + (str(issued) if sep else "") + tail).encode()
                 t0 = time.perf_counter()
                 try:
                     async with session.request(method, base_url + path, data=body,
@@ -106,10 +112,10 @@ def main() -> None:
     cfg = json.load(sys.stdin)
     try:
         import uvloop  # the cheapest loop available: the client shares the cores with the server
-
-        result = uvloop.run(run(cfg))
     except ImportError:
         result = asyncio.run(run(cfg))
+    else:
+        result = uvloop.run(run(cfg))
     json.dump(result, sys.stdout)
 
 

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CONFIG_ENV = "IMAGEGATE_CONFIG"
@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     # -- HTTP surface
     public_base_url: str | None = Field(
         None,
-        description="When set (e.g. `https://img.example.com`), result URLs are absolute.",
+        description="Public origin of this server (e.g. `https://img.example.com`), used for "
+        "absolute result URLs when url_mode is `absolute`.",
     )
     url_mode: Literal["relative", "absolute", "data"] = Field(
         "relative",
@@ -101,7 +102,7 @@ class Settings(BaseSettings):
         0.0, ge=0, description="Seconds the sandbox provider takes per task."
     )
     sandbox_progress_steps: int = Field(
-        4, ge=1, description="Progress updates the sandbox reports while it waits."
+        4, ge=1, le=99, description="Progress updates the sandbox reports while it waits."
     )
     sandbox_failure_rate: float = Field(
         0.0, ge=0, le=1, description="Fraction of sandbox tasks that fail on purpose."
@@ -116,6 +117,12 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, v: str | None) -> str | None:
         return v.rstrip("/") if v else v
+
+    @model_validator(mode="after")
+    def _absolute_needs_base(self) -> Settings:
+        if self.url_mode == "absolute" and not self.public_base_url:
+            raise ValueError("url_mode = 'absolute' needs public_base_url")
+        return self
 
     @property
     def effective_database_url(self) -> str:

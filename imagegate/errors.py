@@ -8,12 +8,14 @@
     ├── NotFoundError                   404 invalid_request_error / not_found
     │   └── ModelNotFoundError          404 invalid_request_error / model_not_found
     ├── ConflictError                   409 invalid_request_error / conflict
+    │   └── TaskCancelledError          409 invalid_request_error / task_cancelled
     ├── RateLimitError                  429 rate_limit_error
     ├── ProviderError                   502 upstream_error  (the backend failed)
     │   └── ProviderRejectedError       400 invalid_request_error (the backend blamed the request)
     └── ServiceUnavailableError         503 service_unavailable
 
-`api/errors.py` renders any of these as OpenAI's `{"error": {message, type, param, code}}`.
+`app.py` (routes) and `api/middleware.py` (the rest) render any of these as OpenAI's
+`{"error": {message, type, param, code}}`.
 Anything that is not an `ImagegateError` becomes a 500 carrying a request id.
 """
 
@@ -94,6 +96,12 @@ class ConflictError(ImagegateError):
     status_code = 409
     error_type = "invalid_request_error"
     default_code = "conflict"
+
+
+class TaskCancelledError(ConflictError):
+    """A sync request's task was cancelled (by its owner) before it finished."""
+
+    default_code = "task_cancelled"
 
 
 class RateLimitError(ImagegateError):

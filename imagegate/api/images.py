@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api.deps import api_key, json_body, services
+from imagegate.api.openapi import GENERATION_REQUEST
+from imagegate.api.openapi import json_body as openapi_json_body
 from imagegate.api.profiles import native
 from imagegate.api.responses import JSONResponse
 from imagegate.domain.normalize import normalize, opt_bool
@@ -61,7 +63,8 @@ async def run_request(request: Request, key: ApiKey, body: dict[str, Any],
     return accepted(retry_after, done)
 
 
-@router.post("/v1/images/generations", tags=["images"])
+@router.post("/v1/images/generations", tags=["images"],
+             openapi_extra=openapi_json_body(GENERATION_REQUEST))
 async def create_generation(request: Request, key: ApiKey = Depends(api_key)) -> Response:
     body = await json_body(request)
     image_request = normalize(body, services(request).catalog, operation="generate")

@@ -14,14 +14,15 @@ from imagegate.errors import ImagegateError, PayloadTooLargeError
 log = logging.getLogger("imagegate.api")
 
 
-def _json_response(status: int, body: dict[str, object], request_id: str,
+def _json_response(status: int, body: dict[str, object], request_id: str | None,
                    headers: dict[str, str] | None = None) -> list[Message]:
     payload = orjson.dumps(body)
     raw = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
-        (b"x-request-id", request_id.encode()),
     ]
+    if request_id:  # None when sent through RequestContextMiddleware, which adds it
+        raw.append((b"x-request-id", request_id.encode()))
     raw.extend((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())
     return [
         {"type": "http.response.start", "status": status, "headers": raw},
@@ -98,8 +99,7 @@ class BodyLimitMiddleware:
                     declared = 0
                 if declared > self.max_bytes:
                     exc = self._too_large()
-                    request_id = scope.get("state", {}).get("request_id", "")
-                    for message in _json_response(413, exc.to_body(), request_id):
+                    for message in _json_response(413, exc.to_body(), None):
                         await send(message)
                     return
         seen = 0

@@ -132,11 +132,10 @@ def resolve_size(
                 f"it accepts {', '.join(spec.sizes)}"
             )
         return width, height, "1k"
-    known = table_sizes().get((width, height))
-    if known is not None:
-        return width, height, known
-    check_flexible(width, height, spec.flexible)
-    tier = tier_for_pixels(width, height)
+    tier = table_sizes().get((width, height)) or ""
+    if not tier:
+        check_flexible(width, height, spec.flexible)
+        tier = tier_for_pixels(width, height)
     if spec.max_n(tier) < 1:
         raise SizeError(f"size {width}x{height} is {tier}, a tier {spec.name} does not offer")
     return width, height, tier
@@ -171,8 +170,8 @@ def _reference_value(item: Any, where: str) -> str:
     value = item.strip()
     if value.lower().startswith("blob:"):
         raise bad(
-            f"{where}: browser blob: URLs cannot be fetched by the server; upload the file "
-            "(POST /v1/images/edits) or send it as a data: URL",
+            f"{where}: browser blob: URLs exist only inside the browser that made them; "
+            "upload the file somewhere the server can fetch it, or send it as a data: URL",
             where,
         )
     return value

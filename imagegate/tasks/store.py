@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imagegate.db.tables import tasks
 from imagegate.domain.task import Task, TaskStatus
+from imagegate.errors import TaskCancelledError
 
 _ACTIVE = (TaskStatus.QUEUED.value, TaskStatus.IN_PROGRESS.value)
 
@@ -262,8 +263,7 @@ class TaskStore:
                 lease_owner=None,
                 lease_expires_at=None,
                 error=orjson.dumps(
-                    {"message": "The task was cancelled", "type": "cancelled", "param": None,
-                     "code": "cancelled"}
+                    TaskCancelledError("The task was cancelled").to_json()
                 ).decode(),
             )
         )

@@ -110,7 +110,7 @@ async def test_cancel_queued_running_and_finished(engine: Any) -> None:
     queued = await _create(store)
     cancelled = await store.cancel(queued, "key_a")
     assert cancelled is not None and cancelled.status is TaskStatus.CANCELLED
-    assert cancelled.error is not None and cancelled.error["code"] == "cancelled"
+    assert cancelled.error is not None and cancelled.error["code"] == "task_cancelled"
     # Idempotent, and invisible to other keys.
     again = await store.cancel(queued, "key_a")
     assert again is not None and again.status is TaskStatus.CANCELLED

@@ -23,7 +23,7 @@ import pytest
 # (the project uses importlib, which puts no test directory on sys.path) it must be found.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from e2e_support import Server, ServerFactory  # noqa: E402
+from e2e_support import Server, ServerFactory
 
 BASIC_ENV = {
     "IMAGEGATE_MAX_BODY_BYTES": "2048",  # small, so the 413 test needs no big upload

@@ -101,7 +101,7 @@ def test_kill9_mid_batch_then_restart(server_factory: ServerFactory) -> None:
             assert after[tid]["result"] == before[tid]["result"], tid
         for tid in running:  # lost with the worker: requeued and run exactly once more
             assert after[tid]["attempts"] == 2, (tid, after[tid])
-            assert after[tid]["completed_at"] > before_kill_time(before, done), tid
+            assert after[tid]["completed_at"] > _last_completion(before, done), tid
         for tid in waiting:  # never started: run exactly once
             assert after[tid]["attempts"] == 1, (tid, after[tid])
 
@@ -116,6 +116,6 @@ def test_kill9_mid_batch_then_restart(server_factory: ServerFactory) -> None:
                     assert (img.width, img.height) == (1024, 768)
 
 
-def before_kill_time(before: dict[str, dict[str, Any]], done: set[str]) -> float:
+def _last_completion(before: dict[str, dict[str, Any]], done: set[str]) -> float:
     """The latest completion recorded before the kill: later runs finish after it."""
     return max(before[t]["completed_at"] for t in done)

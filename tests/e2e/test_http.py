@@ -259,7 +259,7 @@ def test_cancel_running_task(slow_server: Server) -> None:
         assert body["status"] == "cancelled", body
         assert body["object"] == "image.task"
         assert body["result"] is None
-        assert body["error"]["code"] == "cancelled"
+        assert body["error"]["code"] == "task_cancelled"
 
         second = c.post(f"/v1/tasks/{task_id}/cancel")
         assert second.status_code == 200

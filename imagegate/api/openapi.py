@@ -1,0 +1,49 @@
+"""OpenAPI fragments for routes that read their body themselves.
+
+Bodies are parsed by `domain.normalize` (one place for every check, with OpenAI-style errors),
+not by FastAPI models, so the request schema is declared here for /docs and client generators.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imagegate.domain.normalize import REFERENCE_FIELDS
+
+_REFERENCE = {
+    "oneOf": [
+        {"type": "string"},
+        {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "object"}]}},
+        {"type": "object"},
+    ],
+    "description": "http(s) URL, data: URL or bare base64; a string, a list, or {url}",
+}
+
+GENERATION_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["prompt"],
+    "properties": {
+        "model": {"type": "string", "default": "gpt-image-2"},
+        "prompt": {"type": "string"},
+        "n": {"type": "integer", "minimum": 1, "default": 1},
+        "size": {"type": "string", "examples": ["auto", "1:1", "16:9", "1024x1024"]},
+        "resolution": {"type": "string", "enum": ["1k", "2k", "4k"]},
+        "output_format": {"type": "string", "enum": ["png", "jpeg", "webp"]},
+        "output_compression": {"type": "integer", "minimum": 0, "maximum": 100},
+        "background": {"type": "string", "enum": ["auto", "transparent", "opaque"]},
+        "quality": {"type": "string", "examples": ["auto", "low", "medium", "high", "hd"]},
+        "moderation": {"type": "string", "enum": ["auto", "low"]},
+        "style": {"type": "string", "enum": ["vivid", "natural"]},
+        "user": {"type": "string"},
+        "response_format": {"type": "string", "enum": ["url", "b64_json", "data_url"]},
+        "wait_for_result": {"type": "boolean", "default": True},
+        "mask_url": {"type": "string"},
+        **{name: _REFERENCE for name in REFERENCE_FIELDS},
+    },
+    "additionalProperties": True,
+}
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True,
+                            "content": {"application/json": {"schema": schema}}}}

@@ -1,0 +1,229 @@
+"""The docs stay true to the code (after Datasette's `test_docs.py`): every setting, route,
+default model and error class is documented, nothing documented is stale, and the numbers
+the docs quote (setting defaults, per-model limits, error statuses) match the code."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import tomllib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from imagegate import errors
+from imagegate.app import build_app
+from imagegate.config import Settings
+from imagegate.domain.catalog import load_catalog, parse_catalog
+from imagegate.domain.sizes import TIERS
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+FIELDS = Settings.model_fields
+# FastAPI's own pages and the liveness probe are not part of the documented API surface.
+UNDOCUMENTED_ROUTES = {"/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect", "/healthz"}
+
+
+def doc(name: str) -> str:
+    return (DOCS / name).read_text(encoding="utf-8")
+
+
+def table_rows(text: str, heading: str) -> list[dict[str, str]]:
+    """The Markdown table that follows `heading`, as one dict per row keyed by column title."""
+    lines = text.splitlines()
+    start = lines.index(heading)
+    rows: list[list[str]] = []
+    for line in lines[start + 1:]:
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif rows:
+            break
+    header, _rule, *body = rows
+    return [dict(zip(header, row, strict=True)) for row in body]
+
+
+def code_span(cell: str) -> str:
+    """The first `code` span of a table cell ('' when there is none)."""
+    m = re.search(r"`([^`]*)`", cell)
+    return m.group(1) if m else ""
+
+
+# -- (a) settings ----------------------------------------------------------------------------
+
+def settings_rows() -> dict[str, dict[str, str]]:
+    rows = table_rows(doc("configuration.md"), "## All settings")
+    return {code_span(r["setting"]): r for r in rows}
+
+
+@pytest.mark.parametrize("name", list(FIELDS))
+def test_every_setting_is_documented(name: str) -> None:
+    text = doc("configuration.md")
+    env = f"IMAGEGATE_{name.upper()}"
+    assert f"`{name}`" in text, f"setting {name} is missing from docs/configuration.md"
+    assert env in text, f"{env} is missing from docs/configuration.md"
+    row = settings_rows().get(name)
+    assert row is not None, f"setting {name} has no row in the settings table"
+    assert code_span(row["environment variable"]) == env
+
+
+def _default_text(value: Any) -> str | None:
+    """How a default is written in the table, or None when the table describes it in words."""
+    if value is None or isinstance(value, SecretStr):
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@pytest.mark.parametrize("name", list(FIELDS))
+def test_documented_defaults_match(name: str) -> None:
+    expected = _default_text(FIELDS[name].default)
+    if expected is None:
+        return
+    row = settings_rows().get(name)
+    assert row is not None, f"setting {name} has no row in the settings table"
+    assert code_span(row["default"]).removeprefix("./") == expected, (
+        f"docs/configuration.md gives {name} the default {row['default']!r}; the code says "
+        f"{expected!r}"
+    )
+
+
+def test_no_stale_settings() -> None:
+    for name in settings_rows():
+        assert name in FIELDS, f"docs/configuration.md documents {name!r}, which is no setting"
+    known = {f"IMAGEGATE_{n.upper()}" for n in FIELDS} | {"IMAGEGATE_CONFIG"}
+    for page in DOCS.glob("*.md"):
+        mentioned = set(re.findall(r"IMAGEGATE_[A-Z0-9_]*[A-Z0-9]", doc(page.name)))
+        assert mentioned <= known, f"{page.name} names unknown variables {mentioned - known}"
+
+
+# -- (b) routes ------------------------------------------------------------------------------
+
+def route_paths(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path) of every route, looking inside included routers.
+
+    Newer FastAPI versions keep `include_router()` as a lazy `_IncludedRouter` entry holding
+    the original router and its prefix, instead of copying the routes into `app.routes`.
+    """
+    for route in routes:
+        path = getattr(route, "path", None)
+        if isinstance(path, str):
+            for method in sorted(getattr(route, "methods", None) or {"GET"}):
+                if method != "HEAD":
+                    yield method, prefix + path
+            continue
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            yield from route_paths(inner.routes, prefix + getattr(context, "prefix", ""))
+
+
+def app_routes() -> set[tuple[str, str]]:
+    defaults: dict[str, Any] = {}  # mypy does not see defaults given as Field(default, ...)
+    app = build_app(Settings(**defaults))
+    found = set(route_paths(app.routes))
+    # The walker must see at least what the OpenAPI schema sees, or it is silently blind.
+    assert set(app.openapi()["paths"]) <= {p for _, p in found}
+    return {(m, p) for m, p in found if p not in UNDOCUMENTED_ROUTES}
+
+
+@pytest.mark.parametrize("method_path", sorted(app_routes()), ids=" ".join)
+def test_every_route_is_documented(method_path: tuple[str, str]) -> None:
+    method, path = method_path
+    text = doc("api.md")
+    assert path in text, f"{path} is missing from docs/api.md"
+    assert f"{method} {path}" in text, f"'{method} {path}' is missing from docs/api.md"
+
+
+# -- (c) models ------------------------------------------------------------------------------
+
+CATALOG = load_catalog()
+
+
+def model_rows() -> dict[str, dict[str, str]]:
+    rows = table_rows(doc("sizes.md"), "### The default models")
+    return {code_span(r["model"]): r for r in rows}
+
+
+@pytest.mark.parametrize("name", CATALOG.names())
+def test_every_default_model_is_documented_with_its_limits(name: str) -> None:
+    assert f"`{name}`" in doc("sizes.md"), f"model {name} is missing from docs/sizes.md"
+    spec = CATALOG.models[name]
+    row = model_rows().get(name)
+    assert row is not None, f"model {name} has no row in the default models table"
+    yes_no = {True: "yes", False: "no"}
+    assert row["`n` max (1k / 2k / 4k)"] == " / ".join(
+        str(spec.n_max.get(t, "—")) for t in TIERS
+    )
+    assert row["max refs"] == str(spec.max_references)
+    assert row["max prompt chars"] == str(spec.max_prompt_chars)
+    assert row["transparent"] == yes_no[spec.transparent_background]
+    assert row["edits"] == yes_no[spec.edits]
+    assert row["family"] == spec.family
+    assert row["qualities"] == ", ".join(spec.qualities)
+    assert row["formats"] == ", ".join(spec.output_formats)
+    if spec.sizes:
+        assert row["sizes"] == ", ".join(spec.sizes)
+
+
+def test_no_stale_models() -> None:
+    assert set(model_rows()) <= set(CATALOG.names())
+    assert f"The default model is `{CATALOG.default_model}`" in doc("sizes.md")
+
+
+# -- (d) errors ------------------------------------------------------------------------------
+
+ERROR_CLASSES = [
+    cls for _, cls in inspect.getmembers(errors, inspect.isclass)
+    if issubclass(cls, errors.ImagegateError) and cls.__module__ == errors.__name__
+]
+
+
+@pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda c: c.__name__)
+def test_every_error_class_is_documented(cls: type[errors.ImagegateError]) -> None:
+    rows = {code_span(r["error class"]): r for r in
+            table_rows(doc("api.md"), "### Statuses and types")}
+    row = rows.get(cls.__name__)
+    assert row is not None, f"{cls.__name__} is missing from the error table in docs/api.md"
+    assert row["status"] == str(cls.status_code)
+    assert code_span(row["`type`"]) == cls.error_type
+    assert code_span(row["default `code`"]) == (cls.default_code or "")
+
+
+# -- the pages hang together -----------------------------------------------------------------
+
+def test_index_lists_every_page() -> None:
+    index = doc("README.md")
+    for page in DOCS.glob("*.md"):
+        if page.name != "README.md":
+            assert f"]({page.name})" in index, f"docs/README.md does not link {page.name}"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in DOCS.glob("*.md")))
+def test_relative_links_resolve(page: str) -> None:
+    for target, anchor in re.findall(r"\]\(([\w.\-]+\.md)(?:#([\w\-]+))?\)", doc(page)):
+        assert (DOCS / target).is_file(), f"{page} links to missing {target}"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", doc(target), flags=re.MULTILINE)
+            assert anchor in {_slug(h) for h in headings}, f"{page}: no #{anchor} in {target}"
+
+
+def toml_blocks(page: str) -> list[dict[str, Any]]:
+    return [tomllib.loads(b) for b in re.findall(r"```toml\n(.*?)```", doc(page), re.DOTALL)]
+
+
+def test_toml_examples_are_valid() -> None:
+    """The example settings file loads, and the example catalog parses."""
+    (settings_example,) = toml_blocks("configuration.md")
+    Settings(**settings_example)
+    (catalog_example,) = toml_blocks("sizes.md")
+    parse_catalog(catalog_example)
