@@ -81,7 +81,7 @@ def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
     for router in (images.router, tasks.router, files.router, models.router):
         app.include_router(router)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 

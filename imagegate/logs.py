@@ -31,6 +31,8 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # libvips reports each thread pool it winds down at INFO: noise, several lines per image.
+    logging.getLogger("pyvips").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

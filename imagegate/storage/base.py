@@ -24,5 +24,10 @@ class BlobStore(abc.ABC):
     async def delete(self, key: str) -> None:
         """Remove `key`; deleting a missing key is not an error (cleanup is idempotent)."""
 
+    @abc.abstractmethod
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every blob whose key starts with `prefix` (a folder like `tasks/img_1/`),
+        including ones no row records, e.g. written just before a crash. Returns the count."""
+
     async def aclose(self) -> None:  # noqa: B027 - nothing to release for most stores
         """Release clients and connections."""

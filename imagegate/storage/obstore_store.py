@@ -35,6 +35,14 @@ class ObstoreBlobStore(BlobStore):
         except FileNotFoundError as exc:
             raise BlobNotFoundError(key) from exc
 
+    async def delete_prefix(self, prefix: str) -> int:
+        paths: list[str] = []
+        async for batch in obstore.list(self._store, prefix=prefix):
+            paths.extend(meta["path"] for meta in batch)
+        for path in paths:
+            await self.delete(path)
+        return len(paths)
+
     async def delete(self, key: str) -> None:
         try:
             await obstore.delete_async(self._store, key)

@@ -159,8 +159,9 @@ class Worker:
         removed = 0
         while batch := await self._store.take_expired():
             for task in batch:
-                for image in task.images:
-                    await self._blobs.delete(image.key)
+                # The whole folder: a run killed between writing its images and recording
+                # them left files that no row names.
+                await self._blobs.delete_prefix(f"tasks/{task.id}/")
             removed += await self._store.delete([t.id for t in batch])
         return removed
 

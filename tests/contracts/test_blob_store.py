@@ -47,6 +47,16 @@ async def test_delete_is_idempotent(blobs: BlobStore) -> None:
         await blobs.get("gone")
 
 
+async def test_delete_prefix_removes_only_that_folder(blobs: BlobStore) -> None:
+    for key in ("tasks/img_a/1/0.png", "tasks/img_a/2/0.png", "tasks/img_ab/1/0.png"):
+        await blobs.put(key, b"x", "image/png")
+    assert await blobs.delete_prefix("tasks/img_a/") == 2
+    assert await blobs.get("tasks/img_ab/1/0.png") == b"x"
+    with pytest.raises(BlobNotFoundError):
+        await blobs.get("tasks/img_a/2/0.png")
+    assert await blobs.delete_prefix("tasks/none/") == 0
+
+
 async def test_large_blob(blobs: BlobStore) -> None:
     data = bytes(range(256)) * 40_000  # ~10 MB
     await blobs.put("big", data, "image/png")

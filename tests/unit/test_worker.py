@@ -174,11 +174,14 @@ async def test_cleaner_removes_expired_tasks_and_blobs(rig: Rig) -> None:
     tid = await rig.submit()
     task = await rig.until(tid, TaskStatus.SUCCEEDED)
     key = task.images[0].key
+    orphan = f"tasks/{tid}/9/0.png"  # as if a killed run had written it
+    await rig.blobs.put(orphan, b"x", "image/png")
     async with rig.store._engine.begin() as conn:  # age the task past retention
         from imagegate.db.tables import tasks
 
         await conn.execute(tasks.update().values(expires_at=0))
     assert await worker.clean_expired() == 1
     assert await rig.store.get(tid) is None
-    with pytest.raises(BlobNotFoundError):
-        await rig.blobs.get(key)
+    for gone in (key, orphan):
+        with pytest.raises(BlobNotFoundError):
+            await rig.blobs.get(gone)
