@@ -23,12 +23,14 @@ _BORING = ("typer/", "click/", "imagegate/cli.py", "uvicorn/main.py", "uvicorn/s
 class Recording:
     """`py-spy record` of one process for `seconds`, started in the background."""
 
-    def __init__(self, py_spy: str, pid: int, seconds: float, out: Path, rate: int = 100
-                 ) -> None:
+    def __init__(self, py_spy: str, pid: int, seconds: float, out: Path, *, gil: bool = False,
+                 rate: int = 100) -> None:
         self.out = out
         argv = [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
                 "--rate", str(rate), "--nonblocking", "--format", "speedscope",
                 "--output", str(out)]
+        if gil:  # only the thread holding the GIL: where the Python-level CPU goes
+            argv.append("--gil")
         self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                       text=True)
 
@@ -92,12 +94,12 @@ def summarize(path: Path, top: int = 15) -> Hotspots:
     )
 
 
-def render(title: str, path: Path, spots: Hotspots) -> str:
-    lines = [f"### profile: {title}",
-             f"{spots.samples} thread samples (all non-idle threads), file: {path}",
-             "(self time in `Runner.run` is uvloop's C code: socket I/O and callbacks; in "
-             "aiosqlite's `_connection_worker_thread` at `tx.get()` it is the SQLite thread "
-             "waking up and waiting for the GIL)", "",
+def render(title: str, path: Path, spots: Hotspots, *, gil: bool = False) -> str:
+    which = "the thread holding the GIL" if gil else "all non-idle threads"
+    lines = [f"### profile: {title}", f"{spots.samples} samples ({which}), file: {path}",
+             "(self time in `Runner.run` is uvloop's C code: socket I/O and callbacks"
+             + ("" if gil else "; in aiosqlite's `_connection_worker_thread` at `tx.get()` it "
+                "is an SQLite thread woken up and waiting for the GIL") + ")", "",
              "self time (where the CPU was when sampled):"]
     lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.self_pct]
     lines += ["", "inclusive (time under this frame; runner frames left out):"]

@@ -201,7 +201,7 @@ def tree_rss(pid: int) -> int:
 
 def _machine_busy_seconds() -> float:
     t = psutil.cpu_times()
-    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
 
 def _children_cpu_seconds() -> float:
@@ -306,6 +306,12 @@ class MemorySampler:
         finally:
             self._stop.set()
             self._thread.join(10)
+
+    def latest_counts(self) -> dict[str, int] | None:
+        for sample in reversed(self.samples[-20:]):
+            if sample.counts is not None:
+                return sample.counts
+        return None
 
     def peak(self) -> Sample:
         return max(self.samples, key=lambda s: s.rss)

@@ -2,8 +2,8 @@
 workers, sandbox provider). Prints one markdown table; see bench/README.md for what each
 figure means. Not a test: nothing here is asserted.
 
-    .venv/bin/python bench/bench_core.py            # full: 3 repetitions, medians (~8 min)
-    .venv/bin/python bench/bench_core.py --quick    # smoke run (~1.5 min)
+    .venv/bin/python bench/bench_core.py            # full: 3 repetitions, medians (~10 min)
+    .venv/bin/python bench/bench_core.py --quick    # smoke run (~2 min)
 
 Servers run as subprocesses on free 127.0.0.1 ports with fresh data dirs under a temp dir, and
 are always stopped by PID at the end (also on Ctrl-C).
@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -36,6 +36,7 @@ from _util import (
     CpuUse,
     MemorySampler,
     Server,
+    finished_task_ids,
     fmt_num,
     median,
     start_bare,
@@ -67,6 +68,7 @@ class Plan:
     inflight_tasks: int
     inflight_latency: float
     inflight_hold: float
+    inflight_long_latency: float  # the run that waits until every task is in progress
     inflight_submit_concurrency: int
     inflight_submit_limit: float  # seconds the submitter may take, at most
     profile_seconds: float
@@ -89,6 +91,7 @@ class Plan:
             inflight_tasks=args.inflight_tasks or (500 if quick else 5_000),
             inflight_latency=args.inflight_latency or (5.0 if quick else 30.0),
             inflight_hold=args.inflight_hold or (7.0 if quick else 35.0),
+            inflight_long_latency=60.0 if quick else 200.0,
             inflight_submit_concurrency=64,
             inflight_submit_limit=300.0,
             profile_seconds=4.0 if quick else 8.0,
@@ -212,8 +215,8 @@ def direct_render(n: int, threads: int) -> float:
 
 def phase_core(workdir: Path, bare: Server, plan: Plan, tool: Tool, settings: dict[str, str],
                report: Report, profile: tuple[str, Path] | None) -> dict[str, float | None]:
-    """Sync generations, polling and async submits against one server (latency 0), each
-    interleaved with the bare-uvicorn peer."""
+    """Direct rendering, then sync generations and polling against one server (latency 0);
+    polling interleaved with the bare-uvicorn peer."""
     base: dict[str, float | None] = {}
     render1 = [direct_render(plan.render_images, 1) for _ in range(plan.reps)]
     render2 = [direct_render(plan.render_images, 2) for _ in range(plan.reps)]
@@ -267,25 +270,6 @@ def phase_core(workdir: Path, bare: Server, plan: Plan, tool: Tool, settings: di
         if profile is not None:
             _profile_runs(server, plan, tool, poll_paths, report, profile)
 
-        for c in plan.async_concurrency:
-            # The peer stores nothing, so only the time bounds it (plus the generous poll cap).
-            bare_post = LoadSpec("POST", ("/v1/images/generations?async=true",), c, 0,
-                                 plan.poll_cap, headers={"Content-Type": "application/json"},
-                                 body=gen_body(), expect=(202,))
-            results = measure(
-                [(bare, partial(_with_duration, bare_post)),
-                 (server, partial(async_spec, server, c, plan.async_cap))],
-                plan, tool)
-            b = load_row(f"bare uvicorn POST (peer ceiling), c={c}", results[0], "req/s", report)
-            base[f"bare_post_{c}"] = b.value
-            a = load_row(f"async submits/s (workers on), c={c}", results[1], "req/s", report,
-                         baseline=ratio(median([r.rate for r in results[1]]), b.value,
-                                        "bare uvicorn"))
-            report.rows += [b, a]
-        counts = status_counts(_db(server))
-        report.notes.append(
-            f"core server task table after the async runs: {counts} (the in-process workers "
-            "drain this backlog while later runs measure; it is discarded at stop)")
     finally:
         stopped = server.stop()
         report.notes.append(f"core server stopped in {stopped:.1f}s (SIGTERM, graceful)")
@@ -293,8 +277,7 @@ def phase_core(workdir: Path, bare: Server, plan: Plan, tool: Tool, settings: di
 
 
 def _with_duration(spec: LoadSpec, duration: float) -> LoadSpec:
-    return LoadSpec(spec.method, spec.paths, spec.concurrency, duration, spec.max_requests,
-                    spec.headers, spec.body, spec.expect, spec.collect)
+    return replace(spec, duration=duration)
 
 
 def _db(server: Server) -> Path:
@@ -303,27 +286,27 @@ def _db(server: Server) -> Path:
 
 
 def _finished_ids(server: Server, limit: int) -> list[str]:
-    from _util import finished_task_ids
-
     return finished_task_ids(_db(server), limit)
 
 
 def _profile_runs(server: Server, plan: Plan, tool: Tool, poll_paths: tuple[str, ...],
                   report: Report, profile: tuple[str, Path]) -> None:
-    """One extra (unreported) run each of sync c=16 and polling c=64 under py-spy."""
+    """Extra (unreported) runs under py-spy: sync c=16 (all threads: rendering happens in
+    threads, outside the GIL) and polling c=64, all threads and GIL holder only."""
     py_spy, out_dir = profile
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs: list[tuple[str, str, LoadSpec]] = [
-        ("sync-c16", "sync generations c=16",
-         sync_spec(server, 16, plan, plan.profile_seconds + 2)),
+    seconds = plan.profile_seconds + 2
+    runs: list[tuple[str, str, LoadSpec, bool]] = [
+        ("sync-c16", "sync generations c=16", sync_spec(server, 16, plan, seconds), False),
     ]
     if poll_paths:
-        runs.append(("poll-c64", "GET /v1/tasks/{id} c=64",
-                     LoadSpec("GET", poll_paths, 64, plan.profile_seconds + 2, plan.poll_cap,
-                              headers=_auth(server))))
-    for slug, title, spec in runs:
+        poll = LoadSpec("GET", poll_paths, 64, seconds, plan.poll_cap, headers=_auth(server))
+        runs += [("poll-c64", "GET /v1/tasks/{id} c=64", poll, False),
+                 ("poll-c64-gil", "GET /v1/tasks/{id} c=64, GIL holder only", poll, True)]
+    for slug, title, spec, gil in runs:
+        _wait_drained(server, 30.0)  # nothing left over from the previous run
         out = out_dir / f"{slug}.speedscope.json"
-        rec = Recording(py_spy, server.pid, plan.profile_seconds, out)
+        rec = Recording(py_spy, server.pid, plan.profile_seconds, out, gil=gil)
         time.sleep(0.5)  # let py-spy attach before the load starts
         res = run_load(server.base_url, spec, server.pid, tool)
         error = rec.finish()
@@ -331,30 +314,91 @@ def _profile_runs(server: Server, plan: Plan, tool: Tool, poll_paths: tuple[str,
             report.profiles.append(f"### profile: {title}\n{error}")
             continue
         report.profiles.append(render(f"{title} ({res.rate:,.0f} req/s while profiled)", out,
-                                      summarize(out)))
+                                      summarize(out), gil=gil))
 
 
-def phase_api_only(workdir: Path, plan: Plan, tool: Tool, settings: dict[str, str],
-                   report: Report, base: dict[str, float | None]) -> None:
-    """Async submits with workers off: the API path alone (insert + 202)."""
-    server = start_imagegate(workdir, "api-only", settings | {"RUN_WORKERS": "false"})
-    try:
-        c = max(plan.async_concurrency)
-        [res] = measure([(server, partial(async_spec, server, c, plan.async_cap))], plan,
-                        tool)
+def phase_async(workdir: Path, bare: Server, plan: Plan, tool: Tool, settings: dict[str, str],
+                report: Report, base: dict[str, float | None], *, workers: bool) -> None:
+    """Async submits. Each repetition gets a fresh server: with workers on, a run leaves a
+    backlog the workers keep rendering, which would slow every later run (and the peer)."""
+    env = settings if workers else settings | {"RUN_WORKERS": "false"}
+    concurrencies = plan.async_concurrency if workers else (max(plan.async_concurrency),)
+    for c in concurrencies:
+        # The peer stores nothing, so only the time bounds it (plus the generous poll cap).
+        bare_post = LoadSpec("POST", ("/v1/images/generations?async=true",), c, 0,
+                             plan.poll_cap, headers={"Content-Type": "application/json"},
+                             body=gen_body(), expect=(202,))
+        if workers:
+            run_load(bare.base_url, _with_duration(bare_post, plan.warmup), bare.pid, tool)
+        bare_runs: list[LoadResult] = []
+        runs: list[LoadResult] = []
+        for rep in range(plan.reps):
+            server = start_imagegate(workdir, f"async-{'on' if workers else 'off'}-c{c}-{rep}",
+                                     env)
+            try:
+                # Warm up (first requests compile statements, import lazily), then let the
+                # workers finish those few tasks before measuring.
+                run_load(server.base_url, async_spec(server, c, 50, plan.warmup), server.pid,
+                         tool)
+                if workers:
+                    _wait_drained(server, 30.0)
+                    bare_runs.append(run_load(bare.base_url, _with_duration(bare_post,
+                                                                            plan.duration),
+                                              bare.pid, tool))
+                runs.append(run_load(server.base_url,
+                                     async_spec(server, c, plan.async_cap, plan.duration),
+                                     server.pid, tool))
+            finally:
+                server.stop()
+                if server.data_dir is not None:
+                    shutil.rmtree(server.data_dir, ignore_errors=True)
+        if bare_runs:
+            b = load_row(f"bare uvicorn POST (peer ceiling), c={c}", bare_runs, "req/s", report)
+            base[f"bare_post_{c}"] = b.value
+            report.rows.append(b)
+        label = "workers on" if workers else "workers off: API + insert only"
         report.rows.append(load_row(
-            f"async submits/s (workers off: API + insert only), c={c}", res, "req/s", report,
-            baseline=ratio(median([r.rate for r in res]), base.get(f"bare_post_{c}"),
+            f"async submits/s ({label}), c={c}", runs, "req/s", report,
+            baseline=ratio(median([r.rate for r in runs]), base.get(f"bare_post_{c}"),
                            "bare uvicorn")))
-    finally:
-        server.stop()
+
+
+def _wait_drained(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = status_counts(_db(server))
+        if not counts.get("queued") and not counts.get("in_progress"):
+            return
+        time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class InflightRun:
+    latency: float
+    worker_concurrency: int | None  # None: the default (32)
+    hold: float  # seconds of sampling after the submits
+    until_all: bool = False  # keep sampling (up to `hold`) until every task is in progress
+
+
+def inflight_runs(plan: Plan) -> list[InflightRun]:
+    n = max(1, plan.inflight_tasks)
+    return [
+        InflightRun(plan.inflight_latency, None, plan.inflight_hold),
+        InflightRun(plan.inflight_latency, n, plan.inflight_hold),
+        # With latency 30 s the first tasks finish before the last are claimed (claims run at
+        # render speed), so a third run makes the latency long enough for all N to be in
+        # progress at once, and samples until they are.
+        InflightRun(plan.inflight_long_latency, n, plan.inflight_long_latency - 10,
+                    until_all=True),
+    ]
 
 
 def phase_inflight(workdir: Path, plan: Plan, settings: dict[str, str], report: Report,
-                   concurrency: int | None) -> None:
+                   run: InflightRun) -> None:
+    concurrency = run.worker_concurrency
     label = f"worker concurrency {concurrency}" if concurrency else "default worker concurrency"
-    name = f"inflight-{concurrency or 'default'}"
-    env = settings | {"SANDBOX_LATENCY": f"{plan.inflight_latency:g}"}
+    name = f"inflight-{concurrency or 'default'}-{run.latency:g}s"
+    env = settings | {"SANDBOX_LATENCY": f"{run.latency:g}"}
     if concurrency:
         env["WORKER_CONCURRENCY"] = str(concurrency)
     server = start_imagegate(workdir, name, env)
@@ -369,7 +413,17 @@ def phase_inflight(workdir: Path, plan: Plan, settings: dict[str, str], report: 
         with sampler.running():
             submit = run_aiohttp(server.base_url, spec, server.pid)
             submit_end = sampler.samples[-1].t if sampler.samples else 0.0
-            time.sleep(plan.inflight_hold)
+            hold_until = time.monotonic() + run.hold
+            all_since: float | None = None
+            while time.monotonic() < hold_until:
+                time.sleep(0.5)
+                if not run.until_all:
+                    continue
+                running = (sampler.latest_counts() or {}).get("in_progress", 0)
+                if running >= submit.requests and all_since is None:
+                    all_since = time.monotonic()
+                if all_since is not None and time.monotonic() - all_since > 3:
+                    break  # a few samples with everything in flight are enough
         final = status_counts(_db(server))
     finally:
         stopped = server.stop()
@@ -377,31 +431,38 @@ def phase_inflight(workdir: Path, plan: Plan, settings: dict[str, str], report: 
     at_peak = sampler.counts_near(peak.t) or {}
     end_of_submit = min(sampler.samples, key=lambda s: abs(s.t - submit_end))
     max_running = max((s.counts or {}).get("in_progress", 0) for s in sampler.samples)
+    rising = peak.t >= sampler.samples[-1].t - 1.0
     peak_mb = peak.rss / MB
-    metric = (f"{plan.inflight_tasks:,} async tasks held, latency {plan.inflight_latency:g}s, "
+    metric = (f"{plan.inflight_tasks:,} async tasks held, latency {run.latency:g}s, "
               f"{label}: peak RSS")
+    notes = [f"at peak (t={peak.t:.0f}s): in_progress {at_peak.get('in_progress', 0)}, "
+             f"queued {at_peak.get('queued', 0)}, succeeded {at_peak.get('succeeded', 0)}",
+             f"max in_progress seen {max_running}"]
+    if rising:
+        notes.append("RSS still rising when sampling stopped")
+    if concurrency and max_running:
+        # Rough: RSS above idle over the most tasks seen in progress at once.
+        notes.append(f"≈ {(peak.rss - idle) / max_running / 1024:,.0f} KB above idle per "
+                     "in-progress task")
     report.rows.append(Row(
         metric, "aiohttp", [peak_mb], "MB",
         target=f"< {RSS_TARGET_MB:,.0f} MB" + met(peak_mb, peak_mb < RSS_TARGET_MB),
         baseline=f"{peak.rss / idle:.1f}× idle ({idle / MB:,.0f} MB)" if idle else "",
-        cpu=submit.cpu,
-        note=(f"at peak (t={peak.t:.1f}s): in_progress {at_peak.get('in_progress', 0)}, "
-              f"queued {at_peak.get('queued', 0)}, succeeded {at_peak.get('succeeded', 0)}; "
-              f"max in_progress seen {max_running}"),
+        cpu=submit.cpu, note="; ".join(notes),
     ))
     report.notes.append(
         f"{metric}: submitted {submit.requests:,} in {submit.seconds:.1f}s "
         f"({submit.rate:,.0f}/s, p50 {fmt_num(submit.p50_ms, 1)} ms, p99 "
-        f"{fmt_num(submit.p99_ms, 1)} ms, {submit.errors} errors); RSS at end of submit "
-        f"{end_of_submit.rss / MB:,.0f} MB (t={end_of_submit.t:.1f}s); peak {peak_mb:,.0f} MB "
-        f"at t={peak.t:.1f}s; {len(sampler.samples)} RSS samples over {sampler.samples[-1].t:.0f}s;"
-        f" table when stopped: {final}; stop took {stopped:.1f}s")
+        f"{fmt_num(submit.p99_ms, 1)} ms, {submit.errors} errors; CPU column = during submit); "
+        f"RSS at end of submit {end_of_submit.rss / MB:,.0f} MB (t={end_of_submit.t:.0f}s); "
+        f"{len(sampler.samples)} RSS samples over {sampler.samples[-1].t:.0f}s; table when "
+        f"stopped: {final}; stop took {stopped:.1f}s")
     if submit.first_error:
         report.notes.append(f"{metric}: first submit error: {submit.first_error}")
 
 
 # -- output
-def table(report: Report, plan: Plan) -> str:
+def table(report: Report) -> str:
     head = ("| metric | client | value (median) | runs | p50 ms | p99 ms | target "
             "| vs baseline | CPU cores srv/cli/other | notes |")
     lines = [head, "|" + "---|" * 10]
@@ -477,11 +538,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         bare = start_bare(workdir)
         base = phase_core(workdir, bare, plan, tool, settings, report, profile)
         print(f"... core phase done ({time.monotonic() - started:.0f}s)", flush=True)
-        phase_api_only(workdir, plan, tool, settings, report, base)
+        phase_async(workdir, bare, plan, tool, settings, report, base, workers=True)
+        phase_async(workdir, bare, plan, tool, settings, report, base, workers=False)
+        print(f"... async phase done ({time.monotonic() - started:.0f}s)", flush=True)
         bare.stop()  # the peer is not needed any more
         if not args.skip_inflight:
-            for concurrency in (None, max(plan.inflight_tasks, 1)):
-                phase_inflight(workdir, plan, settings, report, concurrency)
+            for run in inflight_runs(plan):
+                phase_inflight(workdir, plan, settings, report, run)
                 print(f"... in-flight run done ({time.monotonic() - started:.0f}s)", flush=True)
     finally:
         stop_all()
@@ -492,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(header)
     print(f"- took {time.monotonic() - started:.0f}s\n")
-    print(table(report, plan))
+    print(table(report))
     if report.notes:
         print("\nnotes:")
         for note in report.notes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from imagegate import __version__
 from imagegate.api import files, images, models, tasks
 from imagegate.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from imagegate.api.openapi import TASK_PATHS
 from imagegate.api.responses import JSONResponse
 from imagegate.config import Settings
 from imagegate.errors import ImagegateError, InvalidRequestError, NotFoundError
@@ -72,6 +74,9 @@ def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
         description="OpenAI-compatible image generation with async tasks and signed URLs.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        # FastAPI's built-in OpenTelemetry hooks check for providers on every request; we
+        # export Prometheus metrics instead, so switch the hooks off.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     if services is not None:
         app.state.services = services
@@ -80,6 +85,18 @@ def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for router in (images.router, tasks.router, files.router, models.router):
         app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema["paths"].update(TASK_PATHS)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"}
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -33,6 +33,8 @@ def configure_logging(level: str = "info", json: bool = False) -> None:
     root.setLevel(level.upper())
     # libvips reports each thread pool it winds down at INFO: noise, several lines per image.
     logging.getLogger("pyvips").setLevel(logging.WARNING)
+    # Alembic narrates every start-up even with nothing to migrate.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -7,11 +7,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from imagegate.accounts.keys import KeyStore
 from imagegate.config import Settings
-from imagegate.db.engine import create_engine, migrate
+from imagegate.db.database import Database
+from imagegate.db.database import open_database as open_db
 from imagegate.domain.catalog import Catalog, load_catalog
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.providers.sandbox import SandboxProvider
@@ -27,7 +26,7 @@ from imagegate.tasks.worker import Worker, WorkerConfig
 @dataclass
 class Services:
     settings: Settings
-    engine: AsyncEngine
+    db: Database
     catalog: Catalog
     keys: KeyStore
     store: TaskStore
@@ -44,7 +43,7 @@ class Services:
         await self.providers.aclose()
         await self.events.aclose()
         await self.blobs.aclose()
-        await self.engine.dispose()
+        await self.db.aclose()
 
 
 def signing_secret(settings: Settings) -> bytes:
@@ -74,26 +73,27 @@ def build_providers(settings: Settings, catalog: Catalog) -> ProviderRegistry:
     return ProviderRegistry({name: sandbox for name in catalog.names()})
 
 
-async def open_database(settings: Settings) -> AsyncEngine:
-    engine = create_engine(settings.effective_database_url)
+async def open_database(settings: Settings) -> Database:
+    """The configured database, migrated to head."""
+    db = open_db(settings.effective_database_url)
     try:
-        await migrate(engine)
+        await db.migrate()
     except BaseException:
-        await engine.dispose()
+        await db.aclose()
         raise
-    return engine
+    return db
 
 
 async def build_services(settings: Settings, *, with_worker: bool | None = None) -> Services:
     catalog = load_catalog(settings.catalog_file)
-    engine = await open_database(settings)
-    store = TaskStore(engine)
+    db = await open_database(settings)
+    store = TaskStore(db)
     events = MemoryEventBus()
     services = Services(
         settings=settings,
-        engine=engine,
+        db=db,
         catalog=catalog,
-        keys=KeyStore(engine),
+        keys=KeyStore(db),
         store=store,
         tasks=TaskService(store, events, retention_seconds=settings.retention_seconds,
                           poll_interval=settings.poll_interval_seconds),

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from imagegate.db.database import Database, open_database
+
 PG_ADMIN_URL = os.environ.get(
     "IMAGEGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -65,17 +67,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[object]:
+async def db(database_url: str) -> AsyncIterator[Database]:
     import sqlalchemy as sa
 
-    from imagegate.db.engine import create_engine, migrate
-
-    eng = create_engine(database_url)
-    await migrate(eng)
-    if eng.dialect.name == "postgresql":  # one database per session: start each test empty
-        async with eng.begin() as conn:
-            await conn.execute(sa.text("TRUNCATE tasks, api_keys"))
+    database = open_database(database_url)
+    await database.migrate()
+    if database.dialect == "postgresql":  # one database per session: start each test empty
+        await database.write(sa.text("TRUNCATE tasks, api_keys"))
     try:
-        yield eng
+        yield database
     finally:
-        await eng.dispose()
+        await database.aclose()

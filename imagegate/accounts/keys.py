@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from imagegate.db.database import Database, read_scalar
 from imagegate.db.tables import api_keys
 from imagegate.domain.task import new_id, new_token
 
@@ -38,8 +38,7 @@ def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
-def _row(row: Any) -> ApiKey:
-    m = row._mapping
+def _row(m: Any) -> ApiKey:
     return ApiKey(id=m["id"], name=m["name"], prefix=m["prefix"], created_at=m["created_at"],
                   revoked_at=m["revoked_at"])
 
@@ -52,8 +51,8 @@ class KeyStore:
     """Key records. Authentication answers are cached briefly, because every poll of a task
     authenticates; revocation therefore takes effect within `cache_seconds`."""
 
-    def __init__(self, engine: AsyncEngine, cache_seconds: float = 2.0) -> None:
-        self._engine = engine
+    def __init__(self, db: Database, cache_seconds: float = 2.0) -> None:
+        self._db = db
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
@@ -66,39 +65,34 @@ class KeyStore:
             created_at=time.time(),
             revoked_at=None,
         )
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                api_keys.insert().values(
-                    id=key.id,
-                    name=key.name,
-                    prefix=key.prefix,
-                    key_hash=hash_key(plaintext),
-                    created_at=key.created_at,
-                    revoked_at=None,
-                )
+        await self._db.write(
+            api_keys.insert().values(
+                id=key.id,
+                name=key.name,
+                prefix=key.prefix,
+                key_hash=hash_key(plaintext),
+                created_at=key.created_at,
+                revoked_at=None,
             )
+        )
         return plaintext, key
 
     async def list(self) -> list[ApiKey]:
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(sa.select(*_COLUMNS).order_by(api_keys.c.created_at))
-            return [_row(r) for r in rows]
+        rows = await self._db.read(sa.select(*_COLUMNS).order_by(api_keys.c.created_at))
+        return [_row(r) for r in rows]
 
     async def count(self) -> int:
-        async with self._engine.connect() as conn:
-            return int((await conn.execute(sa.select(sa.func.count()).select_from(api_keys)))
-                       .scalar_one())
+        return int(await read_scalar(self._db, sa.select(sa.func.count()).select_from(api_keys)))
 
     async def revoke(self, key_id: str) -> ApiKey | None:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                api_keys.update()
-                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=time.time())
-            )
-            row = (await conn.execute(sa.select(*_COLUMNS).where(api_keys.c.id == key_id))).first()
+        await self._db.write(
+            api_keys.update()
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=time.time())
+        )
+        rows = await self._db.read(sa.select(*_COLUMNS).where(api_keys.c.id == key_id))
         self._cache.clear()
-        return _row(row) if row else None
+        return _row(rows[0]) if rows else None
 
     async def authenticate(self, plaintext: str) -> ApiKey | None:
         """The active key for this secret, or None. Compared by hash lookup: the hash is the
@@ -108,11 +102,8 @@ class KeyStore:
         hit = self._cache.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(sa.select(*_COLUMNS).where(api_keys.c.key_hash == digest))
-            ).first()
-        key = _row(row) if row else None
+        rows = await self._db.read(sa.select(*_COLUMNS).where(api_keys.c.key_hash == digest))
+        key = _row(rows[0]) if rows else None
         if key is not None and not key.active:
             key = None
         if len(self._cache) > 10_000:  # bounded: a flood of bad keys cannot grow it forever

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api.deps import api_key, json_body, services
@@ -65,7 +65,8 @@ async def run_request(request: Request, key: ApiKey, body: dict[str, Any],
 
 @router.post("/v1/images/generations", tags=["images"],
              openapi_extra=openapi_json_body(GENERATION_REQUEST))
-async def create_generation(request: Request, key: ApiKey = Depends(api_key)) -> Response:
+async def create_generation(request: Request) -> Response:
+    key = await api_key(request)
     body = await json_body(request)
     image_request = normalize(body, services(request).catalog, operation="generate")
     return await run_request(request, key, body, image_request)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from imagegate.accounts.keys import ApiKey
 from imagegate.api.deps import api_key, services
 from imagegate.api.responses import JSONResponse
 
@@ -12,7 +11,8 @@ router = APIRouter(tags=["models"])
 
 
 @router.get("/v1/models")
-async def list_models(request: Request, key: ApiKey = Depends(api_key)) -> JSONResponse:
+async def list_models(request: Request) -> JSONResponse:
+    await api_key(request)
     svc = services(request)
     served_by = svc.providers.describe()
     data = [

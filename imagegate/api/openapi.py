@@ -47,3 +47,43 @@ GENERATION_REQUEST: dict[str, Any] = {
 def json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True,
                             "content": {"application/json": {"schema": schema}}}}
+
+
+_TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_TASK_OBJECT = {
+    "description": "The task object",
+    "content": {"application/json": {"schema": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"}, "task_id": {"type": "string"},
+            "object": {"type": "string", "enum": ["image.task"]},
+            "status": {"type": "string",
+                       "enum": ["queued", "in_progress", "succeeded", "failed", "cancelled"]},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "model": {"type": "string"},
+            "created_at": {"type": "integer"},
+            "completed_at": {"type": ["integer", "null"]},
+            "expires_at": {"type": "integer"},
+            "result": {"type": ["object", "null"]},
+            "error": {"type": ["object", "null"]},
+        },
+    }}},
+}
+_ERRORS = {"401": {"description": "Missing or invalid API key"},
+           "404": {"description": "No such task for this key"}}
+
+
+def _task_op(summary: str, op_id: str) -> dict[str, Any]:
+    return {"tags": ["tasks"], "summary": summary, "operationId": op_id,
+            "parameters": [_TASK_ID], "responses": {"200": _TASK_OBJECT, **_ERRORS},
+            "security": [{"bearer": []}]}
+
+
+# The task routes are plain Starlette routes (see api/tasks.py), so FastAPI does not
+# describe them; these entries do.
+TASK_PATHS: dict[str, Any] = {
+    "/v1/tasks/{task_id}": {"get": _task_op("Retrieve a task", "getTask")},
+    "/v1/images/tasks/{task_id}": {"get": _task_op("Retrieve a task (older path)",
+                                                   "getImageTask")},
+    "/v1/tasks/{task_id}/cancel": {"post": _task_op("Cancel a task", "cancelTask")},
+}

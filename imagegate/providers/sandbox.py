@@ -106,23 +106,17 @@ class SandboxProvider(Provider):
         request = job.request
         # Seeded per attempt, so a retry of an injected failure may succeed, reproducibly.
         fails = random.Random(f"{job.task_id}:{job.attempt}").random() < self.failure_rate
-        # Render while the simulated latency runs: total time is max(latency, render).
-        render = None if fails else asyncio.ensure_future(_render_all(request))
+        # Wait first, render at the end, as a remote service would: rendering up front and
+        # holding the bytes through the wait cost ~150 KB per in-flight task (measured with
+        # 5,000 tasks in flight), for a saving of one render time per task.
+        if self.latency > 0:
+            await self._simulate_latency(progress)
+        if fails:
+            raise ProviderError(f"sandbox: injected failure (failure_rate={self.failure_rate})")
         try:
-            if self.latency > 0:
-                await self._simulate_latency(progress)
-            if fails:
-                raise ProviderError(f"sandbox: injected failure (failure_rate={self.failure_rate})")
-            assert render is not None
-            try:
-                blobs = await render
-            except pyvips.Error as exc:
-                raise ProviderError(f"sandbox: render failed: {exc}") from exc
-        finally:
-            if render is not None and not render.done():
-                render.cancel()
-            elif render is not None and not render.cancelled():
-                render.exception()  # mark retrieved: asyncio must not log it at GC time
+            blobs = await _render_all(request)
+        except pyvips.Error as exc:
+            raise ProviderError(f"sandbox: render failed: {exc}") from exc
         images = [
             GeneratedImage(
                 data=blob,

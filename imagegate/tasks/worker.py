@@ -83,21 +83,39 @@ class Worker:
         self._stopping = True
         for loop in self._loops:
             loop.cancel()
+        # The dispatcher first: it may be holding a just-claimed task that is not yet running.
+        await asyncio.gather(*self._loops, return_exceptions=True)
         running = list(self._running.items())
         for _, job in running:
             job.cancel()
-        await asyncio.gather(*self._loops, *(j for _, j in running), return_exceptions=True)
-        if running:
-            with contextlib.suppress(Exception):
-                await self._store.release([tid for tid, _ in running], self.owner)
-                await self._events.work_queued()
+        await asyncio.gather(*(j for _, j in running), return_exceptions=True)
+        await self._hand_back([tid for tid, _ in running])
+
+    async def _hand_back(self, task_ids: list[str]) -> None:
+        if not task_ids:
+            return
+        try:
+            await self._store.release(task_ids, self.owner)
+            await self._events.work_queued()
+        except Exception:  # the lease then lapses and the reaper requeues the task
+            log.exception("could not hand back %d leases", len(task_ids))
 
     # -- loops
     async def _dispatch_loop(self) -> None:
         while not self._stopping:
             await self._slots.acquire()
+            claim = asyncio.ensure_future(
+                self._store.claim(self.owner, self._config.lease_seconds)
+            )
             try:
-                task = await self._store.claim(self.owner, self._config.lease_seconds)
+                task = await asyncio.shield(claim)
+            except asyncio.CancelledError:
+                # Stopping mid-claim: the claim may still land, and nobody would run it.
+                with contextlib.suppress(Exception):
+                    late = await claim
+                    if late is not None:
+                        await self._hand_back([late.id])
+                raise
             except Exception:
                 self._slots.release()
                 log.exception("claim failed; retrying")

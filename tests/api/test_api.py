@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from imagegate.app import build_app
 from imagegate.config import Settings
+from imagegate.db.database import read_scalar
 from imagegate.db.tables import tasks
 from imagegate.services import Services, build_services
 
@@ -35,9 +36,8 @@ class Env:
         return await self.client.post(path, json=body, headers={**self.auth, **(headers or {})})
 
     async def task_count(self) -> int:
-        async with self.services.engine.connect() as conn:
-            return int((await conn.execute(sa.select(sa.func.count()).select_from(tasks)))
-                       .scalar_one())
+        return int(await read_scalar(self.services.db,
+                                     sa.select(sa.func.count()).select_from(tasks)))
 
     async def wait_terminal(self, task_id: str) -> dict[str, Any]:
         for _ in range(200):

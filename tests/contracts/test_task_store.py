@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from imagegate.db.database import Database
 from imagegate.domain.task import TaskStatus, new_id
 from imagegate.tasks.store import TaskStore
 
@@ -22,8 +23,8 @@ async def _create(store: TaskStore, key: str = "key_a", **kw: Any) -> str:
     return tid
 
 
-async def test_create_and_read(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_create_and_read(db: Database) -> None:
+    store = TaskStore(db)
     tid = await _create(store)
     task = await store.get(tid)
     assert task is not None
@@ -34,8 +35,8 @@ async def test_create_and_read(engine: Any) -> None:
     assert await store.get("img_missing") is None
 
 
-async def test_claim_takes_oldest_and_sets_lease(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_claim_takes_oldest_and_sets_lease(db: Database) -> None:
+    store = TaskStore(db)
     first = await _create(store, now=time.time() - 10)
     await _create(store)
     claimed = await store.claim("w1", 30)
@@ -45,15 +46,15 @@ async def test_claim_takes_oldest_and_sets_lease(engine: Any) -> None:
     assert claimed.lease_expires_at is not None and claimed.lease_expires_at > time.time()
 
 
-async def test_claim_empty_queue(engine: Any) -> None:
-    assert await TaskStore(engine).claim("w1", 30) is None
+async def test_claim_empty_queue(db: Database) -> None:
+    assert await TaskStore(db).claim("w1", 30) is None
 
 
-async def test_concurrent_claims_never_share_a_task(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_concurrent_claims_never_share_a_task(db: Database) -> None:
+    store = TaskStore(db)
     ids = {await _create(store) for _ in range(20)}
     # Separate stores act like separate worker processes (no shared in-process lock).
-    stores = [TaskStore(engine) for _ in range(5)]
+    stores = [TaskStore(db) for _ in range(5)]
 
     async def drain(s: TaskStore, owner: str) -> list[str]:
         got = []
@@ -66,8 +67,8 @@ async def test_concurrent_claims_never_share_a_task(engine: Any) -> None:
     assert sorted(claimed) == sorted(ids)  # each task exactly once
 
 
-async def test_only_the_lease_owner_can_finish(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_only_the_lease_owner_can_finish(db: Database) -> None:
+    store = TaskStore(db)
     tid = await _create(store)
     await store.claim("w1", 30)
     assert not await store.succeed(tid, "w2", {"images": []}, "sandbox")
@@ -82,8 +83,8 @@ async def test_only_the_lease_owner_can_finish(engine: Any) -> None:
     assert not await store.fail(tid, "w1", {"message": "late"})
 
 
-async def test_fail_records_error(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_fail_records_error(db: Database) -> None:
+    store = TaskStore(db)
     tid = await _create(store)
     await store.claim("w1", 30)
     err = {"message": "boom", "type": "upstream_error", "param": None, "code": "x"}
@@ -92,8 +93,8 @@ async def test_fail_records_error(engine: Any) -> None:
     assert task is not None and task.status is TaskStatus.FAILED and task.error == err
 
 
-async def test_renew_returns_only_held_leases(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_renew_returns_only_held_leases(db: Database) -> None:
+    store = TaskStore(db)
     a, b = await _create(store), await _create(store)
     await store.claim("w1", 1)
     await store.claim("w1", 1)
@@ -105,8 +106,8 @@ async def test_renew_returns_only_held_leases(engine: Any) -> None:
     assert task.lease_expires_at > time.time() + 30
 
 
-async def test_cancel_queued_running_and_finished(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_cancel_queued_running_and_finished(db: Database) -> None:
+    store = TaskStore(db)
     queued = await _create(store)
     cancelled = await store.cancel(queued, "key_a")
     assert cancelled is not None and cancelled.status is TaskStatus.CANCELLED
@@ -128,8 +129,8 @@ async def test_cancel_queued_running_and_finished(engine: Any) -> None:
     assert (await store.cancel(done, "key_a")).status is TaskStatus.SUCCEEDED  # type: ignore[union-attr]
 
 
-async def test_reaper_requeues_then_gives_up(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_reaper_requeues_then_gives_up(db: Database) -> None:
+    store = TaskStore(db)
     tid = await _create(store)
     for attempt in (1, 2):
         claimed = await store.claim(f"dead{attempt}", 0.01)
@@ -147,16 +148,16 @@ async def test_reaper_requeues_then_gives_up(engine: Any) -> None:
     assert task.error is not None and task.error["code"] == "worker_lost"
 
 
-async def test_reaper_leaves_live_leases(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_reaper_leaves_live_leases(db: Database) -> None:
+    store = TaskStore(db)
     tid = await _create(store)
     await store.claim("w1", 60)
     assert await store.requeue_expired(max_attempts=3) == (0, 0)
     assert (await store.get(tid)).status is TaskStatus.IN_PROGRESS  # type: ignore[union-attr]
 
 
-async def test_release_hands_back_without_counting(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_release_hands_back_without_counting(db: Database) -> None:
+    store = TaskStore(db)
     tid = await _create(store)
     await store.claim("w1", 60)
     assert await store.release([tid], "w1") == 1
@@ -164,8 +165,8 @@ async def test_release_hands_back_without_counting(engine: Any) -> None:
     assert task is not None and task.status is TaskStatus.QUEUED and task.attempts == 0
 
 
-async def test_upstream_id_is_recorded(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_upstream_id_is_recorded(db: Database) -> None:
+    store = TaskStore(db)
     tid = await _create(store)
     await store.claim("w1", 60)
     assert await store.set_upstream(tid, "w1", "apimart", "task_123")
@@ -173,8 +174,8 @@ async def test_upstream_id_is_recorded(engine: Any) -> None:
     assert task is not None and task.upstream_task_id == "task_123"
 
 
-async def test_expired_tasks_are_taken_and_deleted(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_expired_tasks_are_taken_and_deleted(db: Database) -> None:
+    store = TaskStore(db)
     old = await _create(store, retention=1, now=time.time() - 100)
     await store.claim("w1", 60)
     await store.succeed(old, "w1", {"images": []}, "sandbox")
@@ -187,8 +188,8 @@ async def test_expired_tasks_are_taken_and_deleted(engine: Any) -> None:
     assert await store.get(active_old) is not None and await store.get(fresh) is not None
 
 
-async def test_count_by_status(engine: Any) -> None:
-    store = TaskStore(engine)
+async def test_count_by_status(db: Database) -> None:
+    store = TaskStore(db)
     for _ in range(3):
         await _create(store)
     await store.claim("w1", 60)

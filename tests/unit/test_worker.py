@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from imagegate.db.engine import create_engine, migrate
+from imagegate.db.database import Database, open_database
 from imagegate.domain.catalog import load_catalog
 from imagegate.domain.normalize import normalize
 from imagegate.domain.task import Task, TaskStatus, new_id
@@ -58,6 +58,7 @@ class Rig:
     def __init__(self, store: TaskStore, blobs: ObstoreBlobStore, events: MemoryEventBus) -> None:
         self.store, self.blobs, self.events = store, blobs, events
         self.workers: list[Worker] = []
+        self.db: Database | None = None
 
     async def worker(self, provider: Provider, **cfg: Any) -> Worker:
         config = WorkerConfig(**{"poll_interval": 0.05, "reaper_interval": 0.05, **cfg})
@@ -87,15 +88,16 @@ class Rig:
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/w.db")
-    await migrate(engine)
-    r = Rig(TaskStore(engine), ObstoreBlobStore.memory(), MemoryEventBus())
+    db = open_database(f"sqlite:///{tmp_path}/w.db")
+    await db.migrate()
+    r = Rig(TaskStore(db), ObstoreBlobStore.memory(), MemoryEventBus())
+    r.db = db
     try:
         yield r
     finally:
         for w in r.workers:
             await w.stop()
-        await engine.dispose()
+        await db.aclose()
 
 
 async def test_success_stores_every_image(rig: Rig) -> None:
@@ -176,10 +178,10 @@ async def test_cleaner_removes_expired_tasks_and_blobs(rig: Rig) -> None:
     key = task.images[0].key
     orphan = f"tasks/{tid}/9/0.png"  # as if a killed run had written it
     await rig.blobs.put(orphan, b"x", "image/png")
-    async with rig.store._engine.begin() as conn:  # age the task past retention
-        from imagegate.db.tables import tasks
+    from imagegate.db.tables import tasks
 
-        await conn.execute(tasks.update().values(expires_at=0))
+    assert rig.db is not None
+    await rig.db.write(tasks.update().values(expires_at=0))  # age it past retention
     assert await worker.clean_expired() == 1
     assert await rig.store.get(tid) is None
     for gone in (key, orphan):
