@@ -98,8 +98,8 @@ def render(title: str, path: Path, spots: Hotspots, *, gil: bool = False) -> str
     which = "the thread holding the GIL" if gil else "all non-idle threads"
     lines = [f"### profile: {title}", f"{spots.samples} samples ({which}), file: {path}",
              "(self time in `Runner.run` is uvloop's C code: socket I/O and callbacks"
-             + ("" if gil else "; in aiosqlite's `_connection_worker_thread` at `tx.get()` it "
-                "is an SQLite thread woken up and waiting for the GIL") + ")", "",
+             + ("" if gil else "; in `concurrent/futures/thread.py` `_worker` it is the "
+                "SQLite writer thread woken up and waiting for the GIL") + ")", "",
              "self time (where the CPU was when sampled):"]
     lines += [f"  {pct:5.1f}%  {name}" for name, pct in spots.self_pct]
     lines += ["", "inclusive (time under this frame; runner frames left out):"]

@@ -29,8 +29,8 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy async URL; default `sqlite+aiosqlite:///<data_dir>/imagegate.db`. "
-        "PostgreSQL: `postgresql+asyncpg://user@host/db`.",
+        description="Database URL; default `sqlite:///<data_dir>/imagegate.db`. "
+        "PostgreSQL: `postgresql://user@host/db` (or `postgresql+asyncpg://`).",
     )
     blob_store: Literal["local", "memory"] = Field(
         "local", description="Where result images are stored: `local` (files) or `memory`."
@@ -126,7 +126,7 @@ class Settings(BaseSettings):
 
     @property
     def effective_database_url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve()}/imagegate.db"
+        return self.database_url or f"sqlite:///{self.data_dir.resolve()}/imagegate.db"
 
     @property
     def effective_blob_dir(self) -> Path:

@@ -61,7 +61,7 @@ def postgres_url() -> Iterator[str]:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every contract test runs once per database backend."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/test.db"
+        return f"sqlite:///{tmp_path}/test.db"
     url: str = request.getfixturevalue("postgres_url")
     return url
 
