@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagegate import __version__
-from imagegate.api import files, images, models, tasks
+from imagegate.api import edits, files, images, models, tasks
 from imagegate.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from imagegate.api.openapi import TASK_PATHS
 from imagegate.api.responses import JSONResponse
@@ -83,7 +83,7 @@ def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_exception_handler(ImagegateError, _imagegate_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for router in (images.router, tasks.router, files.router, models.router):
+    for router in (images.router, edits.router, tasks.router, files.router, models.router):
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:

@@ -60,7 +60,49 @@ class Settings(BaseSettings):
     )
     url_ttl_seconds: int = Field(86_400, ge=60, description="How long a signed URL is valid.")
     max_body_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024, description="Largest accepted request body (413 above)."
+        300 * 1024 * 1024,
+        ge=1024,
+        description="Largest accepted request body of any kind (413 above); multipart uploads "
+        "stream through, so this bounds bytes read, not memory.",
+    )
+    max_json_body_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=1024,
+        description="Largest accepted JSON body (413 above). JSON is parsed in memory, so this "
+        "is lower than max_body_bytes; send large images as URLs or multipart files.",
+    )
+
+    # -- reference images (ingest)
+    max_reference_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Largest single reference image or mask."
+    )
+    max_reference_total_bytes: int = Field(
+        256 * 1024 * 1024, ge=1024, description="Largest total of all images in one request."
+    )
+    max_reference_pixels: int = Field(
+        50_000_000,
+        ge=1,
+        description="Most pixels an input image may have, read from its header before any "
+        "decoding (decompression bombs are refused unread).",
+    )
+    fetch_connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds to connect when fetching a reference image URL."
+    )
+    fetch_timeout: float = Field(
+        30.0, gt=0, description="Seconds in all to fetch one reference image URL."
+    )
+    fetch_max_redirects: int = Field(
+        3, ge=0, description="Redirects followed per reference image URL (each re-checked)."
+    )
+    fetch_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names reference URLs may use even when they resolve to private "
+        "addresses (trusted internal image stores).",
+    )
+    fetch_allow_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR) reference URLs may connect to although the SSRF guard "
+        "would refuse them, e.g. `10.20.0.0/16`.",
     )
     sync_wait_seconds: float = Field(
         600.0,

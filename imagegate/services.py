@@ -12,6 +12,9 @@ from imagegate.config import Settings
 from imagegate.db.database import Database
 from imagegate.db.database import open_database as open_db
 from imagegate.domain.catalog import Catalog, load_catalog
+from imagegate.ingest import IngestLimits, Ingestor
+from imagegate.ingest.fetch import Fetcher, FetchLimits
+from imagegate.ingest.guard import AddressPolicy
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.providers.sandbox import SandboxProvider
 from imagegate.storage.base import BlobStore
@@ -35,12 +38,14 @@ class Services:
     blobs: BlobStore
     signer: UrlSigner
     providers: ProviderRegistry
+    ingestor: Ingestor
     worker: Worker | None = None
 
     async def aclose(self) -> None:
         if self.worker is not None:
             await self.worker.stop()
         await self.providers.aclose()
+        await self.ingestor.aclose()
         await self.events.aclose()
         await self.blobs.aclose()
         await self.db.aclose()
@@ -73,6 +78,27 @@ def build_providers(settings: Settings, catalog: Catalog) -> ProviderRegistry:
     return ProviderRegistry({name: sandbox for name in catalog.names()})
 
 
+def build_ingestor(settings: Settings, blobs: BlobStore) -> Ingestor:
+    fetcher = Fetcher(
+        AddressPolicy.from_config(settings.fetch_allow_hosts, settings.fetch_allow_networks),
+        FetchLimits(
+            max_bytes=settings.max_reference_bytes,
+            connect_timeout=settings.fetch_connect_timeout,
+            total_timeout=settings.fetch_timeout,
+            max_redirects=settings.fetch_max_redirects,
+        ),
+    )
+    return Ingestor(
+        blobs,
+        fetcher,
+        IngestLimits(
+            max_image_bytes=settings.max_reference_bytes,
+            max_total_bytes=settings.max_reference_total_bytes,
+            max_pixels=settings.max_reference_pixels,
+        ),
+    )
+
+
 async def open_database(settings: Settings) -> Database:
     """The configured database, migrated to head."""
     db = open_db(settings.effective_database_url)
@@ -89,6 +115,7 @@ async def build_services(settings: Settings, *, with_worker: bool | None = None)
     db = await open_database(settings)
     store = TaskStore(db)
     events = MemoryEventBus()
+    blobs = build_blobs(settings)
     services = Services(
         settings=settings,
         db=db,
@@ -98,9 +125,10 @@ async def build_services(settings: Settings, *, with_worker: bool | None = None)
         tasks=TaskService(store, events, retention_seconds=settings.retention_seconds,
                           poll_interval=settings.poll_interval_seconds),
         events=events,
-        blobs=build_blobs(settings),
+        blobs=blobs,
         signer=UrlSigner(signing_secret(settings), settings.url_ttl_seconds),
         providers=build_providers(settings, catalog),
+        ingestor=build_ingestor(settings, blobs),
     )
     run_worker = settings.run_workers if with_worker is None else with_worker
     if run_worker:

@@ -8,7 +8,7 @@ import orjson
 from fastapi import Request
 
 from imagegate.accounts.keys import ApiKey
-from imagegate.errors import AuthenticationError, InvalidRequestError
+from imagegate.errors import AuthenticationError, InvalidRequestError, PayloadTooLargeError
 from imagegate.services import Services
 
 
@@ -39,7 +39,21 @@ async def api_key(request: Request) -> ApiKey:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    """The parsed JSON object, read with a cap: JSON is parsed in memory, so its limit
+    (max_json_body_bytes) is lower than the general body limit that multipart streams under."""
+    limit = services(request).settings.max_json_body_bytes
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"The JSON body is larger than the maximum of {limit} bytes; send large "
+                "images as URLs or as multipart file uploads",
+                param="body",
+            )
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         raise InvalidRequestError("The request body is empty; send a JSON object",
                                   param="body", code="invalid_json")

@@ -16,7 +16,6 @@ from imagegate.domain.normalize import normalize, opt_bool
 from imagegate.domain.request import ImageRequest
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import error_from_json
-from imagegate.ingest import prepare_references
 
 router = APIRouter()
 
@@ -49,8 +48,13 @@ async def run_request(request: Request, key: ApiKey, body: dict[str, Any],
                       image_request: ImageRequest) -> Response:
     """Shared by generations and (next) edits: create the task, then answer 202 or wait."""
     svc = services(request)
-    image_request = await prepare_references(image_request)
-    task = await svc.tasks.submit(image_request, key.id)
+    task_id = svc.tasks.new_task_id()
+    image_request = await svc.ingestor.prepare(image_request, task_id)
+    try:
+        task = await svc.tasks.submit(image_request, key.id, task_id)
+    except BaseException:
+        await svc.ingestor.discard(task_id)  # no task row, so no blobs either
+        raise
     retry_after = svc.settings.retry_after_seconds
     if wants_async(request, body):
         return accepted(retry_after, task)

@@ -44,9 +44,35 @@ GENERATION_REQUEST: dict[str, Any] = {
 }
 
 
-def json_body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": {"required": True,
-                            "content": {"application/json": {"schema": schema}}}}
+EDIT_REQUEST: dict[str, Any] = {
+    **GENERATION_REQUEST,
+    "properties": {
+        **GENERATION_REQUEST["properties"],
+        "images": {"type": "array", "items": {"type": "object", "properties": {
+            "image_url": {"type": "string"}}}},
+        "mask": {"type": "object", "properties": {"image_url": {"type": "string"}}},
+    },
+}
+
+_MULTIPART_EDIT: dict[str, Any] = {
+    "type": "object",
+    "required": ["prompt"],
+    "properties": {
+        **{k: v for k, v in GENERATION_REQUEST["properties"].items()
+           if k not in REFERENCE_FIELDS and k != "mask_url"},
+        "image": {"type": "string", "format": "binary"},
+        "image[]": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        "images[]": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        "mask": {"type": "string", "format": "binary"},
+    },
+}
+
+
+def json_body(schema: dict[str, Any], *, multipart: bool = False) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": schema}}
+    if multipart:
+        content["multipart/form-data"] = {"schema": _MULTIPART_EDIT}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}

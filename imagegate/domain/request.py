@@ -21,13 +21,38 @@ CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp
 class ReferenceSource:
     """A reference image (or mask) exactly as the client gave it, before ingest.
 
-    `value` is an http(s) URL, a `data:` URL or bare base64. `field` and `index` name where
-    it came from so an ingest error can point at the item.
+    `value` is an http(s) URL, a `data:` URL or bare base64 — or, for an uploaded file, its
+    file name with the bytes in `data`. `field` and `index` name where it came from so an
+    ingest error can point at the item (`image_urls[2]`).
     """
 
     value: str
     field: str
     index: int
+    data: bytes | None = None
+
+    @property
+    def param(self) -> str:
+        return f"{self.field}[{self.index}]"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReference:
+    """An input image after ingest: validated, stored as a blob of its task."""
+
+    key: str
+    content_type: str
+    width: int
+    height: int
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "content_type": self.content_type, "width": self.width,
+                "height": self.height, "size": self.size}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> StoredReference:
+        return cls(**d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +73,12 @@ class ImageRequest:
     style: str | None
     user: str | None
     response_format: ResponseFormat
+    # Before ingest: what the client sent. After ingest these are empty and the stored
+    # images below take their place (the task row never holds a 20 MB data URL).
     references: tuple[ReferenceSource, ...] = ()
     mask: ReferenceSource | None = None
+    reference_images: tuple[StoredReference, ...] = ()
+    mask_image: StoredReference | None = None
     ignored_fields: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -78,6 +107,8 @@ class ImageRequest:
             "response_format": self.response_format,
             "references": [[r.value, r.field, r.index] for r in self.references],
             "mask": [self.mask.value, self.mask.field, self.mask.index] if self.mask else None,
+            "reference_images": [r.to_json() for r in self.reference_images],
+            "mask_image": self.mask_image.to_json() if self.mask_image else None,
             "ignored_fields": list(self.ignored_fields),
             "extra": self.extra,
         }
@@ -86,6 +117,7 @@ class ImageRequest:
     def from_json(cls, data: dict[str, Any]) -> ImageRequest:
         refs = tuple(ReferenceSource(v, f, i) for v, f, i in data.get("references", []))
         mask = data.get("mask")
+        mask_image = data.get("mask_image")
         return cls(
             operation=data["operation"],
             model=data["model"],
@@ -105,6 +137,10 @@ class ImageRequest:
             response_format=data["response_format"],
             references=refs,
             mask=ReferenceSource(*mask) if mask else None,
+            reference_images=tuple(
+                StoredReference.from_json(r) for r in data.get("reference_images", [])
+            ),
+            mask_image=StoredReference.from_json(mask_image) if mask_image else None,
             ignored_fields=tuple(data.get("ignored_fields", [])),
             extra=data.get("extra", {}),
         )

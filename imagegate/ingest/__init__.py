@@ -1,24 +1,178 @@
 """Reference images and masks: the one place they turn from client input into task blobs.
 
-`prepare_references` is called by every surface after normalization and before the task is
-created. Fetching URLs (through the SSRF guard), decoding data URLs and base64, sniffing and
-validating the images and storing them as blobs of the task plug in here.
+Every surface calls `Ingestor.prepare` after normalization and before the task row exists.
+Each input — an http(s) URL (fetched through the SSRF guard), a `data:` URL, bare base64 or
+an uploaded file — is size-capped, sniffed, checked from its header and fully decoded, then
+stored as `tasks/<task_id>/refs/…`. If anything fails, whatever was stored is removed again,
+so a refused request leaves nothing behind.
 """
 
 from __future__ import annotations
 
-from imagegate.domain.request import ImageRequest
-from imagegate.errors import InvalidRequestError
+import asyncio
+import base64
+import binascii
+import contextlib
+import re
+from dataclasses import dataclass, replace
+
+from imagegate.domain.request import ImageRequest, ReferenceSource, StoredReference
+from imagegate.errors import ImagegateError, InvalidRequestError, PayloadTooLargeError
+from imagegate.ingest.fetch import Fetcher, FetchError
+from imagegate.ingest.images import ImageRejected, validate
+from imagegate.storage.base import BlobStore
+
+_BASE64 = re.compile(r"^[A-Za-z0-9+/_\-\s]*={0,2}\s*$")
+# Fetching several URLs at once hides their latency; the cap keeps memory bounded.
+_PARALLEL_LOADS = 4
 
 
-async def prepare_references(request: ImageRequest) -> ImageRequest:
-    if not request.references and request.mask is None:
-        return request
-    first = request.references[0] if request.references else request.mask
-    assert first is not None
-    raise InvalidRequestError(
-        "Reference images are not supported by this server version yet; send a text-only "
-        "request",
-        param=f"{first.field}[{first.index}]",
-        code="unsupported_value",
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_total_bytes: int = 256 * 1024 * 1024
+    max_pixels: int = 50_000_000
+
+
+def refs_prefix(task_id: str) -> str:
+    return f"tasks/{task_id}/refs/"
+
+
+class Ingestor:
+    def __init__(self, blobs: BlobStore, fetcher: Fetcher, limits: IngestLimits) -> None:
+        self._blobs = blobs
+        self._fetcher = fetcher
+        self._limits = limits
+
+    async def aclose(self) -> None:
+        await self._fetcher.aclose()
+
+    async def prepare(self, request: ImageRequest, task_id: str) -> ImageRequest:
+        """The request with its inputs stored and validated, or an error naming the item."""
+        if not request.references and request.mask is None:
+            return request
+        sources = list(request.references)
+        if request.mask is not None:
+            sources.append(request.mask)
+        gate = asyncio.Semaphore(_PARALLEL_LOADS)
+
+        async def load(source: ReferenceSource) -> bytes:
+            async with gate:
+                return await self._load(source)
+
+        try:
+            payloads = await asyncio.gather(*(load(s) for s in sources))
+            total = sum(len(p) for p in payloads)
+            if total > self._limits.max_total_bytes:
+                raise PayloadTooLargeError(
+                    f"The images of this request add up to {total} bytes; the limit is "
+                    f"{self._limits.max_total_bytes}",
+                    param=sources[0].field,
+                    code="request_too_large",
+                )
+            stored = [
+                await self._store(task_id, source, data, "mask" if source is request.mask
+                                  else str(i))
+                for i, (source, data) in enumerate(zip(sources, payloads, strict=True))
+            ]
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._blobs.delete_prefix(refs_prefix(task_id))
+            raise
+        mask_image = stored.pop() if request.mask is not None else None
+        return replace(request, references=(), mask=None, reference_images=tuple(stored),
+                       mask_image=mask_image)
+
+    async def discard(self, task_id: str) -> None:
+        """Remove a request's stored inputs (its task could not be created)."""
+        await self._blobs.delete_prefix(refs_prefix(task_id))
+
+    async def _store(self, task_id: str, source: ReferenceSource, data: bytes, name: str
+                     ) -> StoredReference:
+        try:
+            info = await validate(data, max_pixels=self._limits.max_pixels)
+        except ImageRejected as exc:
+            raise _as_error(exc.status, exc.code, f"{source.param}: {exc.message}",
+                            source.param) from None
+        key = f"{refs_prefix(task_id)}{name}.{info.format}"
+        await self._blobs.put(key, data, info.content_type)
+        return StoredReference(key=key, content_type=info.content_type, width=info.width,
+                               height=info.height, size=len(data))
+
+    async def _load(self, source: ReferenceSource) -> bytes:
+        """The raw bytes of one input, capped at the per-image limit."""
+        cap = self._limits.max_image_bytes
+        if source.data is not None:
+            data = source.data
+        else:
+            value = source.value
+            scheme = value.split(":", 1)[0].lower() if ":" in value[:12] else ""
+            if scheme in ("http", "https"):
+                try:
+                    data = await self._fetcher.fetch(value, max_bytes=cap)
+                except FetchError as exc:
+                    raise _as_error(exc.status, exc.code, f"{source.param}: {exc.message}",
+                                    source.param) from None
+            elif scheme == "data":
+                data = _decode_data_url(value, source.param, cap)
+            elif scheme and not _BASE64.match(value[:64]):
+                raise InvalidRequestError(
+                    f"{source.param}: '{scheme}:' URLs are not supported; send an http(s) URL, "
+                    "a data: URL or base64",
+                    param=source.param, code="unsupported_url_scheme",
+                )
+            else:
+                data = _decode_base64(value, source.param, cap)
+        if len(data) > cap:
+            raise _too_large(source.param, len(data), cap)
+        return data
+
+
+def _too_large(param: str, size: int, cap: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"{param}: the image is {size} bytes; the limit is {cap} bytes per image",
+        param=param, code="image_too_large",
     )
+
+
+def _as_error(status: int, code: str, message: str, param: str) -> ImagegateError:
+    cls = PayloadTooLargeError if status == 413 else InvalidRequestError
+    return cls(message, param=param, code=code)
+
+
+def _decode_data_url(value: str, param: str, cap: int) -> bytes:
+    header, sep, payload = value.partition(",")
+    if not sep:
+        raise InvalidRequestError(f"{param}: a data: URL needs a ',' before its data",
+                                  param=param, code="invalid_data_url")
+    media = header[5:].split(";")
+    if media[0] and not media[0].lower().startswith(("image/", "application/octet-stream")):
+        raise InvalidRequestError(
+            f"{param}: the data: URL has media type '{media[0]}'; send an image",
+            param=param, code="invalid_data_url",
+        )
+    if "base64" not in (m.strip().lower() for m in media[1:]):
+        raise InvalidRequestError(f"{param}: only base64 data: URLs are supported "
+                                  "(data:image/png;base64,...)", param=param,
+                                  code="invalid_data_url")
+    return _decode_base64(payload, param, cap)
+
+
+def _decode_base64(value: str, param: str, cap: int) -> bytes:
+    text = "".join(value.split())
+    # Refuse by length before decoding: base64 is 4 characters per 3 bytes.
+    if len(text) * 3 // 4 > cap + 3:
+        raise _too_large(param, len(text) * 3 // 4, cap)
+    if not text or not _BASE64.match(text):
+        raise InvalidRequestError(
+            f"{param}: not an http(s) URL, a data: URL or base64 image data",
+            param=param, code="invalid_image_reference",
+        )
+    # Accept the URL-safe alphabet and missing padding: both are common in the wild.
+    text = text.replace("-", "+").replace("_", "/").rstrip("=")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequestError(f"{param}: the base64 data is malformed", param=param,
+                                  code="invalid_base64") from None

@@ -33,12 +33,24 @@ class ProviderResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ReferenceImage:
+    """A validated input image (reference or mask), loaded from the task's blobs."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderJob:
-    """What a worker hands a provider: the request plus the task it belongs to."""
+    """What a worker hands a provider: the request, its input images, the task it is for."""
 
     task_id: str
     request: ImageRequest
     attempt: int = 1
+    references: tuple[ReferenceImage, ...] = ()
+    mask: ReferenceImage | None = None
 
 
 class Provider(abc.ABC):

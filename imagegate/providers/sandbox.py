@@ -6,8 +6,11 @@ drawn on it, and a footer says it is a sandbox image so nobody mistakes it for a
 Latency, progress steps and a failure rate are configurable so clients can rehearse their
 async handling.
 
-The rendering is a pure function of the request (`render_image`), so the same request gives
-the same bytes on the same libvips build, whichever task asked.
+The rendering is a pure function of the request and its input images (`render_image`), so
+the same request gives the same bytes on the same libvips build, whichever task asked. Input
+images are made visible (`sandbox_compose`): the first reference is mixed into the
+background, every reference appears as a thumbnail in a strip below the prompt card, and the
+mask's edit area is tinted magenta.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ import pyvips
 
 from imagegate.domain.request import ImageRequest
 from imagegate.errors import ProviderError
+from imagegate.providers import sandbox_compose as compose
 from imagegate.providers.base import (
     GeneratedImage,
     ProgressCallback,
     Provider,
     ProviderJob,
     ProviderResult,
+    ReferenceImage,
 )
 
 _MAX_PROMPT_CHARS = 300
@@ -46,12 +51,33 @@ _WEBP_EFFORT = 2  # libwebp's default 4 took ~2.5x the time for files only ~5% s
 _KEEP_NONE = pyvips.enums.ForeignKeep.NONE  # no metadata: nothing that varies run to run
 
 
-def render_image(request: ImageRequest, index: int) -> bytes:
-    """The finished image `index` (0-based) of `request`, encoded; pure and thread-safe."""
-    return _encode(_compose(request, index), request)
+def render_image(
+    request: ImageRequest,
+    index: int,
+    *,
+    references: tuple[ReferenceImage, ...] = (),
+    mask: ReferenceImage | None = None,
+) -> bytes:
+    """The finished image `index` (0-based) of `request`, encoded; pure and thread-safe.
+
+    Blocking (decodes the inputs, renders, encodes): call it from a worker thread. Raises
+    `ProviderError` if libvips fails, e.g. on an input image that does not decode.
+    """
+    try:
+        return _encode(_compose(request, index, references, mask), request)
+    except pyvips.Error as exc:
+        raise ProviderError(f"sandbox: render failed: {exc}") from exc
 
 
-def render_partial(request: ImageRequest, index: int, step: int, total_steps: int) -> bytes:
+def render_partial(
+    request: ImageRequest,
+    index: int,
+    step: int,
+    total_steps: int,
+    *,
+    references: tuple[ReferenceImage, ...] = (),
+    mask: ReferenceImage | None = None,
+) -> bytes:
     """A coarse preview of `render_image` for streaming: same size and format.
 
     `step` runs 0..total_steps; each step halves the mosaic's block size, and
@@ -59,22 +85,31 @@ def render_partial(request: ImageRequest, index: int, step: int, total_steps: in
     """
     if total_steps < 1 or step < 0:
         raise ValueError("render_partial needs total_steps >= 1 and step >= 0")
-    img = _compose(request, index)
-    if step < total_steps:
-        # A mosaic, like an interlaced PNG arriving: box-average blocks, then replicate.
-        f = min(2 ** (total_steps - step + 2), request.width, request.height)
-        img = img.shrink(f, f).zoom(f, f).embed(0, 0, request.width, request.height, extend="copy")
-    return _encode(img, request)
+    try:
+        img = _compose(request, index, references, mask)
+        if step < total_steps:
+            # A mosaic, like an interlaced PNG arriving: box-average blocks, then replicate.
+            f = min(2 ** (total_steps - step + 2), request.width, request.height)
+            img = img.shrink(f, f).zoom(f, f)
+            img = img.embed(0, 0, request.width, request.height, extend="copy")
+        return _encode(img, request)
+    except pyvips.Error as exc:
+        raise ProviderError(f"sandbox: render failed: {exc}") from exc
 
 
-def estimate_usage(request: ImageRequest) -> dict[str, object]:
+def estimate_usage(
+    request: ImageRequest, references: tuple[ReferenceImage, ...] | None = None
+) -> dict[str, object]:
     """OpenAI-shaped usage. An estimate, not a measurement: there is no real model here.
 
-    Text ≈ 4 characters per token; each reference image counts like one 1024x1024 tile; output
-    is a quarter token per 1024 pixels per image. Deterministic, so billing tests are stable.
+    Text ≈ 4 characters per token; each reference image counts like one 1024x1024 tile (256
+    tokens, whatever its size; the mask is not counted); output is a quarter token per 1024
+    pixels per image. Deterministic, so billing tests are stable. References are counted from
+    the loaded `references` when given, else from the request's reference sources.
     """
     text_tokens = math.ceil(len(request.prompt) / 4)
-    image_tokens = len(request.references) * 256
+    ref_count = len(references) if references is not None else len(request.references)
+    image_tokens = ref_count * 256
     output_tokens = math.ceil(math.ceil(request.width * request.height / 1024) * request.n / 4)
     input_tokens = text_tokens + image_tokens
     return {
@@ -114,7 +149,7 @@ class SandboxProvider(Provider):
         if fails:
             raise ProviderError(f"sandbox: injected failure (failure_rate={self.failure_rate})")
         try:
-            blobs = await _render_all(request)
+            blobs = await _render_all(request, job.references, job.mask)
         except pyvips.Error as exc:
             raise ProviderError(f"sandbox: render failed: {exc}") from exc
         images = [
@@ -126,7 +161,9 @@ class SandboxProvider(Provider):
             )
             for blob in blobs
         ]
-        return ProviderResult(images=images, usage=estimate_usage(request))
+        # A job built without loaded inputs (references=()) still bills the request's sources.
+        refs = job.references if job.references else None
+        return ProviderResult(images=images, usage=estimate_usage(request, refs))
 
     async def _simulate_latency(self, progress: ProgressCallback) -> None:
         steps = self.progress_steps
@@ -135,13 +172,16 @@ class SandboxProvider(Provider):
             await progress(round(100 * i / (steps + 1)))
 
 
-async def _render_all(request: ImageRequest) -> list[bytes]:
-    # libvips releases the GIL, so images of one request encode in parallel threads.
-    return list(
-        await asyncio.gather(
-            *(asyncio.to_thread(render_image, request, i) for i in range(request.n))
-        )
+async def _render_all(
+    request: ImageRequest, references: tuple[ReferenceImage, ...], mask: ReferenceImage | None
+) -> list[bytes]:
+    # libvips releases the GIL, so images of one request render in parallel threads; the
+    # inputs are decoded there too, never on the event loop.
+    renders = (
+        asyncio.to_thread(render_image, request, i, references=references, mask=mask)
+        for i in range(request.n)
     )
+    return list(await asyncio.gather(*renders))
 
 
 def _seed(request: ImageRequest, index: int) -> bytes:
@@ -152,28 +192,69 @@ def _seed(request: ImageRequest, index: int) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
-def _compose(request: ImageRequest, index: int) -> Any:
+def _compose(
+    request: ImageRequest,
+    index: int,
+    references: tuple[ReferenceImage, ...],
+    mask: ReferenceImage | None,
+) -> Any:
+    img = _compose_card(request, index, references, mask)
+    if mask is not None:
+        img = compose.tint_mask(img, mask)
+    return img
+
+
+def _compose_card(
+    request: ImageRequest,
+    index: int,
+    references: tuple[ReferenceImage, ...],
+    mask: ReferenceImage | None,
+) -> Any:
     w, h = request.width, request.height
     bg = _background(_seed(request, index), w, h)
+    if references:
+        bg = compose.blend_base(bg, references[0])
     transparent = request.background == "transparent" and request.output_format != "jpeg"
     short = min(w, h)
     margin = max(1, round(short * 0.08))
     pad = max(1, round(short * 0.03))
-    card_w, max_card_h = w - 2 * margin, h - 2 * margin
+    strip = compose.strip_layout(w, h, margin, len(references))
+    # The card stays between the top margin and the strip (or the bottom margin).
+    bottom = h - margin if strip is None else strip.y - compose.strip_gap(w, h)
+    card_w, max_card_h = w - 2 * margin, bottom - margin
     text_w, max_text_h = card_w - 2 * pad, max_card_h - 2 * pad
-    if text_w < 16 or max_text_h < 8:  # too small to hold legible text: just the colours
-        return _alpha(bg, 255) if transparent else bg
-    mask = _text_mask(request, index, text_w, max_text_h)
-    card_h = min(max_card_h, mask.height + 2 * pad)
-    x, y = margin, (h - card_h) // 2
-    card = (bg.crop(x, y, card_w, card_h) * _CARD_DARKEN).cast("uchar")
-    mask = mask.embed(pad, pad, card_w, card_h)
-    card = mask.ifthenelse([255, 255, 255], card, blend=True)
-    if transparent:
-        # RGB zeroes under alpha 0 compress to almost nothing, unlike the hidden gradient.
-        base = pyvips.Image.black(w, h, bands=4).copy(interpretation="srgb")
-        return base.insert(_alpha(card, 255), x, y)
-    return bg.insert(card, x, y)
+    img = _alpha(bg, 255) if transparent else bg
+    if text_w >= 16 and max_text_h >= 8:  # else too small to hold legible text: no card
+        footer = _footer(request, index, references, mask)
+        text = _text_mask(request, footer, text_w, max_text_h)
+        card_h = min(max_card_h, text.height + 2 * pad)
+        x, y = margin, margin + (max_card_h - card_h) // 2
+        card = (bg.crop(x, y, card_w, card_h) * _CARD_DARKEN).cast("uchar")
+        text = text.embed(pad, pad, card_w, card_h)
+        card = text.ifthenelse([255, 255, 255], card, blend=True)
+        if transparent:
+            # RGB zeroes under alpha 0 compress to almost nothing, unlike the hidden gradient.
+            img = pyvips.Image.black(w, h, bands=4).copy(interpretation="srgb")
+            img = img.insert(_alpha(card, 255), x, y)
+        else:
+            img = bg.insert(card, x, y)
+    if strip is not None:
+        img = compose.draw_strip(img, strip, references)
+    return img
+
+
+def _footer(
+    request: ImageRequest,
+    index: int,
+    references: tuple[ReferenceImage, ...],
+    mask: ReferenceImage | None,
+) -> str:
+    parts = ["imagegate sandbox", request.model, f"{request.width}x{request.height}", f"#{index}"]
+    if references:
+        parts.append(f"refs: {len(references)}")
+    if mask is not None:
+        parts.append("mask")
+    return " · ".join(parts)
 
 
 def _background(digest: bytes, w: int, h: int) -> Any:
@@ -197,13 +278,12 @@ def _background(digest: bytes, w: int, h: int) -> Any:
     return small.zoom(f, f).crop(0, 0, w, h).copy(interpretation="srgb")
 
 
-def _text_mask(request: ImageRequest, index: int, width: int, max_height: int) -> Any:
+def _text_mask(request: ImageRequest, footer: str, width: int, max_height: int) -> Any:
     """Prompt and footer as one 1-band coverage mask, at most width x max_height."""
     w, h = request.width, request.height
     prompt = "".join(c if c.isprintable() or c == "\n" else " " for c in request.prompt).strip()
     if len(prompt) > _MAX_PROMPT_CHARS:
         prompt = prompt[: _MAX_PROMPT_CHARS - 1].rstrip() + "…"
-    footer = f"imagegate sandbox · {request.model} · {w}x{h} · #{index}"
     # Scale with the geometric mean of the edges: ~33 px type at 1024x1024, ~94 px at 4K.
     dpi = 200 * math.sqrt(w * h) / 1024
     for _ in range(3):

@@ -18,9 +18,14 @@ class TaskService:
         self._retention = retention_seconds
         self._poll = poll_interval
 
-    async def submit(self, request: ImageRequest, key_id: str) -> Task:
+    @staticmethod
+    def new_task_id() -> str:
+        return new_id("img_")
+
+    async def submit(self, request: ImageRequest, key_id: str, task_id: str | None = None
+                     ) -> Task:
         task = await self._store.create(
-            task_id=new_id("img_"),
+            task_id=task_id or self.new_task_id(),
             key_id=key_id,
             operation=request.operation,
             model=request.model,

@@ -16,10 +16,15 @@ import socket
 import time
 from dataclasses import dataclass
 
-from imagegate.domain.request import ImageRequest
+from imagegate.domain.request import ImageRequest, StoredReference
 from imagegate.domain.task import StoredImage, Task, new_token
 from imagegate.errors import ImagegateError
-from imagegate.providers.base import ProgressCallback, ProviderJob, ProviderResult
+from imagegate.providers.base import (
+    ProgressCallback,
+    ProviderJob,
+    ProviderResult,
+    ReferenceImage,
+)
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobStore
 from imagegate.tasks.events import EventBus
@@ -189,9 +194,14 @@ class Worker:
         try:
             request = ImageRequest.from_json(task.request)
             provider = self._providers.for_model(request.model)
-            result = await provider.generate(
-                ProviderJob(task.id, request, task.attempts), self._progress_reporter(task.id)
+            job = ProviderJob(
+                task.id,
+                request,
+                task.attempts,
+                references=tuple([await self._input(r) for r in request.reference_images]),
+                mask=await self._input(request.mask_image) if request.mask_image else None,
             )
+            result = await provider.generate(job, self._progress_reporter(task.id))
             images = await self._store_images(task, result)
             if await self._store.succeed(
                 task.id, self.owner, {"images": [i.to_json() for i in images],
@@ -218,6 +228,10 @@ class Worker:
         finally:
             with contextlib.suppress(Exception):
                 await self._events.task_changed(task.id)
+
+    async def _input(self, ref: StoredReference) -> ReferenceImage:
+        return ReferenceImage(await self._blobs.get(ref.key), ref.content_type, ref.width,
+                              ref.height)
 
     def _progress_reporter(self, task_id: str) -> ProgressCallback:
         # Providers may report often; the row is written at most every progress_interval.

@@ -1,4 +1,5 @@
-"""The sandbox provider: exact sizes and formats, determinism, latency, progress, failures."""
+"""The sandbox provider: exact sizes and formats, determinism, latency, progress, failures,
+and input images (references, mask) made visible in the output."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pyvips
 
 from imagegate.domain.request import ImageRequest, OutputFormat
 from imagegate.errors import ProviderError
-from imagegate.providers.base import ProviderJob, ProviderResult
+from imagegate.providers.base import ProviderJob, ProviderResult, ReferenceImage
 from imagegate.providers.sandbox import SandboxProvider, render_image, render_partial
 
 MAGIC: dict[str, tuple[bytes, ...]] = {
@@ -71,8 +72,12 @@ def run_generate(
     *,
     task_id: str = "task_1",
     attempt: int = 1,
+    references: tuple[ReferenceImage, ...] = (),
+    mask: ReferenceImage | None = None,
 ) -> ProviderResult:
-    job = ProviderJob(task_id=task_id, request=request, attempt=attempt)
+    job = ProviderJob(
+        task_id=task_id, request=request, attempt=attempt, references=references, mask=mask
+    )
     return asyncio.run(provider.generate(job, _noop_progress))
 
 
@@ -261,3 +266,266 @@ def test_invalid_configuration_is_rejected() -> None:
         SandboxProvider(latency=-1)
     with pytest.raises(ValueError):
         SandboxProvider(progress_steps=0)
+
+
+# --- input images: references and mask ---------------------------------------------------
+
+RED = (255, 0, 0)
+BLUE = (0, 0, 255)
+MAGENTA_SHIFT = 40  # (R + B) / 2 - G must grow at least this much under the mask's tint
+
+
+def solid_ref(
+    colour: tuple[int, ...], *, width: int = 96, height: int = 64, fmt: str = "png"
+) -> ReferenceImage:
+    """A one-colour reference: 1 value = grey, 2 = grey+alpha, 3 = RGB, 4 = RGBA."""
+    img = (pyvips.Image.black(width, height, bands=len(colour)) + list(colour)).cast("uchar")
+    img = img.copy(interpretation="b-w" if len(colour) <= 2 else "srgb")
+    data = bytes(img.write_to_buffer(f".{fmt}"))
+    return ReferenceImage(data=data, content_type=f"image/{fmt}", width=width, height=height)
+
+
+def rect_mask(
+    width: int, height: int, rect: tuple[int, int, int, int], *, alpha: bool = True
+) -> ReferenceImage:
+    """A mask whose edit area is `rect` (x, y, w, h): transparent there, or black if no alpha."""
+    if alpha:
+        img = pyvips.Image.black(width, height).new_from_image([0, 0, 0, 255])
+        img = img.copy(interpretation="srgb").draw_rect([0, 0, 0, 0], *rect, fill=True)
+    else:
+        img = pyvips.Image.black(width, height).new_from_image(255).copy(interpretation="b-w")
+        img = img.draw_rect([0], *rect, fill=True)
+    return ReferenceImage(bytes(img.pngsave_buffer()), "image/png", width, height)
+
+
+def colour_hits(img: Any, colour: tuple[int, int, int], tol: int = 8) -> Any:
+    """A 1-band 0/1 image: where `img` is within `tol` of `colour` in every band."""
+    near = ((img.extract_band(0, n=3) - list(colour)).abs() <= tol).bandand()
+    return near / 255
+
+
+def count_colour(data: bytes, colour: tuple[int, int, int], tol: int = 8) -> int:
+    img = decode(data)
+    pixels: int = img.width * img.height
+    return round(float(colour_hits(img, colour, tol).avg()) * pixels)
+
+
+def mean_x_of_colour(data: bytes, colour: tuple[int, int, int]) -> float:
+    img = decode(data)
+    hits = colour_hits(img, colour)
+    xs = pyvips.Image.xyz(img.width, img.height)[0]
+    return float((xs * hits).avg()) / float(hits.avg())
+
+
+def magenta_balance(data: bytes, x: int, y: int) -> float:
+    r, g, b = (float(v) for v in decode(data).getpoint(x, y)[:3])
+    return (r + b) / 2 - g
+
+
+def same_pixels(a: bytes, b: bytes, area: tuple[int, int, int, int]) -> bool:
+    pixels_a, pixels_b = (decode(d).crop(*area).write_to_memory() for d in (a, b))
+    return bool(pixels_a == pixels_b)
+
+
+def test_reference_thumbnail_shows_its_pixels_in_the_bottom_strip() -> None:
+    request = make_request()
+    plain = render_image(request, 0)
+    with_ref = render_image(request, 0, references=(solid_ref(RED),))
+    img = decode(with_ref)
+    assert (img.width, img.height, img.bands) == (1024, 1024, 3)
+    assert count_colour(plain, RED) == 0
+    # A 96x64 red reference fills a ~125x83 px thumbnail: thousands of pure red pixels...
+    assert count_colour(with_ref, RED) > 5000
+    # ...all in the strip along the bottom edge, under the prompt card.
+    bottom = bytes(img.crop(0, 820, 1024, 204).pngsave_buffer())
+    assert count_colour(bottom, RED) == count_colour(with_ref, RED)
+
+
+def test_two_references_both_appear_in_order() -> None:
+    refs = (solid_ref(RED), solid_ref(BLUE, width=40, height=90))
+    data = render_image(make_request(), 0, references=refs)
+    assert count_colour(data, RED) > 5000
+    assert count_colour(data, BLUE) > 2000
+    assert mean_x_of_colour(data, RED) < mean_x_of_colour(data, BLUE)
+
+
+def test_at_most_16_thumbnails() -> None:
+    refs = (solid_ref(RED),) * 16 + (solid_ref(BLUE),)
+    data = render_image(make_request(width=1536, height=1024), 0, references=refs)
+    assert count_colour(data, RED) > 16 * 1000
+    assert count_colour(data, BLUE) == 0  # the 17th is counted in the footer, not drawn
+
+
+def test_first_reference_tints_the_background() -> None:
+    request = make_request()
+    plain = decode(render_image(request, 0))
+    edited = decode(render_image(request, 0, references=(solid_ref(RED),)))
+    top = (0, 0, 1024, 60)  # above the card, away from the strip
+    assert edited.crop(*top)[0].avg() > plain.crop(*top)[0].avg() + 40
+    assert edited.crop(*top)[1].avg() < plain.crop(*top)[1].avg() - 40
+    assert count_colour(bytes(edited.crop(*top).pngsave_buffer()), RED) == 0  # a mix, not a cover
+
+
+def test_references_are_deterministic_and_matter() -> None:
+    request = make_request(output_format="webp")
+    refs = (solid_ref(RED), solid_ref(BLUE, fmt="jpeg"))
+    mask = rect_mask(256, 256, (0, 0, 64, 64))
+    a = render_image(request, 0, references=refs, mask=mask)
+    assert a == render_image(request, 0, references=refs, mask=mask)
+    assert a != render_image(request, 0, references=refs)
+    assert a != render_image(request, 0, references=refs[::-1], mask=mask)
+    result = run_generate(SandboxProvider(), request, references=refs, mask=mask)
+    assert result.images[0].data == a
+
+
+def test_mask_tints_the_transparent_area_only() -> None:
+    request = make_request()
+    refs = (solid_ref(RED),)
+    plain = render_image(request, 0, references=refs)
+    # 512x512 mask, transparent top-left quarter: stretched to the top-left 512x512 px.
+    masked = render_image(request, 0, references=refs, mask=rect_mask(512, 512, (0, 0, 256, 256)))
+    for x, y in ((100, 100), (256, 300), (40, 480)):
+        assert magenta_balance(masked, x, y) > magenta_balance(plain, x, y) + MAGENTA_SHIFT
+    # Far outside the edit area (and off the card, whose footer now says "mask"): unchanged.
+    assert same_pixels(plain, masked, (600, 0, 424, 70))
+    assert same_pixels(plain, masked, (600, 600, 424, 424))  # the strip's right part too
+
+
+def test_mask_without_alpha_marks_black_as_the_edit_area() -> None:
+    request = make_request(width=1536, height=1024)
+    plain = render_image(request, 0)
+    mask = rect_mask(1536, 1024, (1000, 0, 536, 300), alpha=False)
+    masked = render_image(request, 0, mask=mask)
+    assert magenta_balance(masked, 1300, 150) > magenta_balance(plain, 1300, 150) + MAGENTA_SHIFT
+    assert same_pixels(plain, masked, (0, 0, 80, 80))
+    assert same_pixels(plain, masked, (0, 950, 1536, 74))
+
+
+def test_mask_on_a_transparent_background_is_visible() -> None:
+    request = make_request(background="transparent")
+    masked = decode(render_image(request, 0, mask=rect_mask(1024, 1024, (0, 0, 60, 60))))
+    assert masked.bands == 4
+    assert masked.getpoint(20, 20)[3] > 60  # the tint is drawn where the image was clear
+    assert masked.getpoint(1000, 20)[3] == 0
+
+
+@pytest.mark.parametrize(
+    ("colour", "fmt", "visible"),
+    [
+        ((0, 255, 0, 255), "png", (0, 255, 0)),  # RGBA, opaque
+        ((0, 255, 0, 0), "png", None),  # RGBA, fully transparent: shows what is under it
+        ((200,), "png", (200, 200, 200)),  # 1-band grey
+        ((90, 255), "png", (90, 90, 90)),  # grey + alpha
+        ((200,), "jpeg", (200, 200, 200)),
+        ((0, 0, 255), "jpeg", None),  # JPEG's chroma is too lossy for an exact match
+        ((0, 255, 0), "webp", None),
+    ],
+)
+def test_reference_kinds_all_render(
+    colour: tuple[int, ...], fmt: str, visible: tuple[int, int, int] | None
+) -> None:
+    ref = solid_ref(colour, fmt=fmt)
+    data = render_image(make_request(), 0, references=(ref, ref))
+    decoded = decode(data)
+    assert (decoded.width, decoded.height, decoded.bands) == (1024, 1024, 3)
+    if visible is not None:
+        assert count_colour(data, visible, tol=4) > 5000
+
+
+@pytest.mark.parametrize(
+    ("colour", "fmt", "tinted"),
+    [
+        ((0, 0, 0, 0), "png", True),  # RGBA, transparent: all edit
+        ((255, 255, 255, 255), "png", False),  # RGBA, opaque: no edit, whatever the colour
+        ((0, 0, 0, 255), "png", False),
+        ((0, 0), "png", True),  # grey + alpha
+        ((0,), "png", True),  # no alpha: black = edit
+        ((255,), "png", False),
+        ((0, 0, 0), "jpeg", True),
+        ((255, 255, 255), "webp", False),
+    ],
+)
+def test_mask_kinds(colour: tuple[int, ...], fmt: str, tinted: bool) -> None:
+    request = make_request()
+    plain = render_image(request, 0)
+    masked = render_image(request, 0, mask=solid_ref(colour, fmt=fmt))
+    assert decode(masked).bands == 3
+    shift = magenta_balance(masked, 30, 30) - magenta_balance(plain, 30, 30)
+    assert shift > MAGENTA_SHIFT if tinted else abs(shift) < 1
+
+
+def test_large_reference_is_shrunk() -> None:
+    big = solid_ref(RED, width=3000, height=2000, fmt="jpeg")
+    data = render_image(make_request(), 0, references=(big,))
+    assert count_colour(data, RED, tol=12) > 5000
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+@pytest.mark.parametrize(("width", "height"), [(1024, 1024), (1536, 512), (864, 1536)])
+def test_exact_size_and_format_with_inputs(fmt: OutputFormat, width: int, height: int) -> None:
+    request = make_request(width=width, height=height, output_format=fmt)
+    refs = (solid_ref(RED), solid_ref((120,), fmt="jpeg"), solid_ref((0, 0, 255, 128)))
+    mask = rect_mask(300, 200, (10, 10, 100, 100))
+    result = run_generate(SandboxProvider(), request, references=refs, mask=mask)
+    image = result.images[0]
+    assert has_magic(image.data, fmt)
+    assert image.content_type == request.content_type
+    assert (image.width, image.height) == (width, height)
+    decoded = decode(image.data)
+    assert (decoded.width, decoded.height, decoded.bands) == (width, height, 3)
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_transparent_background_with_references_keeps_alpha(fmt: OutputFormat) -> None:
+    request = make_request(output_format=fmt, background="transparent")
+    decoded = decode(render_image(request, 0, references=(solid_ref(RED),)))
+    assert decoded.bands == 4
+    assert decoded.getpoint(2, 2)[3] == 0
+    assert decoded[3].max() == 255
+    if fmt == "png":
+        assert count_colour(render_image(request, 0, references=(solid_ref(RED),)), RED) > 5000
+
+
+def test_render_partial_with_inputs() -> None:
+    request = make_request(width=1536, height=864)
+    refs = (solid_ref(RED),)
+    mask = rect_mask(64, 64, (0, 0, 32, 32))
+    final = render_image(request, 0, references=refs, mask=mask)
+    preview = render_partial(request, 0, 1, 3, references=refs, mask=mask)
+    assert (decode(preview).width, decode(preview).height) == (1536, 864)
+    assert preview != render_partial(request, 0, 1, 3)
+    assert render_partial(request, 0, 3, 3, references=refs, mask=mask) == final
+
+
+@pytest.mark.parametrize(
+    "data", [b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, b"\xff\xd8\xff"]
+)
+def test_corrupt_reference_is_a_provider_error(data: bytes) -> None:
+    bad = ReferenceImage(data=data, content_type="image/png", width=64, height=64)
+    good = solid_ref(RED)
+    with pytest.raises(ProviderError, match="reference 1"):
+        render_image(make_request(), 0, references=(good, bad))
+    with pytest.raises(ProviderError, match="mask"):
+        render_image(make_request(), 0, references=(good,), mask=bad)
+    with pytest.raises(ProviderError):
+        run_generate(SandboxProvider(), make_request(), references=(bad,))
+    with pytest.raises(ProviderError):
+        render_partial(make_request(), 0, 0, 2, references=(bad,))
+
+
+def test_truncated_reference_does_not_escape_as_a_vips_error() -> None:
+    whole = solid_ref(RED, width=300, height=300)
+    cut = ReferenceImage(whole.data[: len(whole.data) // 2], "image/png", 300, 300)
+    try:
+        data = render_image(make_request(), 0, references=(cut,))
+    except ProviderError:
+        return  # refused: fine
+    assert decode(data).width == 1024  # or decoded as far as it goes: also fine
+
+
+def test_usage_counts_loaded_references() -> None:
+    refs = (solid_ref(RED), solid_ref(BLUE))
+    result = run_generate(SandboxProvider(), make_request(prompt="abcdefghi"), references=refs)
+    details = result.usage["input_tokens_details"]
+    assert details == {"text_tokens": 3, "image_tokens": 512}
+    assert result.usage["input_tokens"] == 515

@@ -1,0 +1,122 @@
+"""`POST /v1/images/edits`: multipart uploads (the 001 seed's and OpenAI's field names) or
+OpenAI's JSON form (`images: [{image_url}]`, `mask: {image_url}`). After parsing, an edit is
+the same task as a generation with references: same sync/async switch, same task object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from imagegate.api.deps import api_key, json_body, services
+from imagegate.api.images import run_request
+from imagegate.api.openapi import EDIT_REQUEST
+from imagegate.api.openapi import json_body as openapi_json_body
+from imagegate.domain.normalize import normalize
+from imagegate.domain.request import ReferenceSource
+from imagegate.errors import ImagegateError, InvalidRequestError, PayloadTooLargeError
+from imagegate.ingest.multipart import (
+    MultipartError,
+    MultipartForm,
+    MultipartLimits,
+    parse_multipart,
+)
+
+router = APIRouter(tags=["images"])
+
+# Multipart sends every value as text; these fields are converted to the JSON types that
+# normalization expects (a value that does not convert stays text and gets the usual 400).
+_INT_FIELDS = ("n", "output_compression", "partial_images")
+_BOOL_FIELDS = ("wait_for_result", "stream")
+_MASK_FIELDS = ("mask", "mask_url")
+
+
+def image_field(name: str) -> str | None:
+    """The reference field a part name stands for: image, image[], images, images[],
+    image_1 … image_N (all one list), or None."""
+    base = name[:-2] if name.endswith("[]") else name
+    if base in ("image", "images"):
+        return base
+    if base.startswith("image_") and base[6:].isdigit():
+        return "image"
+    return None
+
+
+def form_to_request(form: MultipartForm) -> tuple[dict[str, Any], tuple[ReferenceSource, ...],
+                                                  ReferenceSource | None]:
+    """The JSON-shaped body, the uploaded (or linked) references and the mask of a form."""
+    body: dict[str, Any] = {}
+    refs: list[ReferenceSource] = []
+    mask: ReferenceSource | None = None
+    counts: dict[str, int] = {}
+
+    def add(field: str, value: str, data: bytes | None) -> None:
+        nonlocal mask
+        if field in _MASK_FIELDS:
+            if mask is not None:
+                raise InvalidRequestError("only one mask may be sent", param="mask")
+            mask = ReferenceSource(value, "mask", 0, data)
+            return
+        index = counts.get(field, 0)
+        counts[field] = index + 1
+        refs.append(ReferenceSource(value, field, index, data))
+
+    for upload in form.files:
+        field = image_field(upload.field) or (upload.field if upload.field in _MASK_FIELDS
+                                              else None)
+        if field is None:
+            raise InvalidRequestError(
+                f"unexpected file field '{upload.field}'; send images as image, image[], "
+                "images[] or image_1…image_N, and the mask as mask",
+                param=upload.field, code="unknown_file_field",
+            )
+        add(field, upload.filename or upload.field, upload.data)
+    for name, values in form.fields.items():
+        field = image_field(name) or (name if name in _MASK_FIELDS else None)
+        if field is not None:  # a URL, data URL or base64 sent as a text field
+            for value in values:
+                add(field, value.strip(), None)
+            continue
+        text = values[-1].strip()
+        if name in _INT_FIELDS and text.lstrip("-").isdigit():
+            body[name] = int(text)
+        elif name in _BOOL_FIELDS and text.lower() in ("true", "false"):
+            body[name] = text.lower() == "true"
+        else:
+            body[name] = values[-1]
+    return body, tuple(refs), mask
+
+
+def _multipart_error(exc: MultipartError) -> ImagegateError:
+    cls = PayloadTooLargeError if exc.status == 413 else InvalidRequestError
+    return cls(exc.message, param=exc.param, code=exc.code)
+
+
+@router.post("/v1/images/edits", openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
+async def create_edit(request: Request) -> Response:
+    key = await api_key(request)
+    svc = services(request)
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        settings = svc.settings
+        limits = MultipartLimits(
+            max_file_bytes=settings.max_reference_bytes,
+            max_total_bytes=settings.max_reference_total_bytes,
+        )
+        try:
+            form = await parse_multipart(request.stream(), content_type, limits)
+        except MultipartError as exc:
+            raise _multipart_error(exc) from None
+        body, refs, mask = form_to_request(form)
+        image_request = normalize(body, svc.catalog, operation="edit", references=refs,
+                                  mask=mask)
+    elif content_type.lower().startswith("application/json") or not content_type:
+        body = await json_body(request)
+        image_request = normalize(body, svc.catalog, operation="edit")
+    else:
+        raise InvalidRequestError(
+            f"Content-Type '{content_type}' is not accepted; send multipart/form-data with "
+            "image files, or a JSON body",
+            param="content-type", code="unsupported_media_type",
+        )
+    return await run_request(request, key, body, image_request)
