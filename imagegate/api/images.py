@@ -12,10 +12,10 @@ from imagegate.api.openapi import GENERATION_REQUEST
 from imagegate.api.openapi import json_body as openapi_json_body
 from imagegate.api.profiles import native
 from imagegate.api.responses import JSONResponse
+from imagegate.api.submit import create_task, wait_for_result
 from imagegate.domain.normalize import normalize, opt_bool
 from imagegate.domain.request import ImageRequest
 from imagegate.domain.task import Task, TaskStatus
-from imagegate.errors import error_from_json
 
 router = APIRouter()
 
@@ -46,23 +46,15 @@ def accepted(svc_retry_after: int, task: Task) -> Response:
 
 async def run_request(request: Request, key: ApiKey, body: dict[str, Any],
                       image_request: ImageRequest) -> Response:
-    """Shared by generations and (next) edits: create the task, then answer 202 or wait."""
+    """The native answer, shared by generations and edits: 202 with the task, or wait."""
     svc = services(request)
-    task_id = svc.tasks.new_task_id()
-    image_request = await svc.ingestor.prepare(image_request, task_id)
-    try:
-        task = await svc.tasks.submit(image_request, key.id, task_id)
-    except BaseException:
-        await svc.ingestor.discard(task_id)  # no task row, so no blobs either
-        raise
+    task = await create_task(svc, key, image_request)
     retry_after = svc.settings.retry_after_seconds
     if wants_async(request, body):
         return accepted(retry_after, task)
-    done = await svc.tasks.wait(task, svc.settings.sync_wait_seconds)
+    done = await wait_for_result(svc, task)
     if done.status is TaskStatus.SUCCEEDED:
         return JSONResponse(await native.image_response(svc, done))
-    if done.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) and done.error:
-        raise error_from_json(done.error)
     # Still running after sync_wait_seconds: hand over the task instead of holding the line.
     return accepted(retry_after, done)
 
