@@ -15,43 +15,46 @@ from imagegate import __version__
 from imagegate.api import edits, files, images, models, tasks
 from imagegate.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from imagegate.api.openapi import TASK_PATHS
+from imagegate.api.profiles import apimart
+from imagegate.api.profiles import openai as openai_profile
+from imagegate.api.profiles.errors import render_error
 from imagegate.api.responses import JSONResponse
 from imagegate.config import Settings
 from imagegate.errors import ImagegateError, InvalidRequestError, NotFoundError
 from imagegate.services import Services, build_services
 
 
-def _error_response(exc: ImagegateError) -> JSONResponse:
-    return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers)
+def _error_response(exc: ImagegateError, path: str | None, status: int | None = None
+                    ) -> JSONResponse:
+    body, code = render_error(exc, path, status)
+    return JSONResponse(body, status_code=code, headers=exc.headers)
 
 
-async def _imagegate_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _imagegate_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ImagegateError)
-    return _error_response(exc)
+    return _error_response(exc, request.url.path)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        return _error_response(NotFoundError("Unknown path", code="unknown_url"))
+        # No route matched, so no profile owns the path: always the native shape.
+        return _error_response(NotFoundError("Unknown path", code="unknown_url"), None)
     if exc.status_code == 405:
         err = InvalidRequestError("Method not allowed for this path", code="method_not_allowed")
-        resp = _error_response(err)
-        resp.status_code = 405
-        return resp
+        return _error_response(err, request.url.path, 405)
     generic = ImagegateError(str(exc.detail), code=None)
-    resp = _error_response(generic)
-    resp.status_code = exc.status_code
-    return resp
+    return _error_response(generic, request.url.path, exc.status_code)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
     return _error_response(
         InvalidRequestError(f"{'.'.join(loc) or 'request'}: {first.get('msg', 'invalid')}",
-                            param=".".join(loc) or None)
+                            param=".".join(loc) or None),
+        request.url.path,
     )
 
 
@@ -74,6 +77,7 @@ def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
         description="OpenAI-compatible image generation with async tasks and signed URLs.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        openapi_tags=[openai_profile.OPENAPI_TAG, apimart.OPENAPI_TAG],
         # FastAPI's built-in OpenTelemetry hooks check for providers on every request; we
         # export Prometheus metrics instead, so switch the hooks off.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
@@ -83,13 +87,15 @@ def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_exception_handler(ImagegateError, _imagegate_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for router in (images.router, edits.router, tasks.router, files.router, models.router):
+    for router in (images.router, edits.router, tasks.router, files.router, models.router,
+                   openai_profile.router, apimart.router):
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)
             schema["paths"].update(TASK_PATHS)
+            schema["paths"].update(apimart.OPENAPI_PATHS)
             schema.setdefault("components", {})["securitySchemes"] = {
                 "bearer": {"type": "http", "scheme": "bearer"}
             }

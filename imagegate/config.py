@@ -6,6 +6,7 @@ Every field is documented in `docs/configuration.md` (a test keeps the two in st
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -110,6 +111,12 @@ class Settings(BaseSettings):
         description="How long a synchronous request waits for its task before answering 202 "
         "with the task id instead.",
     )
+    stream_keepalive_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="Quiet time after which a streaming response sends a keep-alive comment, "
+        "so proxies do not cut a long generation.",
+    )
     retry_after_seconds: int = Field(
         2, ge=1, description="The `Retry-After` hint on async submits."
     )
@@ -159,6 +166,16 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, v: str | None) -> str | None:
         return v.rstrip("/") if v else v
+
+    @field_validator("fetch_allow_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            try:
+                ipaddress.ip_network(net)
+            except ValueError as exc:  # e.g. host bits set: "10.20.0.5/16"
+                raise ValueError(f"fetch_allow_networks: {exc}") from None
+        return v
 
     @model_validator(mode="after")
     def _absolute_needs_base(self) -> Settings:

@@ -2,7 +2,8 @@
 
     ImagegateError                      500 server_error
     ├── InvalidRequestError             400 invalid_request_error
-    │   └── PayloadTooLargeError        413 invalid_request_error / payload_too_large
+    │   ├── PayloadTooLargeError        413 invalid_request_error / payload_too_large
+    │   └── UnsupportedMediaTypeError   415 invalid_request_error / unsupported_media_type
     ├── AuthenticationError             401 authentication_error / invalid_api_key
     ├── PermissionDeniedError           403 permission_error
     ├── NotFoundError                   404 invalid_request_error / not_found
@@ -24,6 +25,13 @@ from __future__ import annotations
 from typing import Any
 
 
+class _Default:
+    """Marks "use the class's default code", so `code=None` can mean a null code."""
+
+
+DEFAULT_CODE = _Default()
+
+
 class ImagegateError(Exception):
     status_code = 500
     error_type = "server_error"
@@ -34,13 +42,13 @@ class ImagegateError(Exception):
         message: str,
         *,
         param: str | None = None,
-        code: str | None = None,
+        code: str | _Default | None = DEFAULT_CODE,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
-        self.code = code if code is not None else self.default_code
+        self.code = self.default_code if isinstance(code, _Default) else code
         self.headers = headers or {}
 
     def to_body(self) -> dict[str, Any]:
@@ -68,6 +76,11 @@ class InvalidRequestError(ImagegateError):
 class PayloadTooLargeError(InvalidRequestError):
     status_code = 413
     default_code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(InvalidRequestError):
+    status_code = 415
+    default_code = "unsupported_media_type"
 
 
 class AuthenticationError(ImagegateError):

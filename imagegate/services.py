@@ -113,6 +113,15 @@ async def open_database(settings: Settings) -> Database:
 async def build_services(settings: Settings, *, with_worker: bool | None = None) -> Services:
     catalog = load_catalog(settings.catalog_file)
     db = await open_database(settings)
+    try:
+        return await _assemble(settings, catalog, db, with_worker)
+    except BaseException:
+        await db.aclose()
+        raise
+
+
+async def _assemble(settings: Settings, catalog: Catalog, db: Database,
+                    with_worker: bool | None) -> Services:
     store = TaskStore(db)
     events = MemoryEventBus()
     blobs = build_blobs(settings)

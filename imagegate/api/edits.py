@@ -12,9 +12,14 @@ from imagegate.api.deps import api_key, json_body, services
 from imagegate.api.images import run_request
 from imagegate.api.openapi import EDIT_REQUEST
 from imagegate.api.openapi import json_body as openapi_json_body
-from imagegate.domain.normalize import normalize
+from imagegate.domain.normalize import REFERENCE_FIELDS, normalize
 from imagegate.domain.request import ReferenceSource
-from imagegate.errors import ImagegateError, InvalidRequestError, PayloadTooLargeError
+from imagegate.errors import (
+    ImagegateError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
 from imagegate.ingest.multipart import (
     MultipartError,
     MultipartForm,
@@ -33,9 +38,9 @@ _MASK_FIELDS = ("mask", "mask_url")
 
 def image_field(name: str) -> str | None:
     """The reference field a part name stands for: image, image[], images, images[],
-    image_1 … image_N (all one list), or None."""
+    image_1 … image_N (all one list), the JSON aliases (image_urls, …), or None."""
     base = name[:-2] if name.endswith("[]") else name
-    if base in ("image", "images"):
+    if base in REFERENCE_FIELDS:
         return base
     if base.startswith("image_") and base[6:].isdigit():
         return "image"
@@ -89,7 +94,9 @@ def form_to_request(form: MultipartForm) -> tuple[dict[str, Any], tuple[Referenc
 
 def _multipart_error(exc: MultipartError) -> ImagegateError:
     cls = PayloadTooLargeError if exc.status == 413 else InvalidRequestError
-    return cls(exc.message, param=exc.param, code=exc.code)
+    # One code for "this image is over the per-image cap", however it came.
+    code = "image_too_large" if exc.code == "file_too_large" else exc.code
+    return cls(exc.message, param=exc.param, code=code)
 
 
 @router.post("/v1/images/edits", openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
@@ -114,9 +121,9 @@ async def create_edit(request: Request) -> Response:
         body = await json_body(request)
         image_request = normalize(body, svc.catalog, operation="edit")
     else:
-        raise InvalidRequestError(
+        raise UnsupportedMediaTypeError(
             f"Content-Type '{content_type}' is not accepted; send multipart/form-data with "
             "image files, or a JSON body",
-            param="content-type", code="unsupported_media_type",
+            param="content-type",
         )
     return await run_request(request, key, body, image_request)

@@ -12,6 +12,7 @@ from imagegate.api.openapi import GENERATION_REQUEST
 from imagegate.api.openapi import json_body as openapi_json_body
 from imagegate.api.profiles import native
 from imagegate.api.responses import JSONResponse
+from imagegate.api.stream import stream_response
 from imagegate.api.submit import create_task, wait_for_result
 from imagegate.domain.normalize import normalize, opt_bool
 from imagegate.domain.request import ImageRequest
@@ -48,6 +49,8 @@ async def run_request(request: Request, key: ApiKey, body: dict[str, Any],
                       image_request: ImageRequest) -> Response:
     """The native answer, shared by generations and edits: 202 with the task, or wait."""
     svc = services(request)
+    if image_request.stream:
+        return await stream_response(svc, key, image_request)
     task = await create_task(svc, key, image_request)
     retry_after = svc.settings.retry_after_seconds
     if wants_async(request, body):

@@ -9,6 +9,7 @@ import secrets
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imagegate.api.profiles.errors import render_error
 from imagegate.errors import ImagegateError, PayloadTooLargeError
 
 log = logging.getLogger("imagegate.api")
@@ -55,18 +56,16 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            if isinstance(exc, ImagegateError):  # raised outside a route (e.g. body reading)
-                body, status, headers = exc.to_body(), exc.status_code, exc.headers
-            else:
+            if not isinstance(exc, ImagegateError):  # else raised outside a route
                 log.exception("unhandled error, request_id=%s path=%s", request_id,
                               scope.get("path"))
-                body = {"error": {
-                    "message": f"The server had an error while processing your request "
-                               f"(request id {request_id}). Retry, or contact the operator "
-                               "with the request id.",
-                    "type": "server_error", "param": None, "code": "internal_error",
-                }}
-                status, headers = 500, {}
+                exc = ImagegateError(
+                    f"The server had an error while processing your request "
+                    f"(request id {request_id}). Retry, or contact the operator "
+                    "with the request id.",
+                )
+            body, status = render_error(exc, scope.get("path", ""))
+            headers = exc.headers
             if started:  # the response is half sent; nothing valid can follow
                 raise
             for message in _json_response(status, body, request_id, headers):
@@ -98,8 +97,8 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    exc = self._too_large()
-                    for message in _json_response(413, exc.to_body(), None):
+                    body, status = render_error(self._too_large(), scope.get("path", ""))
+                    for message in _json_response(status, body, None):
                         await send(message)
                     return
         seen = 0

@@ -11,9 +11,11 @@ from imagegate.errors import error_from_json
 from imagegate.services import Services
 
 
-async def create_task(svc: Services, key: ApiKey, image_request: ImageRequest) -> Task:
-    """Ingest the request's images and create its task; nothing is left behind on failure."""
-    task_id = svc.tasks.new_task_id()
+async def create_task(svc: Services, key: ApiKey, image_request: ImageRequest,
+                      task_id: str | None = None) -> Task:
+    """Ingest the request's images and create its task; nothing is left behind on failure.
+    Pass `task_id` to know the id before the task exists (a stream subscribes first)."""
+    task_id = task_id or svc.tasks.new_task_id()
     image_request = await svc.ingestor.prepare(image_request, task_id)
     try:
         return await svc.tasks.submit(image_request, key.id, task_id)

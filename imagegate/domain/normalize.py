@@ -260,16 +260,22 @@ def normalize(
                   "response_format")
 
     opt_bool(body, "wait_for_result")  # type-checked here; the API layer reads it
-    if opt_bool(body, "stream"):
-        raise bad("Streaming responses are not available on this server yet; "
-                  "use async tasks (?async=true) and poll", "stream", "unsupported_value")
-    _opt_int(body, "partial_images")
+    stream = bool(opt_bool(body, "stream"))
+    partial_images = _opt_int(body, "partial_images") or 0
+    if not 0 <= partial_images <= 3:
+        raise bad(f"'partial_images' must be between 0 and 3; got {partial_images}",
+                  "partial_images")
+    if stream and partial_images == 0:
+        # The 004 seed's (and OpenAI's) exact message, so clients can match on it.
+        raise InvalidRequestError("Streaming must have non-zero partial images",
+                                  param="partial_images", code=None)
 
     refs = references if references is not None else collect_references(body)
     if mask is None:
-        mask_value = body.get("mask_url") or body.get("mask")
+        mask_field = "mask_url" if body.get("mask_url") else "mask"
+        mask_value = body.get(mask_field)
         if mask_value is not None:
-            mask = ReferenceSource(_reference_value(mask_value, "mask_url"), "mask_url", 0)
+            mask = ReferenceSource(_reference_value(mask_value, mask_field), mask_field, 0)
     if operation == "edit" and not spec.edits:
         raise bad(f"{spec.name} does not support image edits", "model", "unsupported_model")
     if operation == "edit" and not refs:
@@ -280,7 +286,7 @@ def normalize(
             refs[0].field,
         )
     if mask is not None and not refs:
-        raise bad("a mask needs at least one reference image", "mask_url")
+        raise bad("a mask needs at least one reference image", mask.field)
 
     return ImageRequest(
         operation="edit" if operation == "edit" else "generate",
@@ -301,5 +307,7 @@ def normalize(
         response_format=response_format,  # type: ignore[arg-type]
         references=refs,
         mask=mask,
+        stream=stream,
+        partial_images=partial_images,
         ignored_fields=tuple(sorted(k for k in body if k not in KNOWN_FIELDS)),
     )

@@ -33,6 +33,9 @@ class ReferenceSource:
 
     @property
     def param(self) -> str:
+        # There is only ever one mask, so it is named without an index.
+        if self.field in ("mask", "mask_url"):
+            return self.field
         return f"{self.field}[{self.index}]"
 
 
@@ -79,6 +82,8 @@ class ImageRequest:
     mask: ReferenceSource | None = None
     reference_images: tuple[StoredReference, ...] = ()
     mask_image: StoredReference | None = None
+    stream: bool = False
+    partial_images: int = 0  # partial renders a streaming client receives before the final
     ignored_fields: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -109,6 +114,8 @@ class ImageRequest:
             "mask": [self.mask.value, self.mask.field, self.mask.index] if self.mask else None,
             "reference_images": [r.to_json() for r in self.reference_images],
             "mask_image": self.mask_image.to_json() if self.mask_image else None,
+            "stream": self.stream,
+            "partial_images": self.partial_images,
             "ignored_fields": list(self.ignored_fields),
             "extra": self.extra,
         }
@@ -141,6 +148,8 @@ class ImageRequest:
                 StoredReference.from_json(r) for r in data.get("reference_images", [])
             ),
             mask_image=StoredReference.from_json(mask_image) if mask_image else None,
+            stream=data.get("stream", False),
+            partial_images=data.get("partial_images", 0),
             ignored_fields=tuple(data.get("ignored_fields", [])),
             extra=data.get("extra", {}),
         )

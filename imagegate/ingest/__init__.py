@@ -111,7 +111,9 @@ class Ingestor:
                 try:
                     data = await self._fetcher.fetch(value, max_bytes=cap)
                 except FetchError as exc:
-                    raise _as_error(exc.status, exc.code, f"{source.param}: {exc.message}",
+                    # One code for "this image is over the per-image cap", however it came.
+                    code = "image_too_large" if exc.code == "too_large" else exc.code
+                    raise _as_error(exc.status, code, f"{source.param}: {exc.message}",
                                     source.param) from None
             elif scheme == "data":
                 data = _decode_data_url(value, source.param, cap)
@@ -163,7 +165,10 @@ def _decode_base64(value: str, param: str, cap: int) -> bytes:
     # Refuse by length before decoding: base64 is 4 characters per 3 bytes.
     if len(text) * 3 // 4 > cap + 3:
         raise _too_large(param, len(text) * 3 // 4, cap)
-    if not text or not _BASE64.match(text):
+    if not text:
+        raise InvalidRequestError(f"{param}: the image is empty", param=param,
+                                  code="empty_image")
+    if not _BASE64.match(text):
         raise InvalidRequestError(
             f"{param}: not an http(s) URL, a data: URL or base64 image data",
             param=param, code="invalid_image_reference",

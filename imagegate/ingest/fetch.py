@@ -186,7 +186,7 @@ class Fetcher:
             return url  # a name: the resolver judges what it resolves to
         verdict = self._policy.classify(literal)
         if verdict is not None:
-            raise _refused(f"{host} is {verdict.phrase}")
+            raise _refused(f"{host} is {verdict.kind_phrase}")
         if literal.version == 4 and host != str(literal):
             # aiohttp rejects legacy forms like 2130706433; connect to the address we checked.
             return url.with_host(str(literal))

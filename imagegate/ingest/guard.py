@@ -309,7 +309,7 @@ class GuardedResolver(AbstractResolver):
         if literal is not None:
             verdict = self._policy.classify(literal)
             if verdict is not None:
-                raise FetchRefusedError(host, f"{host} is {verdict.phrase}")
+                raise FetchRefusedError(host, f"{host} is {verdict.kind_phrase}")
             return [_result(host, literal, port)]
         answers = await self._resolver().resolve(host, port, family)
         if not answers:

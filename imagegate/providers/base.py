@@ -18,6 +18,24 @@ ProgressCallback = Callable[[int], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class PartialImage:
+    """A progressively refined preview for streaming clients (`partial_images` of them per
+    image, in order)."""
+
+    image_index: int
+    partial_index: int
+    data: bytes
+
+
+PartialCallback = Callable[[PartialImage], Awaitable[None]]
+"""Called with each partial image when the request asked for them (streaming)."""
+
+
+async def no_partials(_partial: PartialImage) -> None:
+    """The partial callback of callers that do not stream."""
+
+
+@dataclass(frozen=True, slots=True)
 class GeneratedImage:
     data: bytes
     content_type: str
@@ -59,8 +77,13 @@ class Provider(abc.ABC):
     name: str = "provider"
 
     @abc.abstractmethod
-    async def generate(self, job: ProviderJob, progress: ProgressCallback) -> ProviderResult:
-        """Produce exactly `job.request.n` images of the requested size and format."""
+    async def generate(self, job: ProviderJob, progress: ProgressCallback,
+                       partial: PartialCallback = no_partials) -> ProviderResult:
+        """Produce exactly `job.request.n` images of the requested size and format.
+
+        When `job.request.partial_images` > 0, a provider that can preview sends that many
+        partial images per image through `partial` before returning; one that cannot sends
+        none (streaming clients then get only the final images)."""
 
     async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing to release
         """Release connections and threads."""

@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+from imagegate.providers.base import PartialImage
+
 
 class Subscription:
     """A waiter for one task's changes, registered before the caller reads the row, so a
@@ -18,9 +20,15 @@ class Subscription:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        # Partial images for a streaming client; bounded by the request (≤ 3 per image).
+        self.partials: list[PartialImage] = []
 
     def notify(self) -> None:
         self._event.set()
+
+    def take_partials(self) -> list[PartialImage]:
+        taken, self.partials = self.partials, []
+        return taken
 
     async def wait(self, timeout: float) -> bool:
         try:
@@ -39,6 +47,11 @@ class EventBus(abc.ABC):
     @abc.abstractmethod
     def subscribe(self, task_id: str) -> AbstractAsyncContextManager[Subscription]:
         """`async with bus.subscribe(id) as sub:` then `await sub.wait(timeout)`."""
+
+    @abc.abstractmethod
+    async def partial_image(self, task_id: str, partial: PartialImage) -> None:
+        """Hand a partial image to this task's streaming subscribers (best effort: a
+        subscriber elsewhere, or none at all, simply misses it)."""
 
     @abc.abstractmethod
     async def work_queued(self) -> None:
@@ -78,6 +91,11 @@ class MemoryEventBus(EventBus):
 
     def subscribe(self, task_id: str) -> AbstractAsyncContextManager[Subscription]:
         return self._subscribe(task_id)
+
+    async def partial_image(self, task_id: str, partial: PartialImage) -> None:
+        for sub in self._subs.get(task_id, ()):
+            sub.partials.append(partial)
+            sub.notify()
 
     async def work_queued(self) -> None:
         self._work.set()

@@ -20,6 +20,8 @@ from imagegate.domain.request import ImageRequest, StoredReference
 from imagegate.domain.task import StoredImage, Task, new_token
 from imagegate.errors import ImagegateError
 from imagegate.providers.base import (
+    PartialCallback,
+    PartialImage,
     ProgressCallback,
     ProviderJob,
     ProviderResult,
@@ -201,7 +203,8 @@ class Worker:
                 references=tuple([await self._input(r) for r in request.reference_images]),
                 mask=await self._input(request.mask_image) if request.mask_image else None,
             )
-            result = await provider.generate(job, self._progress_reporter(task.id))
+            result = await provider.generate(job, self._progress_reporter(task.id),
+                                             self._partial_reporter(task.id))
             images = await self._store_images(task, result)
             if await self._store.succeed(
                 task.id, self.owner, {"images": [i.to_json() for i in images],
@@ -232,6 +235,12 @@ class Worker:
     async def _input(self, ref: StoredReference) -> ReferenceImage:
         return ReferenceImage(await self._blobs.get(ref.key), ref.content_type, ref.width,
                               ref.height)
+
+    def _partial_reporter(self, task_id: str) -> PartialCallback:
+        async def report(partial: PartialImage) -> None:
+            await self._events.partial_image(task_id, partial)
+
+        return report
 
     def _progress_reporter(self, task_id: str) -> ProgressCallback:
         # Providers may report often; the row is written at most every progress_interval.

@@ -298,12 +298,12 @@ async def test_edit_needs_an_image_and_known_fields(env: Env) -> None:
                               files=[("other", ("x.png", RED, "image/png"))],
                               data={"prompt": "x"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "other"
-    r = await env.client.post("/v1/images/edits", headers=env.auth, data={"prompt": "x"},
-                              files=[])
-    assert r.status_code == 400
+    r = await env.client.post("/v1/images/edits", headers=env.auth,
+                              files=[("prompt", (None, b"x"))])  # multipart, no image
+    assert r.status_code == 400 and r.json()["error"]["param"] == "image"
     r = await env.client.post("/v1/images/edits", headers={**env.auth,
                               "Content-Type": "text/plain"}, content=b"hello")
-    assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_media_type"
+    assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
     await env.assert_nothing_written()
 
 

@@ -612,10 +612,16 @@ def test_wait_for_result_wrong_type(value: Any) -> None:
     refuse("wait_for_result", "invalid_type", wait_for_result=value)
 
 
-def test_stream_true_refused_false_ok() -> None:
-    refuse("stream", "unsupported_value", stream=True)
-    norm(stream=False)
+def test_stream_needs_partial_images() -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        norm(stream=True)
+    assert info.value.message == "Streaming must have non-zero partial images"
+    assert info.value.param == "partial_images" and info.value.code is None
+    assert norm(stream=True, partial_images=2).partial_images == 2
+    assert norm(stream=False).stream is False
     refuse("stream", "invalid_type", stream="maybe")
+    refuse("partial_images", "invalid_value", partial_images=4)
+    refuse("partial_images", "invalid_value", partial_images=-1)
 
 
 def test_partial_images_type_checked() -> None:
@@ -787,14 +793,14 @@ def test_reference_count_uses_first_field_as_param() -> None:
 
 @pytest.mark.parametrize("field", ["mask_url", "mask"])
 def test_mask_without_references_refused(field: str) -> None:
-    refuse("mask_url", **{field: DATA_URL})
+    refuse(field, **{field: DATA_URL})  # the error names the field the client used
 
 
 @pytest.mark.parametrize("field", ["mask_url", "mask"])
 @pytest.mark.parametrize("value", [URL2, {"url": URL2}, {"image_url": {"url": URL2}}])
 def test_mask_with_references(field: str, value: Any) -> None:
     req = norm(image_urls=[URL], **{field: value})
-    assert req.mask == ReferenceSource(URL2, "mask_url", 0)
+    assert req.mask == ReferenceSource(URL2, field, 0)
 
 
 def test_mask_blob_refused() -> None:
@@ -843,7 +849,7 @@ def test_explicit_references_are_counted() -> None:
 
 
 def test_explicit_mask_without_references_refused() -> None:
-    refused({"prompt": "a cat"}, "mask_url", mask=ReferenceSource("data:,m", "mask", 0))
+    refused({"prompt": "a cat"}, "mask", mask=ReferenceSource("data:,m", "mask", 0))
 
 
 # --------------------------------------------------------------------------- ImageRequest JSON

@@ -16,10 +16,12 @@ from imagegate.domain.task import Task, TaskStatus, new_id
 from imagegate.errors import ProviderError
 from imagegate.providers.base import (
     GeneratedImage,
+    PartialCallback,
     ProgressCallback,
     Provider,
     ProviderJob,
     ProviderResult,
+    no_partials,
 )
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobNotFoundError
@@ -39,7 +41,8 @@ class Scripted(Provider):
         self.error = error
         self.calls: list[str] = []
 
-    async def generate(self, job: ProviderJob, progress: ProgressCallback) -> ProviderResult:
+    async def generate(self, job: ProviderJob, progress: ProgressCallback,
+                       partial: PartialCallback = no_partials) -> ProviderResult:
         self.calls.append(job.task_id)
         for p in (10, 20, 30):
             await progress(p)

@@ -17,6 +17,17 @@ def file_id(task_id: str, index: int) -> str:
     return f"file_{task_id.removeprefix('img_')}_{index}"
 
 
+def signed_url(svc: Services, task: Task, index: int) -> tuple[str, int]:
+    """The signed URL of result image `index` (relative, or absolute when configured) and
+    its expiry in ms. Other profiles present the same URL, so it is built in one place."""
+    settings = svc.settings
+    exp = svc.signer.expiry(not_after=task.expires_at)
+    path = svc.signer.path(task.id, index, exp)
+    if settings.url_mode == "absolute" and settings.public_base_url:
+        path = settings.public_base_url + path
+    return path, exp
+
+
 async def _image_item(
     svc: Services, task: Task, index: int, image: StoredImage, response_format: str
 ) -> dict[str, Any]:
@@ -31,11 +42,7 @@ async def _image_item(
         else:
             item["url"] = f"data:{image.content_type};base64,{encoded}"
     if "url" not in item:
-        exp = svc.signer.expiry(not_after=task.expires_at)
-        path = svc.signer.path(task.id, index, exp)
-        if settings.url_mode == "absolute" and settings.public_base_url:
-            path = settings.public_base_url + path
-        item["url"] = path
+        item["url"], _ = signed_url(svc, task, index)
     if image.revised_prompt:
         item["revised_prompt"] = image.revised_prompt
     return item

@@ -1,0 +1,216 @@
+"""The `apimart` profile at `/apimart/v1` (the 002 seed), so its clients work with only the
+base URL and key changed. A presentation layer over the native core: the same normalize →
+`create_task` path, answered and renamed the seed's way.
+
+- Submitting is always asynchronous (the seed's service has no sync mode): 200 with
+  `{"code": 200, "data": [{"status": "submitted", "task_id": …}]}`.
+- `response_format` and `style` are ignored, as the seed says, and so are the native-only
+  `wait_for_result`, `stream` and `partial_images`; `official_fallback` is accepted (checked to
+  be a boolean; there is no separate official channel to fall back to here).
+- Tasks read as `{"code": 200, "data": {…}}` with the seed's status names; errors as
+  `{"error": {"code", "message", "type"}}` (see `profiles/errors.py`).
+- `language` (zh/en/ko/ja) is accepted on every route and ignored: messages are English.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from imagegate.accounts.keys import ApiKey
+from imagegate.api.deps import api_key, json_body, services
+from imagegate.api.openapi import EDIT_REQUEST, GENERATION_REQUEST
+from imagegate.api.openapi import json_body as openapi_json_body
+from imagegate.api.profiles import native
+from imagegate.api.profiles.errors import apimart_error
+from imagegate.api.profiles.openai import read_edit_input
+from imagegate.api.responses import JSONResponse
+from imagegate.api.submit import create_task
+from imagegate.domain.normalize import normalize, opt_bool
+from imagegate.domain.request import ImageRequest, ReferenceSource
+from imagegate.domain.task import Task, TaskStatus
+from imagegate.errors import InvalidRequestError, NotFoundError, error_from_json
+from imagegate.services import Services
+
+PREFIX = "/apimart/v1"
+router = APIRouter(tags=["apimart"])
+OPENAPI_TAG = {"name": "apimart", "description": "The `apimart` profile at /apimart/v1: "
+               "asynchronous submit, `{code, data}` bodies and the seed's task statuses."}
+
+STATUS_NAMES: dict[TaskStatus, str] = {
+    TaskStatus.QUEUED: "pending",
+    TaskStatus.IN_PROGRESS: "processing",
+    TaskStatus.SUCCEEDED: "completed",
+    TaskStatus.FAILED: "failed",
+    TaskStatus.CANCELLED: "cancelled",
+}
+# Typical seconds per tier, from the 000 seed's table; what `estimated_time` reports.
+ESTIMATED_SECONDS: dict[str, int] = {"1k": 60, "2k": 120, "4k": 180}
+MAX_BATCH = 100
+# Fields the seed's service does not have: dropped before normalizing, recorded as ignored.
+_NOT_APIMART = ("response_format", "style", "wait_for_result", "stream", "partial_images")
+
+
+def task_cost(task: Task) -> float:
+    """What the task cost the caller. Always 0.0 for now: billing (DESIGN §4) will supply the
+    settled amount, and this is the one place that reads it."""
+    del task
+    return 0.0
+
+
+def _prepare(svc: Services, body: dict[str, Any], operation: str,
+             refs: tuple[ReferenceSource, ...] | None = None,
+             mask: ReferenceSource | None = None) -> ImageRequest:
+    opt_bool(body, "official_fallback")  # accepted; a wrong type is still a 400
+    dropped = [k for k in _NOT_APIMART if k in body]
+    kept = {k: v for k, v in body.items() if k not in _NOT_APIMART}
+    image_request = normalize(kept, svc.catalog, operation=operation, references=refs,
+                              mask=mask)
+    ignored = tuple(sorted({*image_request.ignored_fields, *dropped}))
+    return replace(image_request, ignored_fields=ignored)
+
+
+async def _submit(svc: Services, key: ApiKey, image_request: ImageRequest) -> JSONResponse:
+    task = await create_task(svc, key, image_request)
+    return JSONResponse({"code": 200, "data": [{"status": "submitted", "task_id": task.id}]})
+
+
+@router.post(f"{PREFIX}/images/generations",
+             openapi_extra=openapi_json_body(GENERATION_REQUEST))
+async def apimart_create_generation(request: Request) -> JSONResponse:
+    key = await api_key(request)
+    svc = services(request)
+    body = await json_body(request)
+    return await _submit(svc, key, _prepare(svc, body, "generate"))
+
+
+@router.post(f"{PREFIX}/images/edits",
+             openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
+async def apimart_create_edit(request: Request) -> JSONResponse:
+    key = await api_key(request)
+    svc = services(request)
+    body, refs, mask = await read_edit_input(request, svc)
+    return await _submit(svc, key, _prepare(svc, body, "edit", refs, mask))
+
+
+async def _image(svc: Services, task: Task, index: int) -> dict[str, Any]:
+    """One result image: its URL (as a one-element list, the seed's shape) and expiry (s)."""
+    if svc.settings.url_mode == "data":  # the operator chose data: URLs everywhere
+        image = task.images[index]
+        encoded = base64.b64encode(await svc.blobs.get(image.key)).decode()
+        return {"url": [f"data:{image.content_type};base64,{encoded}"],
+                "expires_at": int(task.expires_at)}
+    url, exp_ms = native.signed_url(svc, task, index)
+    return {"url": [url], "expires_at": exp_ms // 1000}
+
+
+async def task_data(svc: Services, task: Task) -> dict[str, Any]:
+    """A task in the seed's shape. As the seed documents, `completed` and `actual_time`
+    appear once the task has ended, `result` only when it completed, `error` only when it
+    carries one (failed, or cancelled with a reason)."""
+    data: dict[str, Any] = {
+        "id": task.id,
+        "status": STATUS_NAMES[task.status],
+        "progress": task.progress,
+        "created": int(task.created_at),
+        "estimated_time": ESTIMATED_SECONDS.get(str(task.request.get("tier")),
+                                             ESTIMATED_SECONDS["1k"]),
+        "cost": task_cost(task),
+    }
+    if task.status.terminal and task.completed_at is not None:
+        data["completed"] = int(task.completed_at)
+        # From the two reported integers, so a client's `completed - created` agrees.
+        data["actual_time"] = int(task.completed_at) - int(task.created_at)
+    if task.status is TaskStatus.SUCCEEDED:
+        data["result"] = {"images": [await _image(svc, task, i)
+                                     for i in range(len(task.images))]}
+    if task.error is not None:
+        data["error"], _ = apimart_error(error_from_json(task.error))
+    return data
+
+
+def _not_found(task_id: str) -> NotFoundError:
+    return NotFoundError(f"No task found with id '{task_id}'", param="task_id",
+                         code="task_not_found")
+
+
+async def get_task(request: Request) -> JSONResponse:
+    """`GET /apimart/v1/tasks/{task_id}`. A plain Starlette route like the native poll (the
+    hottest path; see `api/tasks.py`). Another key's task is the same 404 as none."""
+    key = await api_key(request)
+    task_id: str = request.path_params["task_id"]
+    svc = services(request)
+    task = await svc.tasks.get(task_id, key.id)
+    if task is None:
+        raise _not_found(task_id)
+    return JSONResponse({"code": 200, "data": await task_data(svc, task)})
+
+
+def _task_ids(body: dict[str, Any]) -> list[str]:
+    ids = body.get("task_ids")
+    if not isinstance(ids, list) or not ids:
+        raise InvalidRequestError("'task_ids' must be a non-empty list of task ids",
+                                  param="task_ids",
+                                  code="missing_required_parameter" if ids is None
+                                  else "invalid_type")
+    if len(ids) > MAX_BATCH:
+        raise InvalidRequestError(
+            f"'task_ids' lists {len(ids)} ids; at most {MAX_BATCH} per request",
+            param="task_ids",
+        )
+    for i, value in enumerate(ids):
+        if not isinstance(value, str) or not value:
+            raise InvalidRequestError(f"task_ids[{i}] must be a task id string",
+                                      param=f"task_ids[{i}]", code="invalid_type")
+    return ids
+
+
+@router.post(f"{PREFIX}/tasks/batch", openapi_extra=openapi_json_body({
+    "type": "object", "required": ["task_ids"],
+    "properties": {"task_ids": {"type": "array", "items": {"type": "string"},
+                                "minItems": 1, "maxItems": MAX_BATCH}},
+}))
+async def apimart_batch_tasks(request: Request) -> JSONResponse:
+    """Up to 100 tasks in one call: `data[i]` answers `task_ids[i]` (duplicates included), so
+    a client can zip the two lists. An id that does not exist, or belongs to another key,
+    answers `{"id", "status": "failed", "progress": 0, "error": {"code": 404, …}}`: an ended
+    entry with the reason, so a client polling until every entry has ended stops, instead of
+    waiting forever for an entry that will never come."""
+    key = await api_key(request)
+    svc = services(request)
+    ids = _task_ids(await json_body(request))
+    found = {t.id: t for t in await svc.store.get_many(list(dict.fromkeys(ids)))
+             if t.key_id == key.id}
+    data: list[dict[str, Any]] = []
+    for task_id in ids:
+        task = found.get(task_id)
+        if task is None:
+            error, _ = apimart_error(_not_found(task_id))
+            data.append({"id": task_id, "status": "failed", "progress": 0, "error": error})
+        else:
+            data.append(await task_data(svc, task))
+    return JSONResponse({"code": 200, "data": data})
+
+
+router.add_route(f"{PREFIX}/tasks/{{task_id}}", get_task, methods=["GET"])
+
+_TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_LANGUAGE = {"name": "language", "in": "query", "required": False,
+             "schema": {"type": "string", "enum": ["zh", "en", "ko", "ja"]},
+             "description": "Accepted for compatibility; messages are in English"}
+# The task route is a plain Starlette route, so FastAPI does not describe it; this does.
+OPENAPI_PATHS: dict[str, Any] = {
+    f"{PREFIX}/tasks/{{task_id}}": {"get": {
+        "tags": ["apimart"], "summary": "Retrieve a task (apimart shape)",
+        "operationId": "apimartGetTask", "parameters": [_TASK_ID, _LANGUAGE],
+        "responses": {"200": {"description": "`{code: 200, data: {id, status, progress, "
+                                             "created, completed, estimated_time, "
+                                             "actual_time, cost, result, error}}`"},
+                      "401": {"description": "Missing or invalid API key"},
+                      "404": {"description": "No such task for this key"}},
+        "security": [{"bearer": []}],
+    }},
+}

@@ -1,0 +1,182 @@
+"""The `openai` profile at `/openai/v1`: exactly OpenAI's Images API, for code that expects
+nothing more (DESIGN §1).
+
+Over the native routes' core (normalize → `create_task` → `wait_for_result`) it differs
+only in presentation:
+- always synchronous: OpenAI has no async switch, so none of the native triggers apply;
+- GPT image models always answer `b64_json`, and refuse `response_format` the way OpenAI
+  does (400 `unknown_parameter`); DALL·E models honour `url` (default) or `b64_json`;
+- bodies carry only OpenAI's fields: no `task_id`, no `file_id`, and `size`, `quality`,
+  `output_format`, `background`, `usage` only for GPT image models, as OpenAI sends them;
+- errors in OpenAI's shape (the native one).
+
+A task still running after `sync_wait_seconds` answers **504** `code: "timeout"` with the task
+id in the message (the image is not lost: `GET /v1/tasks/{id}` on the native API has it) and
+`x-should-retry: false`, which the official SDKs honour: their automatic retry of a 5xx would
+start and bill a second generation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from imagegate.accounts.keys import ApiKey
+from imagegate.api.deps import api_key, json_body, services
+from imagegate.api.edits import form_to_request
+from imagegate.api.openapi import EDIT_REQUEST, GENERATION_REQUEST
+from imagegate.api.openapi import json_body as openapi_json_body
+from imagegate.api.profiles import native
+from imagegate.api.profiles.errors import render_error
+from imagegate.api.responses import JSONResponse
+from imagegate.api.submit import create_task, wait_for_result
+from imagegate.domain.catalog import ModelSpec
+from imagegate.domain.normalize import normalize, opt_bool, resolve_model
+from imagegate.domain.request import ReferenceSource
+from imagegate.domain.task import Task, TaskStatus
+from imagegate.errors import (
+    ImagegateError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+    TaskCancelledError,
+    UnsupportedMediaTypeError,
+)
+from imagegate.ingest.multipart import MultipartError, MultipartLimits, parse_multipart
+from imagegate.services import Services
+
+PREFIX = "/openai/v1"
+router = APIRouter(tags=["openai"])
+OPENAPI_TAG = {"name": "openai", "description": "The `openai` profile at /openai/v1: exactly "
+               "OpenAI's Images API (synchronous; GPT image models answer b64_json)."}
+
+# Top-level fields OpenAI sends for GPT image models only (DALL·E answers created + data).
+_GPT_IMAGE_FIELDS = ("background", "output_format", "quality", "size", "usage")
+_OPENAI_RESPONSE_FORMATS = ("url", "b64_json")
+
+EditInput = tuple[dict[str, Any], tuple[ReferenceSource, ...] | None, ReferenceSource | None]
+
+
+def is_gpt_image(spec: ModelSpec) -> bool:
+    """GPT image models (the catalog's gpt-image* families) answer base64 only."""
+    return spec.family.startswith("gpt-image")
+
+
+async def read_edit_input(request: Request, svc: Services) -> EditInput:
+    """An edit request by the native route's rules (`api.edits.create_edit`, which keeps this
+    logic inline), for the profiles to adapt: the JSON-shaped body, and for multipart the
+    uploaded references and mask (None: normalize reads them from the body's fields)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.lower().startswith("multipart/form-data"):
+        limits = MultipartLimits(
+            max_file_bytes=svc.settings.max_reference_bytes,
+            max_total_bytes=svc.settings.max_reference_total_bytes,
+        )
+        try:
+            form = await parse_multipart(request.stream(), content_type, limits)
+        except MultipartError as exc:
+            cls = PayloadTooLargeError if exc.status == 413 else InvalidRequestError
+            # The native route's code for "over the per-image cap", however the image came.
+            code = "image_too_large" if exc.code == "file_too_large" else exc.code
+            raise cls(exc.message, param=exc.param, code=code) from None
+        return form_to_request(form)
+    if content_type.lower().startswith("application/json") or not content_type:
+        return await json_body(request), None, None
+    raise UnsupportedMediaTypeError(
+        f"Content-Type '{content_type}' is not accepted; send multipart/form-data with "
+        "image files, or a JSON body",
+        param="content-type",
+    )
+
+
+def openai_body(body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    """OpenAI's own refusals, then the body normalize() sees (GPT image: base64 results)."""
+    if opt_bool(body, "stream"):
+        # Not faked as a plain JSON answer: an SDK asked for events would misread it.
+        raise InvalidRequestError("'stream' is not available on /openai/v1 yet",
+                                  param="stream", code="unsupported_value")
+    value = body.get("response_format")
+    if is_gpt_image(spec):
+        if value is not None:
+            raise InvalidRequestError("Unknown parameter: 'response_format'.",
+                                      param="response_format", code="unknown_parameter")
+        return {**body, "response_format": "b64_json"}
+    if value is not None and value not in _OPENAI_RESPONSE_FORMATS:
+        raise InvalidRequestError(
+            f"Invalid value: {value!r}. Supported values are: 'url' and 'b64_json'.",
+            param="response_format", code="invalid_value",
+        )
+    return body
+
+
+async def image_response(svc: Services, task: Task, spec: ModelSpec) -> dict[str, Any]:
+    """The native response with every field OpenAI does not send left out."""
+    full = await native.image_response(svc, task)
+    wanted = "b64_json" if task.request.get("response_format") == "b64_json" else "url"
+    data = [{k: item[k] for k in (wanted, "revised_prompt") if k in item}
+            for item in full["data"]]
+    body: dict[str, Any] = {"created": full["created"], "data": data}
+    if is_gpt_image(spec):
+        body.update({k: full[k] for k in _GPT_IMAGE_FIELDS if k in full})
+    return body
+
+
+def _still_running(request: Request, svc: Services, task: Task) -> JSONResponse:
+    exc = ImagegateError(
+        f"The image was not ready within {svc.settings.sync_wait_seconds:g} s. It is still "
+        f"being made as task {task.id}: fetch it with GET /v1/tasks/{task.id} instead of "
+        "retrying, which would start a second generation.",
+        code="timeout",
+    )
+    body, status = render_error(exc, request.url.path, 504)
+    return JSONResponse(body, status_code=status, headers={"x-should-retry": "false"})
+
+
+async def _run(request: Request, key: ApiKey, body: dict[str, Any], operation: str,
+               refs: tuple[ReferenceSource, ...] | None = None,
+               mask: ReferenceSource | None = None) -> JSONResponse:
+    svc = services(request)
+    spec = resolve_model(body, svc.catalog)
+    image_request = normalize(openai_body(body, spec), svc.catalog, operation=operation,
+                              references=refs, mask=mask)
+    done = await wait_for_result(svc, await create_task(svc, key, image_request))
+    if done.status is TaskStatus.CANCELLED:  # cancelled with no error recorded
+        raise TaskCancelledError(f"Task {done.id} was cancelled before it finished")
+    if done.status is not TaskStatus.SUCCEEDED:
+        return _still_running(request, svc, done)
+    return JSONResponse(await image_response(svc, done, spec))
+
+
+@router.post(f"{PREFIX}/images/generations",
+             openapi_extra=openapi_json_body(GENERATION_REQUEST))
+async def openai_create_generation(request: Request) -> JSONResponse:
+    key = await api_key(request)
+    return await _run(request, key, await json_body(request), "generate")
+
+
+@router.post(f"{PREFIX}/images/edits",
+             openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
+async def openai_create_edit(request: Request) -> JSONResponse:
+    key = await api_key(request)
+    body, refs, mask = await read_edit_input(request, services(request))
+    return await _run(request, key, body, "edit", refs, mask)
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "imagegate"}
+
+
+@router.get(f"{PREFIX}/models")
+async def openai_list_models(request: Request) -> JSONResponse:
+    await api_key(request)
+    names = services(request).catalog.names()
+    return JSONResponse({"object": "list", "data": [_model(n) for n in names]})
+
+
+@router.get(f"{PREFIX}/models/{{model}}")
+async def openai_retrieve_model(request: Request, model: str) -> JSONResponse:
+    await api_key(request)
+    if services(request).catalog.get(model) is None:
+        raise ModelNotFoundError(f"The model '{model}' does not exist", param="model")
+    return JSONResponse(_model(model))

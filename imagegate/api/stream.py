@@ -1,0 +1,127 @@
+"""Streaming responses (`"stream": true` with `partial_images` 1–3): Server-Sent Events in
+OpenAI's format — `image_generation.partial_image` events, then `image_generation.completed`
+(`image_edit.*` for edits).
+
+The task id goes out first (the `x-task-id` header, `Location`, and a leading comment), and
+the stream only *follows* the task: a client that disconnects loses nothing, the task runs
+on and stays retrievable with `GET /v1/tasks/{id}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.responses import StreamingResponse
+
+from imagegate.accounts.keys import ApiKey
+from imagegate.api.submit import create_task
+from imagegate.domain.request import ImageRequest
+from imagegate.domain.task import Task, TaskStatus
+from imagegate.providers.base import PartialImage
+from imagegate.services import Services
+from imagegate.tasks.events import Subscription
+
+_ZERO_USAGE = {"input_tokens": 0, "input_tokens_details": {"text_tokens": 0, "image_tokens": 0},
+               "output_tokens": 0, "total_tokens": 0}
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def _common(request: ImageRequest) -> dict[str, Any]:
+    return {"created_at": int(time.time()), "size": request.size_label,
+            "quality": request.quality, "background": request.background,
+            "output_format": request.output_format}
+
+
+def _partial_event(prefix: str, request: ImageRequest, partial: PartialImage) -> bytes:
+    return sse(f"{prefix}.partial_image", {
+        "type": f"{prefix}.partial_image",
+        "b64_json": base64.b64encode(partial.data).decode(),
+        "partial_image_index": partial.partial_index,
+        "image_index": partial.image_index,
+        **_common(request),
+    })
+
+
+async def _final_events(svc: Services, prefix: str, request: ImageRequest, task: Task
+                        ) -> AsyncIterator[bytes]:
+    if task.status is not TaskStatus.SUCCEEDED:
+        error = task.error or {"message": f"The task ended {task.status.value}",
+                               "type": "server_error", "param": None, "code": None}
+        yield sse("error", {"type": "error", "error": error})
+        return
+    usage = (task.result or {}).get("usage") or _ZERO_USAGE
+    for index, image in enumerate(task.images):
+        data = await svc.blobs.get(image.key)
+        yield sse(f"{prefix}.completed", {
+            "type": f"{prefix}.completed",
+            "b64_json": base64.b64encode(data).decode(),
+            "image_index": index,
+            "usage": usage,
+            **_common(request),
+        })
+
+
+async def _follow(svc: Services, task: Task, sub: Subscription, prefix: str,
+                  request: ImageRequest) -> AsyncIterator[bytes]:
+    yield f": task_id={task.id}\n\n".encode()
+    keepalive = svc.settings.stream_keepalive_seconds
+    deadline = time.monotonic() + svc.settings.sync_wait_seconds
+    last_sent = time.monotonic()
+    while True:
+        for partial in sub.take_partials():
+            yield _partial_event(prefix, request, partial)
+            last_sent = time.monotonic()
+        current = await svc.store.get(task.id)
+        if current is None or current.status.terminal:
+            for partial in sub.take_partials():  # sent between the last wake-up and the end
+                yield _partial_event(prefix, request, partial)
+            async for chunk in _final_events(svc, prefix, request, current or task):
+                yield chunk
+            return
+        if time.monotonic() > deadline:
+            yield sse("error", {"type": "error", "error": {
+                "message": f"The image is still being generated; retrieve it later with "
+                           f"GET /v1/tasks/{task.id}",
+                "type": "timeout", "param": None, "code": "stream_timeout"}})
+            return
+        # Wake on the task's events; re-read at least every poll interval in case an event
+        # went to another process.
+        await sub.wait(min(keepalive, svc.settings.poll_interval_seconds))
+        if time.monotonic() - last_sent >= keepalive:
+            yield b": keep-alive\n\n"
+            last_sent = time.monotonic()
+
+
+async def stream_response(svc: Services, key: ApiKey, request: ImageRequest
+                          ) -> StreamingResponse:
+    prefix = "image_edit" if request.operation == "edit" else "image_generation"
+    task_id = svc.tasks.new_task_id()
+    # Subscribe before the task exists, so not even its first partial image can be missed.
+    subscription = svc.events.subscribe(task_id)
+    sub = await subscription.__aenter__()
+    try:
+        task = await create_task(svc, key, request, task_id)
+    except BaseException as exc:
+        await subscription.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in _follow(svc, task, sub, prefix, request):
+                yield chunk
+        finally:  # also on client disconnect: the task itself is not touched
+            await subscription.__aexit__(None, None, None)
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"x-task-id": task.id, "Location": f"/v1/tasks/{task.id}",
+                 "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
