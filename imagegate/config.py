@@ -96,12 +96,12 @@ class Settings(BaseSettings):
         3, ge=0, description="Redirects followed per reference image URL (each re-checked)."
     )
     fetch_allow_hosts: list[str] = Field(
-        default_factory=list,
+        [],
         description="Host names reference URLs may use even when they resolve to private "
         "addresses (trusted internal image stores).",
     )
     fetch_allow_networks: list[str] = Field(
-        default_factory=list,
+        [],
         description="Networks (CIDR) reference URLs may connect to although the SSRF guard "
         "would refuse them, e.g. `10.20.0.0/16`.",
     )

@@ -15,8 +15,9 @@
     │   └── ProviderRejectedError       400 invalid_request_error (the backend blamed the request)
     └── ServiceUnavailableError         503 service_unavailable
 
-`app.py` (routes) and `api/middleware.py` (the rest) render any of these as OpenAI's
-`{"error": {message, type, param, code}}`.
+`app.py` (routes) and `api/middleware.py` (the rest) render any of these, by path, in the
+profile's shape (`api/profiles/errors.py`): OpenAI's `{"error": {message, type, param, code}}`
+for /v1 and /openai/v1, apimart's `{"error": {code, message, type}}` for /apimart/v1.
 Anything that is not an `ImagegateError` becomes a 500 carrying a request id.
 """
 

@@ -26,6 +26,7 @@ from imagegate.ingest.multipart import (
     MultipartLimits,
     parse_multipart,
 )
+from imagegate.services import Services
 
 router = APIRouter(tags=["images"])
 
@@ -99,31 +100,36 @@ def _multipart_error(exc: MultipartError) -> ImagegateError:
     return cls(exc.message, param=exc.param, code=code)
 
 
-@router.post("/v1/images/edits", openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
-async def create_edit(request: Request) -> Response:
-    key = await api_key(request)
-    svc = services(request)
+EditInput = tuple[dict[str, Any], tuple[ReferenceSource, ...] | None, ReferenceSource | None]
+
+
+async def read_edit_input(request: Request, svc: Services) -> EditInput:
+    """An edit request as every profile reads it: the JSON-shaped body, and for multipart the
+    uploaded references and mask (None for JSON: normalize reads them from the body)."""
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("multipart/form-data"):
-        settings = svc.settings
         limits = MultipartLimits(
-            max_file_bytes=settings.max_reference_bytes,
-            max_total_bytes=settings.max_reference_total_bytes,
+            max_file_bytes=svc.settings.max_reference_bytes,
+            max_total_bytes=svc.settings.max_reference_total_bytes,
         )
         try:
             form = await parse_multipart(request.stream(), content_type, limits)
         except MultipartError as exc:
             raise _multipart_error(exc) from None
-        body, refs, mask = form_to_request(form)
-        image_request = normalize(body, svc.catalog, operation="edit", references=refs,
-                                  mask=mask)
-    elif content_type.lower().startswith("application/json") or not content_type:
-        body = await json_body(request)
-        image_request = normalize(body, svc.catalog, operation="edit")
-    else:
-        raise UnsupportedMediaTypeError(
-            f"Content-Type '{content_type}' is not accepted; send multipart/form-data with "
-            "image files, or a JSON body",
-            param="content-type",
-        )
+        return form_to_request(form)
+    if content_type.lower().startswith("application/json") or not content_type:
+        return await json_body(request), None, None
+    raise UnsupportedMediaTypeError(
+        f"Content-Type '{content_type}' is not accepted; send multipart/form-data with "
+        "image files, or a JSON body",
+        param="content-type",
+    )
+
+
+@router.post("/v1/images/edits", openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
+async def create_edit(request: Request) -> Response:
+    key = await api_key(request)
+    svc = services(request)
+    body, refs, mask = await read_edit_input(request, svc)
+    image_request = normalize(body, svc.catalog, operation="edit", references=refs, mask=mask)
     return await run_request(request, key, body, image_request)

@@ -56,16 +56,19 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            if not isinstance(exc, ImagegateError):  # else raised outside a route
+            if isinstance(exc, ImagegateError):  # raised outside a route (e.g. body reading)
+                err = exc
+            else:
                 log.exception("unhandled error, request_id=%s path=%s", request_id,
                               scope.get("path"))
-                exc = ImagegateError(
+                err = ImagegateError(
                     f"The server had an error while processing your request "
                     f"(request id {request_id}). Retry, or contact the operator "
                     "with the request id.",
                 )
-            body, status = render_error(exc, scope.get("path", ""))
-            headers = exc.headers
+            # In the shape of the profile that owns the path (apimart's differs).
+            body, status = render_error(err, scope.get("path", ""))
+            headers = err.headers
             if started:  # the response is half sent; nothing valid can follow
                 raise
             for message in _json_response(status, body, request_id, headers):

@@ -39,18 +39,21 @@ def _common(request: ImageRequest) -> dict[str, Any]:
             "output_format": request.output_format}
 
 
-def _partial_event(prefix: str, request: ImageRequest, partial: PartialImage) -> bytes:
-    return sse(f"{prefix}.partial_image", {
+def _partial_event(prefix: str, request: ImageRequest, partial: PartialImage,
+                   extras: bool) -> bytes:
+    data = {
         "type": f"{prefix}.partial_image",
         "b64_json": base64.b64encode(partial.data).decode(),
         "partial_image_index": partial.partial_index,
-        "image_index": partial.image_index,
         **_common(request),
-    })
+    }
+    if extras:
+        data["image_index"] = partial.image_index
+    return sse(f"{prefix}.partial_image", data)
 
 
-async def _final_events(svc: Services, prefix: str, request: ImageRequest, task: Task
-                        ) -> AsyncIterator[bytes]:
+async def _final_events(svc: Services, prefix: str, request: ImageRequest, task: Task,
+                        extras: bool) -> AsyncIterator[bytes]:
     if task.status is not TaskStatus.SUCCEEDED:
         error = task.error or {"message": f"The task ended {task.status.value}",
                                "type": "server_error", "param": None, "code": None}
@@ -59,30 +62,32 @@ async def _final_events(svc: Services, prefix: str, request: ImageRequest, task:
     usage = (task.result or {}).get("usage") or _ZERO_USAGE
     for index, image in enumerate(task.images):
         data = await svc.blobs.get(image.key)
-        yield sse(f"{prefix}.completed", {
+        event = {
             "type": f"{prefix}.completed",
             "b64_json": base64.b64encode(data).decode(),
-            "image_index": index,
             "usage": usage,
             **_common(request),
-        })
+        }
+        if extras:
+            event["image_index"] = index
+        yield sse(f"{prefix}.completed", event)
 
 
 async def _follow(svc: Services, task: Task, sub: Subscription, prefix: str,
-                  request: ImageRequest) -> AsyncIterator[bytes]:
+                  request: ImageRequest, extras: bool) -> AsyncIterator[bytes]:
     yield f": task_id={task.id}\n\n".encode()
     keepalive = svc.settings.stream_keepalive_seconds
     deadline = time.monotonic() + svc.settings.sync_wait_seconds
     last_sent = time.monotonic()
     while True:
         for partial in sub.take_partials():
-            yield _partial_event(prefix, request, partial)
+            yield _partial_event(prefix, request, partial, extras)
             last_sent = time.monotonic()
         current = await svc.store.get(task.id)
         if current is None or current.status.terminal:
             for partial in sub.take_partials():  # sent between the last wake-up and the end
-                yield _partial_event(prefix, request, partial)
-            async for chunk in _final_events(svc, prefix, request, current or task):
+                yield _partial_event(prefix, request, partial, extras)
+            async for chunk in _final_events(svc, prefix, request, current or task, extras):
                 yield chunk
             return
         if time.monotonic() > deadline:
@@ -99,8 +104,10 @@ async def _follow(svc: Services, task: Task, sub: Subscription, prefix: str,
             last_sent = time.monotonic()
 
 
-async def stream_response(svc: Services, key: ApiKey, request: ImageRequest
-                          ) -> StreamingResponse:
+async def stream_response(svc: Services, key: ApiKey, request: ImageRequest, *,
+                          openai_fields_only: bool = False) -> StreamingResponse:
+    """`openai_fields_only` leaves out the native extras (`image_index`) for the openai
+    profile; the task id still travels in a header and an SSE comment, which clients skip."""
     prefix = "image_edit" if request.operation == "edit" else "image_generation"
     task_id = svc.tasks.new_task_id()
     # Subscribe before the task exists, so not even its first partial image can be missed.
@@ -114,7 +121,8 @@ async def stream_response(svc: Services, key: ApiKey, request: ImageRequest
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for chunk in _follow(svc, task, sub, prefix, request):
+            async for chunk in _follow(svc, task, sub, prefix, request,
+                                           not openai_fields_only):
                 yield chunk
         finally:  # also on client disconnect: the task itself is not touched
             await subscription.__aexit__(None, None, None)

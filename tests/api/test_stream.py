@@ -96,7 +96,8 @@ async def test_generation_stream_events(client: Client, partials: int) -> None:
 
 
 async def test_edit_stream_uses_image_edit_events(client: Client, tmp_path: Path) -> None:
-    png = (pyvips.Image.black(32, 32) + [0, 0, 255]).cast("uchar").write_to_buffer(".png")
+    blue = pyvips.Image.black(32, 32) + [0, 0, 255]  # noqa: RUF005 - pixel arithmetic
+    png = blue.cast("uchar").write_to_buffer(".png")
     async with client.http.stream(
         "POST", "/v1/images/edits", headers=client.auth,
         files=[("image", ("a.png", png, "image/png"))],
@@ -118,7 +119,7 @@ async def test_stream_without_partials_is_refused(client: Client) -> None:
 
 async def test_failed_task_ends_with_an_error_event(tmp_path: Path) -> None:
     async for c in _client(tmp_path, sandbox_latency=0.1, sandbox_failure_rate=1.0):
-        r, raw = await c.stream({"prompt": "x", "stream": True, "partial_images": 1})
+        _, raw = await c.stream({"prompt": "x", "stream": True, "partial_images": 1})
         _, events = parse_sse(raw)
         assert events[-1][0] == "error"
         assert events[-1][1]["error"]["type"] == "upstream_error"

@@ -22,11 +22,11 @@ from fastapi import APIRouter, Request
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api.deps import api_key, json_body, services
+from imagegate.api.edits import read_edit_input
 from imagegate.api.openapi import EDIT_REQUEST, GENERATION_REQUEST
 from imagegate.api.openapi import json_body as openapi_json_body
 from imagegate.api.profiles import native
 from imagegate.api.profiles.errors import apimart_error
-from imagegate.api.profiles.openai import read_edit_input
 from imagegate.api.responses import JSONResponse
 from imagegate.api.submit import create_task
 from imagegate.domain.normalize import normalize, opt_bool

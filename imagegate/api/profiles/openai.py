@@ -3,7 +3,8 @@ nothing more (DESIGN §1).
 
 Over the native routes' core (normalize → `create_task` → `wait_for_result`) it differs
 only in presentation:
-- always synchronous: OpenAI has no async switch, so none of the native triggers apply;
+- always synchronous (or streaming with `stream: true`, as OpenAI streams): OpenAI has no
+  async switch, so none of the native triggers apply;
 - GPT image models always answer `b64_json`, and refuse `response_format` the way OpenAI
   does (400 `unknown_parameter`); DALL·E models honour `url` (default) or `b64_json`;
 - bodies carry only OpenAI's fields: no `task_id`, no `file_id`, and `size`, `quality`,
@@ -20,30 +21,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api.deps import api_key, json_body, services
-from imagegate.api.edits import form_to_request
+from imagegate.api.edits import read_edit_input
 from imagegate.api.openapi import EDIT_REQUEST, GENERATION_REQUEST
 from imagegate.api.openapi import json_body as openapi_json_body
 from imagegate.api.profiles import native
 from imagegate.api.profiles.errors import render_error
 from imagegate.api.responses import JSONResponse
+from imagegate.api.stream import stream_response
 from imagegate.api.submit import create_task, wait_for_result
 from imagegate.domain.catalog import ModelSpec
-from imagegate.domain.normalize import normalize, opt_bool, resolve_model
+from imagegate.domain.normalize import normalize, resolve_model
 from imagegate.domain.request import ReferenceSource
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import (
     ImagegateError,
     InvalidRequestError,
     ModelNotFoundError,
-    PayloadTooLargeError,
     TaskCancelledError,
-    UnsupportedMediaTypeError,
 )
-from imagegate.ingest.multipart import MultipartError, MultipartLimits, parse_multipart
 from imagegate.services import Services
 
 PREFIX = "/openai/v1"
@@ -55,47 +54,13 @@ OPENAPI_TAG = {"name": "openai", "description": "The `openai` profile at /openai
 _GPT_IMAGE_FIELDS = ("background", "output_format", "quality", "size", "usage")
 _OPENAI_RESPONSE_FORMATS = ("url", "b64_json")
 
-EditInput = tuple[dict[str, Any], tuple[ReferenceSource, ...] | None, ReferenceSource | None]
-
-
 def is_gpt_image(spec: ModelSpec) -> bool:
     """GPT image models (the catalog's gpt-image* families) answer base64 only."""
     return spec.family.startswith("gpt-image")
 
 
-async def read_edit_input(request: Request, svc: Services) -> EditInput:
-    """An edit request by the native route's rules (`api.edits.create_edit`, which keeps this
-    logic inline), for the profiles to adapt: the JSON-shaped body, and for multipart the
-    uploaded references and mask (None: normalize reads them from the body's fields)."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.lower().startswith("multipart/form-data"):
-        limits = MultipartLimits(
-            max_file_bytes=svc.settings.max_reference_bytes,
-            max_total_bytes=svc.settings.max_reference_total_bytes,
-        )
-        try:
-            form = await parse_multipart(request.stream(), content_type, limits)
-        except MultipartError as exc:
-            cls = PayloadTooLargeError if exc.status == 413 else InvalidRequestError
-            # The native route's code for "over the per-image cap", however the image came.
-            code = "image_too_large" if exc.code == "file_too_large" else exc.code
-            raise cls(exc.message, param=exc.param, code=code) from None
-        return form_to_request(form)
-    if content_type.lower().startswith("application/json") or not content_type:
-        return await json_body(request), None, None
-    raise UnsupportedMediaTypeError(
-        f"Content-Type '{content_type}' is not accepted; send multipart/form-data with "
-        "image files, or a JSON body",
-        param="content-type",
-    )
-
-
 def openai_body(body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
     """OpenAI's own refusals, then the body normalize() sees (GPT image: base64 results)."""
-    if opt_bool(body, "stream"):
-        # Not faked as a plain JSON answer: an SDK asked for events would misread it.
-        raise InvalidRequestError("'stream' is not available on /openai/v1 yet",
-                                  param="stream", code="unsupported_value")
     value = body.get("response_format")
     if is_gpt_image(spec):
         if value is not None:
@@ -135,11 +100,13 @@ def _still_running(request: Request, svc: Services, task: Task) -> JSONResponse:
 
 async def _run(request: Request, key: ApiKey, body: dict[str, Any], operation: str,
                refs: tuple[ReferenceSource, ...] | None = None,
-               mask: ReferenceSource | None = None) -> JSONResponse:
+               mask: ReferenceSource | None = None) -> Response:
     svc = services(request)
     spec = resolve_model(body, svc.catalog)
     image_request = normalize(openai_body(body, spec), svc.catalog, operation=operation,
                               references=refs, mask=mask)
+    if image_request.stream:
+        return await stream_response(svc, key, image_request, openai_fields_only=True)
     done = await wait_for_result(svc, await create_task(svc, key, image_request))
     if done.status is TaskStatus.CANCELLED:  # cancelled with no error recorded
         raise TaskCancelledError(f"Task {done.id} was cancelled before it finished")
@@ -150,14 +117,14 @@ async def _run(request: Request, key: ApiKey, body: dict[str, Any], operation: s
 
 @router.post(f"{PREFIX}/images/generations",
              openapi_extra=openapi_json_body(GENERATION_REQUEST))
-async def openai_create_generation(request: Request) -> JSONResponse:
+async def openai_create_generation(request: Request) -> Response:
     key = await api_key(request)
     return await _run(request, key, await json_body(request), "generate")
 
 
 @router.post(f"{PREFIX}/images/edits",
              openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
-async def openai_create_edit(request: Request) -> JSONResponse:
+async def openai_create_edit(request: Request) -> Response:
     key = await api_key(request)
     body, refs, mask = await read_edit_input(request, services(request))
     return await _run(request, key, body, "edit", refs, mask)

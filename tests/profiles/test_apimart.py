@@ -1,0 +1,329 @@
+"""The apimart profile (`/apimart/v1`, the 002 seed): every request example of the seed
+verbatim, the task shape through its statuses, batch queries and the error shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from profile_support import Env, data_url, image_size, make_image, open_env
+
+from imagegate.api.profiles.apimart import ESTIMATED_SECONDS, MAX_BATCH
+from imagegate.api.profiles.errors import apimart_error
+from imagegate.errors import (
+    AuthenticationError,
+    ImagegateError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    ProviderError,
+    ProviderRejectedError,
+    RateLimitError,
+    ServiceUnavailableError,
+    TaskCancelledError,
+    UnsupportedMediaTypeError,
+)
+
+pytestmark = pytest.mark.anyio
+
+SUBMIT = "/apimart/v1/images/generations"
+ERROR_KEYS = {"code", "message", "type"}
+PNG = make_image(96, 64)
+
+# The 002 seed's request examples, verbatim (the cURL/SDK example and the usage scenarios).
+SEED_EXAMPLES: list[tuple[dict[str, Any], int, tuple[int, int], str]] = [
+    ({"model": "gpt-image-2", "prompt": "一只橘猫坐在窗台上看夕阳，水彩画风格", "n": 1,
+      "size": "16:9", "resolution": "2k"}, 1, (2048, 1152), "2k"),
+    ({"model": "gpt-image-2", "prompt": "一只橘猫坐在窗台上看夕阳，水彩画风格"},
+     1, (1024, 1024), "1k"),
+    ({"model": "gpt-image-2", "prompt": "a corgi astronaut on the moon, cinematic, 8k",
+      "size": "16:9", "resolution": "2k"}, 1, (2048, 1152), "2k"),
+    ({"model": "gpt-image-2", "prompt": "星空下的古老城堡", "size": "16:9",
+      "resolution": "4k"}, 1, (3840, 2160), "4k"),
+    ({"model": "gpt-image-2", "prompt": "星空下的古老城堡", "size": "16:9", "resolution": "4k",
+      "n": 2}, 2, (3840, 2160), "4k"),
+]
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    async with open_env(tmp_path) as e:
+        yield e
+
+
+def assert_error(resp: Any, status: int, kind: str) -> str:
+    """The seed's error shape with the given status and type; returns the message."""
+    assert resp.status_code == status, resp.text
+    err = resp.json()["error"]
+    assert set(err) == ERROR_KEYS, err
+    assert err["code"] == status and err["type"] == kind
+    message: str = err["message"]
+    return message
+
+
+async def submit(env: Env, body: dict[str, Any], path: str = SUBMIT) -> str:
+    r = await env.post(path, body)
+    assert r.status_code == 200, r.text
+    payload = r.json()
+    assert set(payload) == {"code", "data"} and payload["code"] == 200
+    [item] = payload["data"]
+    assert set(item) == {"status", "task_id"} and item["status"] == "submitted"
+    task_id: str = item["task_id"]
+    return task_id
+
+
+@pytest.mark.parametrize(("body", "count", "size", "tier"), SEED_EXAMPLES)
+async def test_seed_examples_verbatim(env: Env, body: dict[str, Any], count: int,
+                                      size: tuple[int, int], tier: str) -> None:
+    task_id = await submit(env, body)
+    data = await env.apimart_wait(task_id)
+    assert data["status"] == "completed", data
+    assert data["estimated_time"] == ESTIMATED_SECONDS[tier]
+    images = data["result"]["images"]
+    assert len(images) == count
+    for image in images:
+        [url] = image["url"]
+        assert image_size(await env.download(url)) == size
+
+
+async def test_seed_base64_reference_example(env: Env) -> None:
+    """The seed's "参考图 = base64" example with a complete data URL (the seed's is cut off)."""
+    body = {"model": "gpt-image-2", "prompt": "把这张照片变成水彩画风格",
+            "image_urls": [data_url(PNG)]}
+    data = await env.apimart_wait(await submit(env, body))
+    assert data["status"] == "completed"
+    [url] = data["result"]["images"][0]["url"]
+    assert image_size(await env.download(url)) == (1024, 1024)
+
+
+@pytest.mark.parametrize("body", [
+    {"model": "gpt-image-2", "prompt": "把这张照片变成水彩画风格",
+     "image_urls": ["https://example.com/photo.jpg"]},
+    {"model": "gpt-image-2", "prompt": "把这两张照片融合成一张海报", "size": "4:3",
+     "resolution": "2k", "image_urls": ["https://example.com/photo-a.jpg",
+                                        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA..."]},
+])
+async def test_seed_url_examples_fail_cleanly(tmp_path: Path, body: dict[str, Any]) -> None:
+    """The seed's example.com URLs, verbatim: with no internet (or a 404 with it) the submit
+    is refused with a 400 naming the image, and nothing is stored."""
+    async with open_env(tmp_path, fetch_connect_timeout=3.0, fetch_timeout=5.0) as env:
+        r = await env.post(SUBMIT, body)
+        message = assert_error(r, 400, "invalid_request_error")
+        assert message.startswith("image_urls[")
+        assert await env.task_count() == 0
+
+
+async def test_task_shape_through_every_status(tmp_path: Path) -> None:
+    """One worker slot: the second task waits (pending) while the first runs, then runs
+    (processing), then completes; every field is checked at each stage."""
+    async with open_env(tmp_path, worker_concurrency=1, sandbox_latency=0.8) as env:
+        await submit(env, {"prompt": "first"})
+        task_id = await submit(env, {"prompt": "second", "size": "3:2", "resolution": "2k"})
+        seen: list[str] = []
+        for _ in range(400):
+            data = await env.apimart_task(task_id)
+            if not seen or seen[-1] != data["status"]:
+                seen.append(data["status"])
+            base = {"id", "status", "progress", "created", "estimated_time", "cost"}
+            assert data["id"] == task_id and data["estimated_time"] == 120
+            assert data["cost"] == 0.0 and isinstance(data["created"], int)
+            assert 0 <= data["progress"] <= 100
+            if data["status"] == "completed":
+                break
+            assert set(data) == base, data
+            await asyncio.sleep(0.03)
+        assert seen == ["pending", "processing", "completed"]
+        assert set(data) == base | {"completed", "actual_time", "result"}
+        assert data["progress"] == 100
+        assert data["actual_time"] == data["completed"] - data["created"] >= 0
+        [image] = data["result"]["images"]
+        assert set(image) == {"url", "expires_at"}
+        [url] = image["url"]
+        assert url.startswith(f"/p/img/{task_id}/0?exp=")
+        assert image["expires_at"] == int(url.split("exp=")[1].split("&")[0]) // 1000
+        assert image["expires_at"] > data["completed"]
+        assert image_size(await env.download(url)) == (2048, 1360)
+
+
+async def test_absolute_urls(tmp_path: Path) -> None:
+    async with open_env(tmp_path, url_mode="absolute",
+                        public_base_url="https://img.example.org") as env:
+        data = await env.apimart_wait(await submit(env, {"prompt": "abs"}))
+        [url] = data["result"]["images"][0]["url"]
+        assert url.startswith("https://img.example.org/p/img/")
+
+
+async def test_failed_task_error_shape(tmp_path: Path) -> None:
+    async with open_env(tmp_path, sandbox_failure_rate=1.0) as env:
+        data = await env.apimart_wait(await submit(env, {"prompt": "fail"}))
+        assert data["status"] == "failed" and "result" not in data
+        assert set(data["error"]) == ERROR_KEYS
+        # The backend failed (native 502): the seed's 503 "upstream unavailable".
+        assert data["error"]["code"] == 503 and data["error"]["type"] == "service_unavailable"
+        assert data["actual_time"] >= 0
+
+
+async def test_cancelled_status(tmp_path: Path) -> None:
+    async with open_env(tmp_path, sandbox_latency=3.0) as env:
+        task_id = await submit(env, {"prompt": "slow"})
+        r = await env.client.post(f"/v1/tasks/{task_id}/cancel", headers=env.auth)
+        assert r.status_code == 200
+        data = await env.apimart_task(task_id)
+        assert data["status"] == "cancelled" and "result" not in data
+        assert "completed" in data
+
+
+async def test_batch(env: Env) -> None:
+    first = await submit(env, {"prompt": "one"})
+    second = await submit(env, {"prompt": "two", "resolution": "4k", "size": "1:1"})
+    other_key, _ = await env.services.keys.create("other")
+    r = await env.client.post(SUBMIT, json={"prompt": "theirs"},
+                              headers={"Authorization": f"Bearer {other_key}"})
+    theirs = r.json()["data"][0]["task_id"]
+    await env.apimart_wait(first)
+    await env.apimart_wait(second)
+    ids = [second, "img_unknown", first, theirs, second]
+    r = await env.post("/apimart/v1/tasks/batch?language=en", {"task_ids": ids})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["code"] == 200 and [d["id"] for d in body["data"]] == ids
+    ok = [d for d in body["data"] if d["id"] in (first, second)]
+    assert all(d["status"] == "completed" and d["result"]["images"] for d in ok)
+    assert body["data"][0]["estimated_time"] == ESTIMATED_SECONDS["4k"]
+    for missing in (body["data"][1], body["data"][3]):  # unknown and another key's: the same
+        assert missing["status"] == "failed" and missing["progress"] == 0
+        assert missing["error"]["code"] == 404 and set(missing["error"]) == ERROR_KEYS
+        assert "result" not in missing
+    assert "theirs" not in r.text
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({}, "task_ids"),
+    ({"task_ids": []}, "task_ids"),
+    ({"task_ids": "img_1"}, "task_ids"),
+    ({"task_ids": ["img_1", 2]}, "task_ids[1]"),
+    ({"task_ids": [f"img_{i}" for i in range(MAX_BATCH + 1)]}, "task_ids"),
+])
+async def test_batch_bad_input(env: Env, body: dict[str, Any], param: str) -> None:
+    r = await env.post("/apimart/v1/tasks/batch", body)
+    message = assert_error(r, 400, "invalid_request_error")
+    assert param in message
+
+
+async def test_language_and_official_fallback_accepted(env: Env) -> None:
+    task_id = await submit(env, {"prompt": "fallback", "official_fallback": True},
+                           path=SUBMIT + "?language=en")
+    data = await env.client.get(f"/apimart/v1/tasks/{task_id}?language=zh", headers=env.auth)
+    assert data.status_code == 200
+    r = await env.post(SUBMIT, {"prompt": "x", "official_fallback": "sometimes"})
+    assert "official_fallback" in assert_error(r, 400, "invalid_request_error")
+
+
+async def test_unsupported_openai_fields_are_ignored(env: Env) -> None:
+    """The seed: response_format and style are not supported and are ignored; results are
+    URLs. The native-only sync switch and stream are ignored too: the service is async."""
+    task_id = await submit(env, {"prompt": "x", "response_format": "b64_json",
+                                 "style": "not-a-style", "wait_for_result": True,
+                                 "stream": True})
+    data = await env.apimart_wait(task_id)
+    assert data["status"] == "completed"
+    assert data["result"]["images"][0]["url"][0].startswith("/p/img/")
+    task = await env.services.store.get(task_id)
+    assert task is not None and task.request["response_format"] == "url"
+    assert {"response_format", "style", "stream", "wait_for_result"} <= set(
+        task.request["ignored_fields"])
+
+
+async def test_edit_upload(env: Env) -> None:
+    r = await env.client.post("/apimart/v1/images/edits", headers=env.auth,
+                              data={"prompt": "watercolour", "size": "1536x1024"},
+                              files={"image": ("photo.png", PNG, "image/png")})
+    assert r.status_code == 200, r.text
+    data = await env.apimart_wait(r.json()["data"][0]["task_id"])
+    [url] = data["result"]["images"][0]["url"]
+    assert image_size(await env.download(url)) == (1536, 1024)
+
+
+async def test_error_shapes(env: Env) -> None:
+    r = await env.post(SUBMIT, {"prompt": "x", "size": "1000x1000"})
+    assert "1000x1000" in assert_error(r, 400, "invalid_request_error")
+    r = await env.client.post(SUBMIT, content=b"{nope", headers=env.auth)
+    assert_error(r, 400, "invalid_request_error")
+    r = await env.post(SUBMIT, {"prompt": "x", "model": "nope"})
+    assert_error(r, 404, "invalid_request_error")
+    r = await env.client.post(SUBMIT, json={"prompt": "x"})
+    assert_error(r, 401, "authentication_error")
+    r = await env.client.post(SUBMIT, json={"prompt": "x"},
+                              headers={"Authorization": "Bearer ig_wrong"})
+    assert_error(r, 401, "authentication_error")
+    assert "ig_wrong" not in r.text
+    r = await env.client.get("/apimart/v1/tasks/img_nope", headers=env.auth)
+    assert_error(r, 404, "invalid_request_error")
+    r = await env.client.get("/apimart/v1/images/generations", headers=env.auth)
+    assert_error(r, 405, "invalid_request_error")
+    r = await env.client.post("/apimart/v1/images/edits", headers={
+        **env.auth, "Content-Type": "text/plain"}, content=b"x")
+    assert_error(r, 415, "invalid_request_error")
+    assert await env.task_count() == 0
+
+
+async def test_too_large(tmp_path: Path) -> None:
+    async with open_env(tmp_path, max_body_bytes=4096, max_json_body_bytes=2048) as env:
+        # Refused by Content-Length in the middleware, before any route runs.
+        r = await env.post(SUBMIT, {"prompt": "x" * 5000})
+        assert "4096" in assert_error(r, 413, "invalid_request_error")
+        # Refused while reading the JSON body inside the route.
+        r = await env.post(SUBMIT, {"prompt": "x" * 3000})
+        assert "2048" in assert_error(r, 413, "invalid_request_error")
+        assert await env.task_count() == 0
+
+
+async def test_unexpected_error_is_a_500_in_the_apimart_shape(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("database exploded")
+
+    monkeypatch.setattr(env.services.tasks, "submit", broken)
+    r = await env.post(SUBMIT, {"prompt": "x"})
+    message = assert_error(r, 500, "server_error")
+    assert r.headers["x-request-id"] in message and "exploded" not in r.text
+
+
+@pytest.mark.parametrize("path", ["/apimart/v1/nothing", "/apimart/v1/tasks/a/b",
+                                  "/openai/v1/tasks/x", "/apimart/v2/images/generations"])
+async def test_unknown_paths_answer_the_native_404(env: Env, path: str) -> None:
+    r = await env.client.get(path, headers=env.auth)
+    assert r.status_code == 404
+    assert r.json()["error"] == {"message": "Unknown path", "type": "invalid_request_error",
+                                 "param": None, "code": "unknown_url"}
+
+
+@pytest.mark.parametrize(("exc", "status", "kind"), [
+    (ImagegateError("x"), 500, "server_error"),
+    (AuthenticationError("x"), 401, "authentication_error"),
+    (PermissionDeniedError("x"), 403, "permission_error"),
+    (ModelNotFoundError("x"), 404, "invalid_request_error"),
+    (TaskCancelledError("x"), 409, "invalid_request_error"),
+    (PayloadTooLargeError("x"), 413, "invalid_request_error"),
+    (UnsupportedMediaTypeError("x"), 415, "invalid_request_error"),
+    (RateLimitError("x"), 429, "rate_limit_error"),
+    (ProviderError("x"), 503, "service_unavailable"),
+    (ProviderRejectedError("x"), 400, "invalid_request_error"),
+    (ServiceUnavailableError("x"), 503, "service_unavailable"),
+])
+def test_every_error_class_has_an_apimart_spelling(exc: ImagegateError, status: int,
+                                                   kind: str) -> None:
+    assert apimart_error(exc) == ({"code": status, "message": "x", "type": kind}, status)
+
+
+def test_payment_required_spelling() -> None:
+    """Billing's 402 (not in the tree yet) is spelled as the seed documents it."""
+    body, status = apimart_error(ImagegateError("余额不足"), 402)
+    assert (status, body["type"]) == (402, "payment_required")
