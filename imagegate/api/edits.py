@@ -57,6 +57,7 @@ def form_to_request(form: MultipartForm) -> tuple[dict[str, Any], tuple[Referenc
     counts: dict[str, int] = {}
 
     def add(field: str, value: str, data: bytes | None) -> None:
+        # Indexed per part name (without `[]`), as the multipart parser names its errors.
         nonlocal mask
         if field in _MASK_FIELDS:
             if mask is not None:
@@ -68,8 +69,8 @@ def form_to_request(form: MultipartForm) -> tuple[dict[str, Any], tuple[Referenc
         refs.append(ReferenceSource(value, field, index, data))
 
     for upload in form.files:
-        field = image_field(upload.field) or (upload.field if upload.field in _MASK_FIELDS
-                                              else None)
+        base = upload.field.removesuffix("[]")
+        field = base if image_field(upload.field) or base in _MASK_FIELDS else None
         if field is None:
             raise InvalidRequestError(
                 f"unexpected file field '{upload.field}'; send images as image, image[], "
@@ -78,7 +79,8 @@ def form_to_request(form: MultipartForm) -> tuple[dict[str, Any], tuple[Referenc
             )
         add(field, upload.filename or upload.field, upload.data)
     for name, values in form.fields.items():
-        field = image_field(name) or (name if name in _MASK_FIELDS else None)
+        base = name.removesuffix("[]")
+        field = base if image_field(name) or base in _MASK_FIELDS else None
         if field is not None:  # a URL, data URL or base64 sent as a text field
             for value in values:
                 add(field, value.strip(), None)

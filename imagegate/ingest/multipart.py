@@ -247,9 +247,9 @@ class _Collector:
         count = self.per_name.get(self.name, 0)
         self.per_name[self.name] = count + 1
         base = self.name[:-2] if self.name.endswith("[]") else self.name
-        # `image[]` files are image[0], image[1]…; a single `image` or `image_2` keeps its name.
-        plural = self.name.endswith("[]") or count > 0
-        self.param = f"{base}[{count}]" if plural else self.name
+        # Files are named `<name>[<n>]` (image[0], image[1]…, also for a lone `image`), as
+        # the later image checks name them; the single mask is just `mask`.
+        self.param = base if base in ("mask", "mask_url") else f"{base}[{count}]"
         if len(self.form.files) >= self.limits.max_files:
             raise MultipartError(
                 "too_many_files",
