@@ -81,6 +81,9 @@ async def test_openai_refusals(env: Env) -> None:
         assert r.json()["error"]["message"] == "Unknown parameter: 'response_format'."
     r = await env.post(GEN, {"model": "dall-e-2", "prompt": "x", "response_format": "data_url"})
     assert_openai_error(r, 400, "response_format", "invalid_value")
+    r = await env.post(GEN, {"model": "dall-e-3", "prompt": "x", "stream": True,
+                             "partial_images": 1})
+    assert_openai_error(r, 400, "stream", "unsupported_value")
     r = await env.post(GEN, {"prompt": "x", "stream": True})
     assert r.status_code == 400
     assert r.json()["error"] == {"message": "Streaming must have non-zero partial images",

@@ -62,6 +62,10 @@ def is_gpt_image(spec: ModelSpec) -> bool:
 def openai_body(body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
     """OpenAI's own refusals, then the body normalize() sees (GPT image: base64 results)."""
     value = body.get("response_format")
+    if opt_bool(body, "stream") and not is_gpt_image(spec):
+        # OpenAI streams GPT image models only.
+        raise InvalidRequestError(f"Streaming is not supported for the model {spec.name}.",
+                                  param="stream", code="unsupported_value")
     if is_gpt_image(spec):
         if value is not None:
             raise InvalidRequestError("Unknown parameter: 'response_format'.",
