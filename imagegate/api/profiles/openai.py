@@ -34,7 +34,7 @@ from imagegate.api.responses import JSONResponse
 from imagegate.api.stream import stream_response
 from imagegate.api.submit import create_task, wait_for_result
 from imagegate.domain.catalog import ModelSpec
-from imagegate.domain.normalize import normalize, resolve_model
+from imagegate.domain.normalize import normalize, opt_bool, resolve_model
 from imagegate.domain.request import ReferenceSource
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import (
