@@ -117,6 +117,12 @@ class TaskCancelledError(ConflictError):
 
     default_code = "task_cancelled"
 
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        # The official SDKs retry a 409 on their own; that would undo the owner's cancel by
+        # starting a new generation.
+        self.headers.setdefault("x-should-retry", "false")
+
 
 class RateLimitError(ImagegateError):
     status_code = 429

@@ -259,3 +259,20 @@ async def test_sync_wait_hands_over_after_limit(tmp_path: Path) -> None:
     async for e in _env(tmp_path, sandbox_latency=1.5, sync_wait_seconds=0.2):
         r = await e.post({"prompt": "too slow for sync"})
         assert r.status_code == 202 and r.headers["location"].startswith("/v1/tasks/")
+
+
+async def test_sync_request_of_a_cancelled_task_gets_409(tmp_path: Path) -> None:
+    async for e in _env(tmp_path, sandbox_latency=1.5):
+        pending = asyncio.create_task(e.post({"prompt": "cancel me while I wait"}))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if (await e.services.store.count_by_status()).get("in_progress"):
+                break
+        listing = await e.services.db.read(sa.select(tasks.c.id))
+        task_id = listing[0]["id"]
+        await e.client.post(f"/v1/tasks/{task_id}/cancel", headers=e.auth)
+        r = await pending
+        assert r.status_code == 409
+        assert r.json()["error"]["code"] == "task_cancelled"
+        # The SDKs retry 409s by themselves; that would start a new generation.
+        assert r.headers["x-should-retry"] == "false"
