@@ -13,7 +13,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagegate import __version__
 from imagegate.api import edits, files, images, models, tasks
-from imagegate.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from imagegate.api.middleware import (
+    BodyLimitMiddleware,
+    HotRoutesMiddleware,
+    RequestContextMiddleware,
+)
 from imagegate.api.openapi import TASK_PATHS
 from imagegate.api.profiles import apimart
 from imagegate.api.profiles import openai as openai_profile
@@ -109,6 +113,7 @@ def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
         return {"status": "ok"}
 
     # Added last = outermost: the request id exists before anything else runs.
+    app.add_middleware(HotRoutesMiddleware, routes=tasks.HOT_ROUTES)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

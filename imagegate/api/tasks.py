@@ -10,6 +10,8 @@ machinery was measured at a third of a poll's cost. Their OpenAPI entries are de
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 
 from imagegate.api.deps import api_key, services
@@ -46,6 +48,12 @@ async def cancel_task(request: Request) -> JSONResponse:
         raise not_found(task_id)
     return JSONResponse(await native.task_object(svc, task))
 
+
+# For HotRoutesMiddleware, which serves these before the router (same endpoint).
+HOT_ROUTES = [
+    (re.compile(r"/v1/tasks/(?P<task_id>[^/]+)"), get_task),
+    (re.compile(r"/v1/images/tasks/(?P<task_id>[^/]+)"), get_task),
+]
 
 router.add_route("/v1/tasks/{task_id}", get_task, methods=["GET"])
 router.add_route("/v1/images/tasks/{task_id}", get_task, methods=["GET"])
