@@ -17,7 +17,9 @@ from fastapi import APIRouter, Request
 from imagegate.api.deps import api_key, services
 from imagegate.api.profiles import native
 from imagegate.api.responses import JSONResponse
+from imagegate.domain.task import Task
 from imagegate.errors import NotFoundError
+from imagegate.services import Services
 
 router = APIRouter(tags=["tasks"])
 
@@ -27,14 +29,21 @@ def not_found(task_id: str) -> NotFoundError:
                          code="task_not_found")
 
 
-async def get_task(request: Request) -> JSONResponse:
-    """Also serves the older path /v1/images/tasks/{id}: the same object."""
+async def owned_task(request: Request) -> tuple[Services, Task]:
+    """The `{task_id}` of the path as its owner sees it; every profile's task route reads
+    tasks this way."""
     key = await api_key(request)
     task_id: str = request.path_params["task_id"]
     svc = services(request)
     task = await svc.tasks.get(task_id, key.id)
     if task is None:
         raise not_found(task_id)
+    return svc, task
+
+
+async def get_task(request: Request) -> JSONResponse:
+    """Also serves the older path /v1/images/tasks/{id}: the same object."""
+    svc, task = await owned_task(request)
     return JSONResponse(await native.task_object(svc, task))
 
 

@@ -29,10 +29,11 @@ from imagegate.api.profiles import native
 from imagegate.api.profiles.errors import apimart_error
 from imagegate.api.responses import JSONResponse
 from imagegate.api.submit import create_task
+from imagegate.api.tasks import not_found, owned_task
 from imagegate.domain.normalize import normalize, opt_bool
 from imagegate.domain.request import ImageRequest, ReferenceSource
 from imagegate.domain.task import Task, TaskStatus
-from imagegate.errors import InvalidRequestError, NotFoundError, error_from_json
+from imagegate.errors import InvalidRequestError, error_from_json
 from imagegate.services import Services
 
 PREFIX = "/apimart/v1"
@@ -132,20 +133,10 @@ async def task_data(svc: Services, task: Task) -> dict[str, Any]:
     return data
 
 
-def _not_found(task_id: str) -> NotFoundError:
-    return NotFoundError(f"No task found with id '{task_id}'", param="task_id",
-                         code="task_not_found")
-
-
 async def get_task(request: Request) -> JSONResponse:
     """`GET /apimart/v1/tasks/{task_id}`. A plain Starlette route like the native poll (the
     hottest path; see `api/tasks.py`). Another key's task is the same 404 as none."""
-    key = await api_key(request)
-    task_id: str = request.path_params["task_id"]
-    svc = services(request)
-    task = await svc.tasks.get(task_id, key.id)
-    if task is None:
-        raise _not_found(task_id)
+    svc, task = await owned_task(request)
     return JSONResponse({"code": 200, "data": await task_data(svc, task)})
 
 
@@ -188,7 +179,7 @@ async def apimart_batch_tasks(request: Request) -> JSONResponse:
     for task_id in ids:
         task = found.get(task_id)
         if task is None:
-            error, _ = apimart_error(_not_found(task_id))
+            error, _ = apimart_error(not_found(task_id))
             data.append({"id": task_id, "status": "failed", "progress": 0, "error": error})
         else:
             data.append(await task_data(svc, task))
