@@ -298,6 +298,11 @@ class MemorySampler:
             n += 1
             self._stop.wait(self.interval)
 
+    def peak_rss(self, start: float = 0.0, end: float = float("inf")) -> int | None:
+        """Peak RSS of the samples taken between two `time.monotonic()` readings."""
+        window = [s.rss for s in self.samples if start <= self._t0 + s.t <= end]
+        return max(window) if window else None
+
     @contextlib.contextmanager
     def running(self) -> Iterator[MemorySampler]:
         self._thread.start()

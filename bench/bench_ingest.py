@@ -35,9 +35,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -46,7 +45,15 @@ from urllib.parse import urlsplit
 
 import _util
 import psutil
-from _util import LOOPBACK, Server, fmt_num, start_imagegate, status_counts, stop_all
+from _util import (
+    LOOPBACK,
+    MemorySampler,
+    Server,
+    fmt_num,
+    start_imagegate,
+    status_counts,
+    stop_all,
+)
 
 MB = 1_000_000
 MiB = 1024 * 1024
@@ -183,38 +190,6 @@ def tree_read_chars(pid: int) -> int:
     return total
 
 
-@dataclass
-class Sampler:
-    """RSS (with children) every SAMPLE_INTERVAL s, as (time.monotonic(), bytes) pairs."""
-
-    pid: int
-    samples: list[tuple[float, int]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss", daemon=True)
-
-    def _loop(self) -> None:
-        # Bounded: at most an hour of samples, whatever happens to the caller.
-        for _ in range(int(3600 / SAMPLE_INTERVAL)):
-            self.samples.append((time.monotonic(), tree_rss(self.pid)))
-            if self._stop.wait(SAMPLE_INTERVAL):
-                break
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[Sampler]:
-        self._thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            self._thread.join(10)
-
-    def peak(self, start: float = 0.0, end: float = float("inf")) -> int | None:
-        window = [rss for t, rss in self.samples if start <= t <= end]
-        return max(window) if window else None
-
-
 # --------------------------------------------------------------------------- one run
 
 # `imagegate serve` in this interpreter with libvips' operation cache disabled first: not a
@@ -320,7 +295,7 @@ def measure(workdir: Path, name: str, scenario: Scenario, inputs: dict[str, list
         idle = _idle_rss(server.pid)
         files = inputs[scenario.files][: scenario.count]
         read_before = tree_read_chars(server.pid)
-        sampler = Sampler(server.pid)
+        sampler = MemorySampler(server.pid, interval=SAMPLE_INTERVAL)
         with sampler.running():
             out = run_client(server, files, scenario.size)
             results: list[dict[str, Any]] = out["results"]
@@ -341,12 +316,12 @@ def measure(workdir: Path, name: str, scenario: Scenario, inputs: dict[str, list
     errors += [f"{r.get('status')} {r.get('error_code')}" for r in results
                if r.get("status") not in (scenario.expect, None)]
     first = float(out["first"])
-    peak = sampler.peak() or idle
+    peak = sampler.peak_rss() or idle
     return Run(
         idle=idle,
         peak=peak,
-        peak_accept=sampler.peak(first, accepted + SAMPLE_INTERVAL) or idle,
-        peak_after=sampler.peak(accepted + SAMPLE_INTERVAL) if ids and scenario.workers
+        peak_accept=sampler.peak_rss(first, accepted + SAMPLE_INTERVAL) or idle,
+        peak_after=sampler.peak_rss(accepted + SAMPLE_INTERVAL) if ids and scenario.workers
         else None,
         settled=settled,
         accept_s=accepted - first,
