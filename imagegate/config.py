@@ -12,10 +12,71 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CONFIG_ENV = "IMAGEGATE_CONFIG"
+
+Adapter = Literal["openai", "openai_compatible", "dimilinks", "apimart", "sandbox"]
+
+_DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1"}
+
+
+class ChannelConfig(BaseModel):
+    """One upstream (a `[[channels]]` table in the TOML config). Documented field by field in
+    docs/channels.md. The API key is read from `api_key`, the environment variable named by
+    `api_key_env`, or the file named by `api_key_file`; it is never logged or returned."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    adapter: Adapter
+    base_url: str = ""
+    api_key: SecretStr | None = None
+    api_key_env: str | None = None
+    api_key_file: Path | None = None
+    models: list[str] = Field(min_length=1)
+    # imagegate model name -> the name this upstream calls it
+    model_map: dict[str, str] = {}
+    weight: int = Field(1, ge=0)
+    priority: int = 0  # higher is tried first
+    concurrency: int | None = Field(None, ge=1)
+    connect_timeout: float = Field(10.0, gt=0)
+    timeout: float = Field(600.0, gt=0)  # one upstream HTTP request (a sync generation)
+    poll_interval: float = Field(3.0, gt=0)  # async task APIs
+    task_timeout: float = Field(1800.0, gt=0)  # an async upstream task, submit to result
+    official: bool = False
+    # openai_compatible: the request fields this upstream accepts (None: the adapter's default)
+    fields: list[str] | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _base_url_needed(self) -> ChannelConfig:
+        if not self.base_url:
+            default = _DEFAULT_BASE_URLS.get(self.adapter)
+            if default is None and self.adapter != "sandbox":
+                raise ValueError(f"channel {self.name!r}: base_url is required")
+            self.base_url = default or ""
+        if not self.base_url.startswith(("http://", "https://")) and self.adapter != "sandbox":
+            raise ValueError(f"channel {self.name!r}: base_url must be http(s)")
+        return self
+
+    def secret(self) -> str | None:
+        """The upstream API key, from wherever it is configured."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env) or None
+        if self.api_key_file is not None:
+            return self.api_key_file.read_text().strip() or None
+        return None
+
+    def upstream_model(self, model: str) -> str:
+        return self.model_map.get(model, model)
 
 
 class Settings(BaseSettings):
@@ -155,6 +216,71 @@ class Settings(BaseSettings):
     )
     sandbox_failure_rate: float = Field(
         0.0, ge=0, le=1, description="Fraction of sandbox tasks that fail on purpose."
+    )
+
+    # -- upstream channels (relay)
+    channels: list[ChannelConfig] = Field(
+        [],
+        description="Upstreams to relay to, as `[[channels]]` tables (see docs/channels.md). "
+        "None configured: the sandbox serves every model (or OpenAI, with openai_api_key).",
+    )
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("openai_api_key", "IMAGEGATE_OPENAI_API_KEY",
+                                      "OPENAI_API_KEY"),
+        description="Quick start: with no channels configured, an official OpenAI channel "
+        "with this key serves the OpenAI models. Also read from `OPENAI_API_KEY`.",
+    )
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1",
+        description="Base URL of the quick-start OpenAI channel.",
+    )
+    upstream_max_attempts: int = Field(
+        3, ge=1, le=20,
+        description="Upstream calls one task run makes in all (retries and failover) before "
+        "it fails.",
+    )
+    upstream_backoff_seconds: float = Field(
+        0.5, ge=0, description="Base of the jittered exponential backoff between retries."
+    )
+    upstream_backoff_max_seconds: float = Field(
+        30.0, ge=0, description="Longest wait between two upstream retries."
+    )
+    breaker_failures: int = Field(
+        5, ge=1, description="Consecutive failures that open a channel's circuit breaker."
+    )
+    breaker_cooldown_seconds: float = Field(
+        30.0, gt=0,
+        description="How long an open breaker keeps a channel out before one trial request.",
+    )
+    upstream_result_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024,
+        description="Largest result image downloaded (or decoded from base64) from an upstream.",
+    )
+
+    # -- accounts, billing, limits, webhooks
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of the admin API (`/admin/...`); default: generated once and "
+        "kept in `<data_dir>/admin.token`.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (e.g. `redis://127.0.0.1:6379/0`); rate limits are shared "
+        "through it across processes. Unset: limits are kept in memory per process.",
+    )
+    currency: str = Field("USD", description="The unit prices and balances are given in.")
+    idempotency_ttl_seconds: int = Field(
+        86_400, ge=60, description="How long an `Idempotency-Key` is remembered."
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Delivery attempts per webhook before it is marked failed."
+    )
+    webhook_backoff_seconds: float = Field(
+        5.0, gt=0, description="First retry delay of a webhook; doubles per attempt."
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="Seconds one webhook delivery may take."
     )
 
     # -- logging

@@ -5,7 +5,9 @@
     │   ├── PayloadTooLargeError        413 invalid_request_error / payload_too_large
     │   └── UnsupportedMediaTypeError   415 invalid_request_error / unsupported_media_type
     ├── AuthenticationError             401 authentication_error / invalid_api_key
+    ├── InsufficientBalanceError        402 payment_required / insufficient_balance
     ├── PermissionDeniedError           403 permission_error
+    │   └── ModelNotAllowedError        403 permission_error / model_not_allowed
     ├── NotFoundError                   404 invalid_request_error / not_found
     │   └── ModelNotFoundError          404 invalid_request_error / model_not_found
     ├── ConflictError                   409 invalid_request_error / conflict
@@ -90,10 +92,22 @@ class AuthenticationError(ImagegateError):
     default_code = "invalid_api_key"
 
 
+class InsufficientBalanceError(ImagegateError):
+    """The key's balance cannot cover the hold a request needs (nothing was created)."""
+
+    status_code = 402
+    error_type = "payment_required"
+    default_code = "insufficient_balance"
+
+
 class PermissionDeniedError(ImagegateError):
     status_code = 403
     error_type = "permission_error"
     default_code = "permission_denied"
+
+
+class ModelNotAllowedError(PermissionDeniedError):
+    default_code = "model_not_allowed"
 
 
 class NotFoundError(ImagegateError):
@@ -131,19 +145,34 @@ class RateLimitError(ImagegateError):
 
 
 class ProviderError(ImagegateError):
-    """The backend failed (timeout, 5xx, a sandbox-injected failure). Retryable by routing."""
+    """The backend failed (timeout, 5xx, a sandbox-injected failure). Retryable by routing.
+
+    `retryable` False means another try cannot help (e.g. an interrupted synchronous upstream
+    call: it may have been charged upstream, so it is failed, never resubmitted);
+    `retry_after` carries an upstream's `Retry-After` (seconds) for the routing's backoff."""
 
     status_code = 502
     error_type = "upstream_error"
     default_code = "upstream_error"
 
+    def __init__(self, message: str, *, retryable: bool = True,
+                 retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
 
 class ProviderRejectedError(ProviderError):
-    """The backend refused the request itself (content policy, bad size): never retried."""
+    """The backend refused the request itself (content policy, bad size): never retried,
+    never charged; the client sees the upstream's message."""
 
     status_code = 400
     error_type = "invalid_request_error"
     default_code = "upstream_rejected"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("retryable", False)
+        super().__init__(message, **kwargs)
 
 
 class ServiceUnavailableError(ImagegateError):

@@ -42,6 +42,36 @@ class WriteResult:
     rowcount: int
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One statement of a `transaction`. With `require` set, a step that matches no row
+    rolls the whole transaction back and raises `ConditionFailed(require)`: this is how a
+    conditional update ("balance >= hold", "status is still queued") guards the statements
+    after it without a read-modify-write."""
+
+    stmt: sa.Executable
+    params: Params = None
+    require: str | None = None
+
+
+class ConditionFailed(Exception):
+    """A `Step.require` matched no row; nothing of the transaction was kept."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label)
+        self.label = label
+
+
+def _run_steps(conn: sa.Connection, steps: Sequence[Step]) -> list[WriteResult]:
+    out: list[WriteResult] = []
+    for step in steps:
+        result = _write_result(conn.execute(step.stmt, step.params))
+        if step.require is not None and result.rowcount == 0:
+            raise ConditionFailed(step.require)
+        out.append(result)
+    return out
+
+
 class Database(abc.ABC):
     """What the stores need from a database."""
 
@@ -55,6 +85,12 @@ class Database(abc.ABC):
     @abc.abstractmethod
     async def write(self, stmt: sa.Executable, params: Params = None) -> WriteResult:
         """Run one statement in its own committed transaction."""
+
+    @abc.abstractmethod
+    async def transaction(self, steps: Sequence[Step]) -> list[WriteResult]:
+        """Run `steps` in order in one transaction: all commit, or (on an exception or a
+        failed `require`) none do. The statements are fixed up front, so a transaction never
+        holds a connection across an await on something else."""
 
     @abc.abstractmethod
     async def migrate(self) -> None:
@@ -97,6 +133,10 @@ class PostgresDatabase(Database):
     async def write(self, stmt: sa.Executable, params: Params = None) -> WriteResult:
         async with self.engine.begin() as conn:
             return _write_result(await conn.execute(stmt, params))
+
+    async def transaction(self, steps: Sequence[Step]) -> list[WriteResult]:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(_run_steps, steps)
 
     async def migrate(self) -> None:
         async with self.engine.begin() as conn:
@@ -201,6 +241,9 @@ class SqliteDatabase(Database):
 
     async def write(self, stmt: sa.Executable, params: Params = None) -> WriteResult:
         return await self._on_writer(lambda conn: _write_result(conn.execute(stmt, params)))
+
+    async def transaction(self, steps: Sequence[Step]) -> list[WriteResult]:
+        return await self._on_writer(lambda conn: _run_steps(conn, steps))
 
     async def migrate(self) -> None:
         await self._on_writer(_upgrade)

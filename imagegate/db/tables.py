@@ -20,6 +20,19 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=True),
+    # -- limits and billing (0002). NULL means "no limit" for each of these.
+    sa.Column("allowed_models", sa.Text, nullable=True),  # JSON list of model names
+    sa.Column("rpm", sa.Integer, nullable=True),  # requests per minute
+    sa.Column("concurrency", sa.Integer, nullable=True),  # queued + running tasks at once
+    sa.Column("expires_at", sa.Float, nullable=True),
+    # Money is integer micro-units (1e-6 of the price currency): exact sums, no float drift.
+    # NULL balance = postpaid (usage is still recorded in the ledger, never refused).
+    sa.Column("balance", sa.BigInteger, nullable=True),
+    # Tasks of this key not yet finished; moved only together with the task's own state, in
+    # one transaction, so the concurrency limit is a conditional update like the balance.
+    sa.Column("active_tasks", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("webhook_url", sa.Text, nullable=True),
+    sa.Column("webhook_secret", sa.String(100), nullable=True),  # "whsec_<base64>"
 )
 
 tasks = sa.Table(
@@ -44,7 +57,66 @@ tasks = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     # Set the moment an upstream accepts the job, so recovery resumes instead of resubmitting.
     sa.Column("upstream_task_id", sa.String(200), nullable=True),
+    # -- billing (0002): price per image and the hold placed at submit (micro-units).
+    sa.Column("unit_price", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("hold_amount", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("charged_amount", sa.BigInteger, nullable=False, server_default="0"),
+    # none | held | settled | refunded: each transition is conditional on the one before,
+    # so a hold is settled or refunded exactly once whoever races to do it.
+    sa.Column("charge_state", sa.String(16), nullable=False, server_default="none"),
     sa.Index("ix_tasks_status_created", "status", "created_at"),
     sa.Index("ix_tasks_status_lease", "status", "lease_expires_at"),
     sa.Index("ix_tasks_expires", "expires_at"),
+)
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("task_id", sa.String(40), nullable=True),
+    # topup | adjust | hold | settle | refund. The sum of `amount` over a key is its balance.
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),  # signed micro-units
+    sa.Column("model", sa.String(100), nullable=True),
+    sa.Column("tier", sa.String(8), nullable=True),
+    sa.Column("images", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_ledger_key_created", "key_id", "created_at"),
+    sa.Index("ix_ledger_task", "task_id"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key_id", sa.String(40), primary_key=True),
+    sa.Column("idem_key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("task_id", sa.String(40), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index("ix_idempotency_expires", "expires_at"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),  # the `webhook-id` header ("msg_...")
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("task_id", sa.String(40), nullable=False),
+    sa.Column("event", sa.String(40), nullable=False),  # e.g. "image.task.succeeded"
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=True),  # JSON body, rendered at the first attempt
+    sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float, nullable=True),
+    sa.Index("ix_webhook_due", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_key_created", "key_id", "created_at"),
 )

@@ -60,21 +60,47 @@ class ReferenceImage:
     height: int
 
 
+UpstreamCallback = Callable[[str, str], Awaitable[None]]
+"""`remember_upstream(channel, upstream_task_id)`: records, durably and before anything else
+happens, that `channel` holds this job under `upstream_task_id` (see `SYNC_CALL`)."""
+
+SYNC_CALL = "sync-call"
+"""The upstream id recorded just before a synchronous (non-resumable) upstream call. A worker
+that finds it on a task it claims knows a crash cut that call off: the upstream may have
+produced (and charged for) the image, so the task is failed and refunded, never resubmitted."""
+
+
+async def _forget_upstream(_channel: str, _upstream_id: str) -> None:
+    """The callback of callers that do not persist upstream ids (tests, direct calls)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderJob:
-    """What a worker hands a provider: the request, its input images, the task it is for."""
+    """What a worker hands a provider: the request, its input images, the task it is for.
+
+    `upstream_channel`/`upstream_task_id` are set when an earlier run of this task already
+    had an upstream accept it: the provider then resumes that upstream task (polls it)
+    instead of submitting again."""
 
     task_id: str
     request: ImageRequest
     attempt: int = 1
     references: tuple[ReferenceImage, ...] = ()
     mask: ReferenceImage | None = None
+    upstream_channel: str | None = None
+    upstream_task_id: str | None = None
+    remember_upstream: UpstreamCallback = _forget_upstream
 
 
 class Provider(abc.ABC):
     """One backend. Implementations must be safe to call concurrently."""
 
     name: str = "provider"
+    # Whether `generate` can resume an upstream task from `job.upstream_task_id` (async task
+    # APIs); a non-resumable upstream call is marked with `SYNC_CALL` before it is made.
+    resumable: bool = False
+    # Whether a run costs anything upstream: the sandbox is free to re-run after a crash.
+    remote: bool = False
 
     @abc.abstractmethod
     async def generate(self, job: ProviderJob, progress: ProgressCallback,
