@@ -39,6 +39,7 @@ class Services:
     signer: UrlSigner
     providers: ProviderRegistry
     ingestor: Ingestor
+    admin_token: str = ""
     worker: Worker | None = None
 
     async def aclose(self) -> None:
@@ -61,6 +62,19 @@ def signing_secret(settings: Settings) -> bytes:
         path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(48))
     return path.read_text().strip().encode()
+
+
+def admin_token(settings: Settings) -> str:
+    """The configured admin token, or one generated on first start and kept in the data dir
+    (readable only by its owner), so `imagegate` CLI commands on the same host can use it."""
+    if settings.admin_token:
+        return settings.admin_token.get_secret_value()
+    path = settings.data_dir / "admin.token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text("iga_" + secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 def build_blobs(settings: Settings) -> BlobStore:
@@ -138,6 +152,7 @@ async def _assemble(settings: Settings, catalog: Catalog, db: Database,
         signer=UrlSigner(signing_secret(settings), settings.url_ttl_seconds),
         providers=build_providers(settings, catalog),
         ingestor=build_ingestor(settings, blobs),
+        admin_token=admin_token(settings),
     )
     run_worker = settings.run_workers if with_worker is None else with_worker
     if run_worker:
