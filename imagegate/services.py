@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagegate.accounts.idempotency import IdempotencyStore
 from imagegate.accounts.keys import KeyStore
 from imagegate.config import Settings
 from imagegate.db.database import Database
@@ -39,6 +40,7 @@ class Services:
     signer: UrlSigner
     providers: ProviderRegistry
     ingestor: Ingestor
+    idempotency: IdempotencyStore
     admin_token: str = ""
     worker: Worker | None = None
 
@@ -152,6 +154,7 @@ async def _assemble(settings: Settings, catalog: Catalog, db: Database,
         signer=UrlSigner(signing_secret(settings), settings.url_ttl_seconds),
         providers=build_providers(settings, catalog),
         ingestor=build_ingestor(settings, blobs),
+        idempotency=IdempotencyStore(db, settings.idempotency_ttl_seconds),
         admin_token=admin_token(settings),
     )
     run_worker = settings.run_workers if with_worker is None else with_worker

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,8 +74,33 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     database = open_database(database_url)
     await database.migrate()
     if database.dialect == "postgresql":  # one database per session: start each test empty
-        await database.write(sa.text("TRUNCATE tasks, api_keys"))
+        await database.write(sa.text(
+            "TRUNCATE tasks, api_keys, ledger, idempotency_keys, webhook_deliveries"
+        ))
     try:
         yield database
     finally:
         await database.aclose()
+
+
+MakeKey = Callable[..., Awaitable[str]]
+
+
+async def insert_key(database: Database, key_id: str, **columns: Any) -> str:
+    """An api_keys row with this id (no usable secret): what stores need a task's key to be."""
+    from imagegate.db.tables import api_keys
+
+    values = {"id": key_id, "name": key_id, "prefix": key_id[:10],
+              "key_hash": uuid.uuid4().hex * 2, "created_at": 0.0, **columns}
+    await database.write(api_keys.insert().values(**values))
+    return key_id
+
+
+@pytest.fixture
+def make_key(db: Database) -> MakeKey:
+    """`await make_key("key_a", balance=1_000_000, concurrency=2)` inserts a key row."""
+
+    async def make(key_id: str, **columns: Any) -> str:
+        return await insert_key(db, key_id, **columns)
+
+    return make

@@ -50,8 +50,12 @@ async def run_request(request: Request, key: ApiKey, body: dict[str, Any],
     """The native answer, shared by generations and edits: 202 with the task, or wait."""
     svc = services(request)
     if image_request.stream:
-        return await stream_response(svc, key, image_request)
-    task = await create_task(svc, key, image_request)
+        return await stream_response(svc, key, image_request,
+                                     idempotency_key=request.headers.get("idempotency-key"),
+                                     route=request.url.path)
+    task = await create_task(svc, key, image_request,
+                             idempotency_key=request.headers.get("idempotency-key"),
+                             route=request.url.path)
     retry_after = svc.settings.retry_after_seconds
     if wants_async(request, body):
         return accepted(retry_after, task)

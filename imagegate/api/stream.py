@@ -105,7 +105,8 @@ async def _follow(svc: Services, task: Task, sub: Subscription, prefix: str,
 
 
 async def stream_response(svc: Services, key: ApiKey, request: ImageRequest, *,
-                          openai_fields_only: bool = False) -> StreamingResponse:
+                          openai_fields_only: bool = False, idempotency_key: str | None = None,
+                          route: str = "") -> StreamingResponse:
     """`openai_fields_only` leaves out the native extras (`image_index`) for the openai
     profile; the task id still travels in a header and an SSE comment, which clients skip."""
     prefix = "image_edit" if request.operation == "edit" else "image_generation"
@@ -114,7 +115,12 @@ async def stream_response(svc: Services, key: ApiKey, request: ImageRequest, *,
     subscription = svc.events.subscribe(task_id)
     sub = await subscription.__aenter__()
     try:
-        task = await create_task(svc, key, request, task_id)
+        task = await create_task(svc, key, request, task_id, idempotency_key=idempotency_key,
+                                 route=route)
+        if task.id != task_id:  # an idempotent replay: follow the earlier task instead
+            await subscription.__aexit__(None, None, None)
+            subscription = svc.events.subscribe(task.id)
+            sub = await subscription.__aenter__()
     except BaseException as exc:
         await subscription.__aexit__(type(exc), exc, exc.__traceback__)
         raise

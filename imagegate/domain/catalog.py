@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -36,9 +37,18 @@ class ModelSpec:
     response_formats: tuple[str, ...] = ("url", "b64_json", "data_url")
     flexible: FlexibleRules = field(default_factory=FlexibleRules)
     description: str = ""
+    # Price per image in micro-units of the configured currency, per tier; a quality's own
+    # table (where quality changes the upstream's cost) overrides it. No price: free.
+    prices: dict[str, int] = field(default_factory=dict)
+    quality_prices: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def max_n(self, tier: str) -> int:
         return self.n_max.get(tier, 0)
+
+    def price(self, tier: str, quality: str) -> int:
+        """The price of one image of this tier and quality, in micro-units."""
+        by_quality = self.quality_prices.get(quality, {})
+        return by_quality.get(tier, self.prices.get(tier, 0))
 
     def to_public(self) -> dict[str, Any]:
         """The capability block `GET /v1/models` shows."""
@@ -53,6 +63,14 @@ class ModelSpec:
             "max_prompt_chars": self.max_prompt_chars,
             "edits": self.edits,
         }
+        if self.prices or self.quality_prices:
+            caps["pricing"] = {
+                "per_image": {t: _decimal_text(v) for t, v in self.prices.items()},
+                "per_image_by_quality": {
+                    q: {t: _decimal_text(v) for t, v in table.items()}
+                    for q, table in self.quality_prices.items()
+                },
+            }
         if self.sizes:
             caps["sizes"] = list(self.sizes)
         if self.styles:
@@ -84,6 +102,30 @@ class Catalog:
 
     def names(self) -> list[str]:
         return list(self.models)
+
+
+def _decimal_text(micros: int) -> str:
+    return format(Decimal(micros) / 1_000_000, "f")
+
+
+def _price_table(value: Any, key: str, model: str) -> dict[str, int]:
+    """`{"1k" = "0.04", ...}` (strings or numbers) -> micro-units per tier."""
+    if not isinstance(value, dict):
+        raise CatalogError(f"model {model!r}: {key} must be a table of tier = price")
+    out: dict[str, int] = {}
+    for tier, price in value.items():
+        if tier not in TIERS:
+            raise CatalogError(f"model {model!r}: {key} keys must be among {TIERS}")
+        try:
+            amount = Decimal(str(price)) * 1_000_000
+        except InvalidOperation:
+            raise CatalogError(f"model {model!r}: {key}.{tier} is not a number") from None
+        if not amount.is_finite() or amount < 0 or amount != amount.to_integral_value():
+            raise CatalogError(
+                f"model {model!r}: {key}.{tier} must be >= 0 with at most 6 decimals"
+            )
+        out[str(tier)] = int(amount)
+    return out
 
 
 def _tuple(value: Any, key: str, model: str) -> tuple[str, ...]:
@@ -129,6 +171,11 @@ def _spec(name: str, raw: Any, families: dict[str, dict[str, Any]]) -> ModelSpec
             ),
             flexible=FlexibleRules(**flex),
             description=str(merged.get("description", "")),
+            prices=_price_table(merged.get("prices", {}), "prices", name),
+            quality_prices={
+                str(q): _price_table(table, f"quality_prices.{q}", name)
+                for q, table in dict(merged.get("quality_prices", {})).items()
+            },
         )
     except KeyError as exc:
         raise CatalogError(f"model {name!r}: missing {exc.args[0]!r}") from exc

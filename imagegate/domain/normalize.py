@@ -28,6 +28,7 @@ KNOWN_FIELDS = frozenset(
         "background", "quality", "moderation", "style", "user", "response_format",
         "wait_for_result", "image_urls", "reference_images", "images", "image", "image_url",
         "input_image", "input_images", "mask_url", "mask", "stream", "partial_images",
+        "official_fallback", "webhook_url",
     }
 )
 # Reference-image aliases, in the order their items are taken when several are sent.
@@ -270,6 +271,13 @@ def normalize(
         raise InvalidRequestError("Streaming must have non-zero partial images",
                                   param="partial_images", code=None)
 
+    official_fallback = bool(opt_bool(body, "official_fallback"))
+    webhook_url = _opt_str(body, "webhook_url")
+    if webhook_url is not None:
+        from imagegate.webhooks.signing import validate_webhook_url  # noqa: PLC0415 (wip)
+
+        webhook_url = validate_webhook_url(webhook_url)
+
     refs = references if references is not None else collect_references(body)
     if mask is None:
         mask_field = "mask_url" if body.get("mask_url") else "mask"
@@ -310,4 +318,6 @@ def normalize(
         stream=stream,
         partial_images=partial_images,
         ignored_fields=tuple(sorted(k for k in body if k not in KNOWN_FIELDS)),
+        official_fallback=official_fallback,
+        webhook_url=webhook_url,
     )

@@ -86,6 +86,10 @@ class ImageRequest:
     partial_images: int = 0  # partial renders a streaming client receives before the final
     ignored_fields: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # The 002 seed's flag: may fall back to channels marked `official` (routing).
+    official_fallback: bool = False
+    # Where to POST (signed) when the task finishes; else the key's webhook URL, if any.
+    webhook_url: str | None = None
 
     @property
     def content_type(self) -> str:
@@ -118,6 +122,8 @@ class ImageRequest:
             "partial_images": self.partial_images,
             "ignored_fields": list(self.ignored_fields),
             "extra": self.extra,
+            "official_fallback": self.official_fallback,
+            "webhook_url": self.webhook_url,
         }
 
     @classmethod
@@ -152,4 +158,6 @@ class ImageRequest:
             partial_images=data.get("partial_images", 0),
             ignored_fields=tuple(data.get("ignored_fields", [])),
             extra=data.get("extra", {}),
+            official_fallback=data.get("official_fallback", False),
+            webhook_url=data.get("webhook_url"),
         )

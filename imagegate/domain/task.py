@@ -89,6 +89,12 @@ class Task:
     lease_expires_at: float | None
     attempts: int
     upstream_task_id: str | None
+    # Billing (micro-units): price per image, the hold placed at submit, the amount charged
+    # once settled; charge_state is none | held | settled | refunded.
+    unit_price: int = 0
+    hold_amount: int = 0
+    charged_amount: int = 0
+    charge_state: str = "none"
 
     @property
     def images(self) -> list[StoredImage]:

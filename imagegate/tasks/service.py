@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from imagegate.db.database import Step
 from imagegate.domain.request import ImageRequest
 from imagegate.domain.task import Task, new_id
 from imagegate.tasks.events import EventBus
@@ -22,8 +23,9 @@ class TaskService:
     def new_task_id() -> str:
         return new_id("img_")
 
-    async def submit(self, request: ImageRequest, key_id: str, task_id: str | None = None
-                     ) -> Task:
+    async def submit(self, request: ImageRequest, key_id: str, task_id: str | None = None,
+                     *, unit_price: int = 0, extra_steps: tuple[Step, ...] = ()) -> Task:
+        """Create the task with its hold (price × n); 402/429 when the key cannot take it."""
         task = await self._store.create(
             task_id=task_id or self.new_task_id(),
             key_id=key_id,
@@ -31,6 +33,8 @@ class TaskService:
             model=request.model,
             request=request.to_json(),
             retention_seconds=self._retention,
+            unit_price=unit_price,
+            extra_steps=extra_steps,
         )
         await self._events.work_queued()
         return task

@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from imagegate.db.database import Database, Row
-from imagegate.db.tables import tasks
+from imagegate.accounts import billing
+from imagegate.db.database import ConditionFailed, Database, Row, Step
+from imagegate.db.tables import api_keys, tasks
 from imagegate.domain.task import Task, TaskStatus
-from imagegate.errors import TaskCancelledError
+from imagegate.errors import InsufficientBalanceError, RateLimitError, TaskCancelledError
 
 _ACTIVE = (TaskStatus.QUEUED.value, TaskStatus.IN_PROGRESS.value)
 
@@ -45,6 +46,10 @@ def _row_to_task(m: Row) -> Task:
         lease_expires_at=m["lease_expires_at"],
         attempts=m["attempts"],
         upstream_task_id=m["upstream_task_id"],
+        unit_price=m["unit_price"],
+        hold_amount=m["hold_amount"],
+        charged_amount=m["charged_amount"],
+        charge_state=m["charge_state"],
     )
 
 
@@ -78,6 +83,21 @@ class TaskStore:
             provider=_b("provider"), **finished,
         )
         self._fail = owned.values(status=TaskStatus.FAILED.value, error=_b("error"), **finished)
+        self._cancel = (
+            tasks.update()
+            .where(tasks.c.id == _b("id"), tasks.c.key_id == _b("key_id"),
+                   tasks.c.status.in_(_ACTIVE))
+            .values(status=TaskStatus.CANCELLED.value, completed_at=_b("now"),
+                    lease_owner=None, lease_expires_at=None, error=_b("error"))
+        )
+        self._give_up = (
+            tasks.update()
+            .where(tasks.c.id == _b("id"), tasks.c.status == TaskStatus.IN_PROGRESS.value,
+                   tasks.c.lease_expires_at < _b("now"))
+            .values(status=TaskStatus.FAILED.value, completed_at=_b("now"), lease_owner=None,
+                    lease_expires_at=None, error=_b("error"))
+        )
+        self._bill = billing.BillingStatements()
 
     def _claim_statement(self) -> sa.Update:
         pick = (
@@ -117,9 +137,16 @@ class TaskStore:
         model: str,
         request: dict[str, Any],
         retention_seconds: float,
+        unit_price: int = 0,
+        extra_steps: tuple[Step, ...] = (),
         now: float | None = None,
     ) -> Task:
+        """Insert a queued task and place its hold (price × n, plus a concurrency slot) in
+        one transaction; `extra_steps` (an idempotency record) join the same transaction.
+        Raises 402 when the balance cannot cover the hold, 429 when the key is at its
+        concurrent-task limit, ConditionFailed for a failed extra step; nothing is kept then."""
         now = time.time() if now is None else now
+        hold = unit_price * int(request.get("n", 1))
         values = {
             "id": task_id,
             "key_id": key_id,
@@ -139,9 +166,40 @@ class TaskStore:
             "lease_expires_at": None,
             "attempts": 0,
             "upstream_task_id": None,
+            "unit_price": unit_price,
+            "hold_amount": hold,
+            "charged_amount": 0,
+            "charge_state": "held",
         }
-        await self._db.write(self._insert, values)
-        return _row_to_task(values)
+        task = _row_to_task(values)
+        steps = [*billing.hold_steps(self._bill, task, now), Step(self._insert, values),
+                 *extra_steps]
+        try:
+            await self._db.transaction(steps)
+        except ConditionFailed as exc:
+            if exc.label == billing.HOLD:
+                raise await self._refusal(key_id, hold) from None
+            raise
+        return task
+
+    async def _refusal(self, key_id: str, hold: int) -> Exception:
+        """Why a hold was refused (read after the fact, only to word the error)."""
+        rows = await self._db.read(
+            sa.select(api_keys.c.balance, api_keys.c.concurrency, api_keys.c.active_tasks)
+            .where(api_keys.c.id == key_id)
+        )
+        if rows and rows[0]["balance"] is not None and rows[0]["balance"] < hold:
+            return InsufficientBalanceError(
+                "Your balance is too low for this request; top up the key and try again",
+            )
+        if rows and rows[0]["concurrency"] is not None:
+            return RateLimitError(
+                f"This key already has {rows[0]['concurrency']} tasks queued or running, its "
+                "limit; wait for one to finish",
+                code="concurrency_limit_exceeded",
+                headers={"Retry-After": "1"},
+            )
+        return InsufficientBalanceError("The key cannot place a hold for this request")
 
     async def get(self, task_id: str) -> Task | None:
         return await self._one(self._get, {"b_id": task_id})
@@ -202,16 +260,37 @@ class TaskStore:
         return (await self._db.write(self._upstream, params)).rowcount == 1
 
     async def succeed(
-        self, task_id: str, owner: str, result: dict[str, Any], provider: str
+        self, task: Task, owner: str, result: dict[str, Any], provider: str
     ) -> bool:
-        params = {"b_id": task_id, "b_owner": owner, "b_result": orjson.dumps(result).decode(),
-                  "b_provider": provider, "b_now": time.time()}
-        return (await self._db.write(self._succeed, params)).rowcount == 1
+        """Record the result and settle the hold for the images produced, in one
+        transaction; False (nothing changed) when the lease is no longer ours."""
+        now = time.time()
+        params = {"b_id": task.id, "b_owner": owner, "b_now": now,
+                  "b_result": orjson.dumps(result).decode(), "b_provider": provider}
+        produced = len(result.get("images", []))
+        return await self._finish([
+            Step(self._succeed, params, require="owned"),
+            *billing.settle_steps(self._bill, task, produced, now),
+            *billing.webhook_steps(self._bill, task, "image.task.succeeded", now),
+        ])
 
-    async def fail(self, task_id: str, owner: str, error: dict[str, Any]) -> bool:
-        params = {"b_id": task_id, "b_owner": owner, "b_error": orjson.dumps(error).decode(),
-                  "b_now": time.time()}
-        return (await self._db.write(self._fail, params)).rowcount == 1
+    async def fail(self, task: Task, owner: str, error: dict[str, Any]) -> bool:
+        """Record the failure and refund the hold, in one transaction."""
+        now = time.time()
+        params = {"b_id": task.id, "b_owner": owner, "b_error": orjson.dumps(error).decode(),
+                  "b_now": now}
+        return await self._finish([
+            Step(self._fail, params, require="owned"),
+            *billing.refund_steps(self._bill, task, now),
+            *billing.webhook_steps(self._bill, task, "image.task.failed", now),
+        ])
+
+    async def _finish(self, steps: list[Step]) -> bool:
+        try:
+            await self._db.transaction(steps)
+        except ConditionFailed:
+            return False
+        return True
 
     async def release(self, task_ids: list[str], owner: str) -> int:
         """Hand leases back on a graceful stop; the run did not finish, so it does not count."""
@@ -235,20 +314,20 @@ class TaskStore:
 
     # -- client side
     async def cancel(self, task_id: str, key_id: str) -> Task | None:
-        """Cancel a queued or running task; a finished one is returned unchanged."""
-        await self._db.write(
-            tasks.update()
-            .where(tasks.c.id == task_id, tasks.c.key_id == key_id, tasks.c.status.in_(_ACTIVE))
-            .values(
-                status=TaskStatus.CANCELLED.value,
-                completed_at=time.time(),
-                lease_owner=None,
-                lease_expires_at=None,
-                error=orjson.dumps(
-                    TaskCancelledError("The task was cancelled").to_json()
-                ).decode(),
-            )
-        )
+        """Cancel a queued or running task and refund its hold; a finished one is returned
+        unchanged. The status update is conditional, so a cancel racing the worker's finish
+        either wins (and refunds) or changes nothing."""
+        task = await self.get_for_key(task_id, key_id)
+        if task is None or task.status.terminal:
+            return task
+        now = time.time()
+        error = orjson.dumps(TaskCancelledError("The task was cancelled").to_json()).decode()
+        await self._finish([
+            Step(self._cancel, {"b_id": task_id, "b_key_id": key_id, "b_now": now,
+                                "b_error": error}, require="active"),
+            *billing.refund_steps(self._bill, task, now),
+            *billing.webhook_steps(self._bill, task, "image.task.cancelled", now),
+        ])
         return await self.get_for_key(task_id, key_id)
 
     # -- maintenance
@@ -262,26 +341,29 @@ class TaskStore:
             tasks.c.status == TaskStatus.IN_PROGRESS.value,
             tasks.c.lease_expires_at < now,
         )
-        failed = await self._db.write(
-            tasks.update()
-            .where(*expired, tasks.c.attempts >= max_attempts)
-            .values(
-                status=TaskStatus.FAILED.value,
-                completed_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-                error=orjson.dumps(
-                    {"message": f"The task was interrupted {max_attempts} times and was given up",
-                     "type": "server_error", "param": None, "code": "worker_lost"}
-                ).decode(),
-            )
+        # Given up one by one: each failure refunds its own hold in its own transaction.
+        doomed = await self._db.read(
+            tasks.select().where(*expired, tasks.c.attempts >= max_attempts).limit(500)
         )
+        error = orjson.dumps(
+            {"message": f"The task was interrupted {max_attempts} times and was given up",
+             "type": "server_error", "param": None, "code": "worker_lost"}
+        ).decode()
+        failed = 0
+        for row in doomed:
+            task = _row_to_task(row)
+            failed += await self._finish([
+                Step(self._give_up, {"b_id": task.id, "b_now": now, "b_error": error},
+                     require="expired"),
+                *billing.refund_steps(self._bill, task, now),
+                *billing.webhook_steps(self._bill, task, "image.task.failed", now),
+            ])
         requeued = await self._db.write(
             tasks.update()
-            .where(*expired)
+            .where(*expired, tasks.c.attempts < max_attempts)
             .values(status=TaskStatus.QUEUED.value, lease_owner=None, lease_expires_at=None)
         )
-        return requeued.rowcount, failed.rowcount
+        return requeued.rowcount, failed
 
     async def take_expired(self, now: float | None = None, limit: int = 500) -> list[Task]:
         """Tasks past retention (oldest first); the cleaner deletes their blobs, then rows."""

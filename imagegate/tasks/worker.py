@@ -18,14 +18,16 @@ from dataclasses import dataclass
 
 from imagegate.domain.request import ImageRequest, StoredReference
 from imagegate.domain.task import StoredImage, Task, new_token
-from imagegate.errors import ImagegateError
+from imagegate.errors import ImagegateError, ProviderError
 from imagegate.providers.base import (
+    SYNC_CALL,
     PartialCallback,
     PartialImage,
     ProgressCallback,
     ProviderJob,
     ProviderResult,
     ReferenceImage,
+    UpstreamCallback,
 )
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobStore
@@ -46,6 +48,13 @@ class WorkerConfig:
     cleaner_interval: float = 60.0
     max_attempts: int = 3
     progress_interval: float = 0.25  # at most this often a progress write per task
+
+
+class _LeaseLost(BaseException):
+    """The task was cancelled or taken over while an upstream was being told about it.
+
+    A BaseException, like CancelledError and for the same reason: it must pass through
+    providers and routing (which handle Exception to retry) straight up to the run."""
 
 
 def worker_id() -> str:
@@ -194,21 +203,34 @@ class Worker:
     async def _run(self, task: Task) -> None:
         started = time.monotonic()
         try:
+            if task.upstream_task_id == SYNC_CALL:
+                # A crash cut off a synchronous upstream call: the upstream may have made (and
+                # billed) the image, so it is not made again; the client is refunded.
+                raise ProviderError(
+                    "The upstream call was interrupted by a restart; it was not repeated, to "
+                    "avoid paying twice. Nothing was charged; please submit again",
+                    retryable=False, code="upstream_interrupted",
+                )
             request = ImageRequest.from_json(task.request)
             provider = self._providers.for_model(request.model)
+            channel: list[str] = [task.provider] if task.upstream_task_id and task.provider else []
             job = ProviderJob(
                 task.id,
                 request,
                 task.attempts,
                 references=tuple([await self._input(r) for r in request.reference_images]),
                 mask=await self._input(request.mask_image) if request.mask_image else None,
+                upstream_channel=task.provider if task.upstream_task_id else None,
+                upstream_task_id=task.upstream_task_id,
+                remember_upstream=self._upstream_recorder(task.id, channel),
             )
             result = await provider.generate(job, self._progress_reporter(task.id),
                                              self._partial_reporter(task.id))
             images = await self._store_images(task, result)
             if await self._store.succeed(
-                task.id, self.owner, {"images": [i.to_json() for i in images],
-                                      "usage": result.usage}, provider.name
+                task, self.owner, {"images": [i.to_json() for i in images],
+                                   "usage": result.usage},
+                channel[-1] if channel else provider.name,
             ):
                 log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
             else:
@@ -217,13 +239,15 @@ class Worker:
                     await self._blobs.delete(image.key)
         except asyncio.CancelledError:
             raise
+        except _LeaseLost:
+            log.info("task %s was cancelled or taken over; its run stops", task.id)
         except ImagegateError as exc:
             log.info("task %s failed: %s", task.id, exc.message)
-            await self._store.fail(task.id, self.owner, exc.to_json())
+            await self._store.fail(task, self.owner, exc.to_json())
         except Exception:
             log.exception("task %s failed unexpectedly", task.id)
             await self._store.fail(
-                task.id,
+                task,
                 self.owner,
                 {"message": "The image could not be generated because of an internal error",
                  "type": "server_error", "param": None, "code": "internal_error"},
@@ -235,6 +259,18 @@ class Worker:
     async def _input(self, ref: StoredReference) -> ReferenceImage:
         return ReferenceImage(await self._blobs.get(ref.key), ref.content_type, ref.width,
                               ref.height)
+
+    def _upstream_recorder(self, task_id: str, channel: list[str]) -> UpstreamCallback:
+        """Persist which channel holds the job under which upstream id before the provider
+        goes on, so a restarted worker resumes (or, for a sync call, refunds) instead of
+        submitting again. `channel` collects the name for the task's `provider` column."""
+
+        async def remember(name: str, upstream_id: str) -> None:
+            if not await self._store.set_upstream(task_id, self.owner, name, upstream_id):
+                raise _LeaseLost(task_id)
+            channel.append(name)
+
+        return remember
 
     def _partial_reporter(self, task_id: str) -> PartialCallback:
         async def report(partial: PartialImage) -> None:

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from imagegate.db.database import Database
-from imagegate.domain.task import TaskStatus, new_id
+from imagegate.domain.task import Task, TaskStatus, new_id
 from imagegate.tasks.store import TaskStore
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+async def _keys(make_key: Callable[..., Awaitable[str]]) -> None:
+    # A task's hold is placed on its key's row, so the keys must exist.
+    await make_key("key_a")
+    await make_key("key_b")
+
+
+async def _task(store: TaskStore, tid: str) -> Task:
+    task = await store.get(tid)
+    assert task is not None
+    return task
 
 
 async def _create(store: TaskStore, key: str = "key_a", **kw: Any) -> str:
@@ -71,16 +85,16 @@ async def test_only_the_lease_owner_can_finish(db: Database) -> None:
     store = TaskStore(db)
     tid = await _create(store)
     await store.claim("w1", 30)
-    assert not await store.succeed(tid, "w2", {"images": []}, "sandbox")
+    assert not await store.succeed(await _task(store, tid), "w2", {"images": []}, "sandbox")
     assert not await store.set_progress(tid, "w2", 50)
     assert await store.set_progress(tid, "w1", 50)
     assert (await store.get(tid)).progress == 50  # type: ignore[union-attr]
-    assert await store.succeed(tid, "w1", {"images": [], "usage": {}}, "sandbox")
+    assert await store.succeed(await _task(store, tid), "w1", {"images": [], "usage": {}}, "sandbox")
     task = await store.get(tid)
     assert task is not None and task.status is TaskStatus.SUCCEEDED and task.progress == 100
     assert task.completed_at is not None and task.provider == "sandbox"
     # A finished task cannot be finished again.
-    assert not await store.fail(tid, "w1", {"message": "late"})
+    assert not await store.fail(await _task(store, tid), "w1", {"message": "late"})
 
 
 async def test_fail_records_error(db: Database) -> None:
@@ -88,7 +102,7 @@ async def test_fail_records_error(db: Database) -> None:
     tid = await _create(store)
     await store.claim("w1", 30)
     err = {"message": "boom", "type": "upstream_error", "param": None, "code": "x"}
-    assert await store.fail(tid, "w1", err)
+    assert await store.fail(await _task(store, tid), "w1", err)
     task = await store.get(tid)
     assert task is not None and task.status is TaskStatus.FAILED and task.error == err
 
@@ -121,11 +135,11 @@ async def test_cancel_queued_running_and_finished(db: Database) -> None:
     await store.claim("w1", 30)
     assert (await store.cancel(running, "key_a")).status is TaskStatus.CANCELLED  # type: ignore[union-attr]
     # The worker's late success is refused.
-    assert not await store.succeed(running, "w1", {"images": []}, "sandbox")
+    assert not await store.succeed(await _task(store, running), "w1", {"images": []}, "sandbox")
 
     done = await _create(store)
     await store.claim("w1", 30)
-    await store.succeed(done, "w1", {"images": []}, "sandbox")
+    await store.succeed(await _task(store, done), "w1", {"images": []}, "sandbox")
     assert (await store.cancel(done, "key_a")).status is TaskStatus.SUCCEEDED  # type: ignore[union-attr]
 
 
@@ -178,7 +192,7 @@ async def test_expired_tasks_are_taken_and_deleted(db: Database) -> None:
     store = TaskStore(db)
     old = await _create(store, retention=1, now=time.time() - 100)
     await store.claim("w1", 60)
-    await store.succeed(old, "w1", {"images": []}, "sandbox")
+    await store.succeed(await _task(store, old), "w1", {"images": []}, "sandbox")
     active_old = await _create(store, retention=1, now=time.time() - 100)
     fresh = await _create(store)
     expired = await store.take_expired()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from imagegate.db.database import Database, open_database
+from imagegate.db.tables import api_keys
 from imagegate.domain.catalog import load_catalog
 from imagegate.domain.normalize import normalize
 from imagegate.domain.task import Task, TaskStatus, new_id
@@ -93,6 +94,8 @@ class Rig:
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     db = open_database(f"sqlite:///{tmp_path}/w.db")
     await db.migrate()
+    await db.write(api_keys.insert().values(id="k", name="k", prefix="k", key_hash="0" * 64,
+                                            created_at=0.0))
     r = Rig(TaskStore(db), ObstoreBlobStore.memory(), MemoryEventBus())
     r.db = db
     try:

@@ -5,8 +5,8 @@ base URL and key changed. A presentation layer over the native core: the same no
 - Submitting is always asynchronous (the seed's service has no sync mode): 200 with
   `{"code": 200, "data": [{"status": "submitted", "task_id": …}]}`.
 - `response_format` and `style` are ignored, as the seed says, and so are the native-only
-  `wait_for_result`, `stream` and `partial_images`; `official_fallback` is accepted (checked to
-  be a boolean; there is no separate official channel to fall back to here).
+  `wait_for_result`, `stream` and `partial_images`; `official_fallback` reaches routing (it
+  lets the request fall back to channels marked `official`).
 - Tasks read as `{"code": 200, "data": {…}}` with the seed's status names; errors as
   `{"error": {"code", "message", "type"}}` (see `profiles/errors.py`).
 - `language` (zh/en/ko/ja) is accepted on every route and ignored: messages are English.
@@ -30,7 +30,7 @@ from imagegate.api.profiles.errors import apimart_error
 from imagegate.api.responses import JSONResponse
 from imagegate.api.submit import create_task
 from imagegate.api.tasks import not_found, owned_task
-from imagegate.domain.normalize import normalize, opt_bool
+from imagegate.domain.normalize import normalize
 from imagegate.domain.request import ImageRequest, ReferenceSource
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import InvalidRequestError, error_from_json
@@ -56,16 +56,18 @@ _NOT_APIMART = ("response_format", "style", "wait_for_result", "stream", "partia
 
 
 def task_cost(task: Task) -> float:
-    """What the task cost the caller. Always 0.0 for now: billing (DESIGN §4) will supply the
-    settled amount, and this is the one place that reads it."""
-    del task
+    """What the task cost the caller, from billing: the settled charge once it succeeded,
+    the hold while it runs, nothing after a refund (failed or cancelled)."""
+    if task.charge_state == "settled":
+        return task.charged_amount / 1_000_000
+    if task.charge_state == "held":
+        return task.hold_amount / 1_000_000
     return 0.0
 
 
 def _prepare(svc: Services, body: dict[str, Any], operation: str,
              refs: tuple[ReferenceSource, ...] | None = None,
              mask: ReferenceSource | None = None) -> ImageRequest:
-    opt_bool(body, "official_fallback")  # accepted; a wrong type is still a 400
     dropped = [k for k in _NOT_APIMART if k in body]
     kept = {k: v for k, v in body.items() if k not in _NOT_APIMART}
     image_request = normalize(kept, svc.catalog, operation=operation, references=refs,
@@ -74,8 +76,11 @@ def _prepare(svc: Services, body: dict[str, Any], operation: str,
     return replace(image_request, ignored_fields=ignored)
 
 
-async def _submit(svc: Services, key: ApiKey, image_request: ImageRequest) -> JSONResponse:
-    task = await create_task(svc, key, image_request)
+async def _submit(request: Request, svc: Services, key: ApiKey,
+                  image_request: ImageRequest) -> JSONResponse:
+    task = await create_task(svc, key, image_request,
+                             idempotency_key=request.headers.get("idempotency-key"),
+                             route=request.url.path)
     return JSONResponse({"code": 200, "data": [{"status": "submitted", "task_id": task.id}]})
 
 
@@ -85,7 +90,7 @@ async def apimart_create_generation(request: Request) -> JSONResponse:
     key = await api_key(request)
     svc = services(request)
     body = await json_body(request)
-    return await _submit(svc, key, _prepare(svc, body, "generate"))
+    return await _submit(request, svc, key, _prepare(svc, body, "generate"))
 
 
 @router.post(f"{PREFIX}/images/edits",
@@ -94,7 +99,7 @@ async def apimart_create_edit(request: Request) -> JSONResponse:
     key = await api_key(request)
     svc = services(request)
     body, refs, mask = await read_edit_input(request, svc)
-    return await _submit(svc, key, _prepare(svc, body, "edit", refs, mask))
+    return await _submit(request, svc, key, _prepare(svc, body, "edit", refs, mask))
 
 
 async def _image(svc: Services, task: Task, index: int) -> dict[str, Any]:

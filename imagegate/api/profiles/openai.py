@@ -110,8 +110,13 @@ async def _run(request: Request, key: ApiKey, body: dict[str, Any], operation: s
     image_request = normalize(openai_body(body, spec), svc.catalog, operation=operation,
                               references=refs, mask=mask)
     if image_request.stream:
-        return await stream_response(svc, key, image_request, openai_fields_only=True)
-    done = await wait_for_result(svc, await create_task(svc, key, image_request))
+        return await stream_response(svc, key, image_request, openai_fields_only=True,
+                                     idempotency_key=request.headers.get("idempotency-key"),
+                                     route=request.url.path)
+    task = await create_task(svc, key, image_request,
+                             idempotency_key=request.headers.get("idempotency-key"),
+                             route=request.url.path)
+    done = await wait_for_result(svc, task)
     if done.status is TaskStatus.CANCELLED:  # cancelled with no error recorded
         raise TaskCancelledError(f"Task {done.id} was cancelled before it finished")
     if done.status is not TaskStatus.SUCCEEDED:

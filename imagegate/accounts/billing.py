@@ -1,0 +1,130 @@
+"""Holds, settlements and refunds, as statements that run inside the task's own transaction.
+
+Money never moves by read-modify-write. A submit's hold is one conditional UPDATE of the key
+(`balance >= hold`, and `active_tasks < concurrency` for the concurrent-task limit): two
+concurrent submits cannot both spend the last of a balance, on SQLite or PostgreSQL. A task's
+`charge_state` moves held -> settled | refunded by a conditional UPDATE too, in the same
+transaction as the task's own terminal state, so each hold is released exactly once whoever
+finishes the task (worker, cancel, reaper) and however often they race. Every movement of a
+balance is a ledger row in the same transaction: the sum of a key's ledger amounts is its
+balance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from imagegate.db.database import Step
+from imagegate.db.tables import api_keys, ledger, tasks, webhook_deliveries
+from imagegate.domain.task import Task, new_id
+
+HOLD = "hold"  # Step.require labels: which condition refused a submit
+ACTIVE = "active"
+
+
+def _b(name: str) -> sa.BindParameter[Any]:
+    return sa.bindparam(f"b_{name}")
+
+
+# NULL balance = postpaid: never refused, never negative-checked, usage still in the ledger.
+_debit = sa.case((api_keys.c.balance.is_(None), None), else_=api_keys.c.balance - _b("amount"))
+_credit = sa.case((api_keys.c.balance.is_(None), None), else_=api_keys.c.balance + _b("amount"))
+
+
+class BillingStatements:
+    """Statements built once (building costs more than running them on the hot path)."""
+
+    def __init__(self) -> None:
+        self.hold = (
+            api_keys.update()
+            .where(
+                api_keys.c.id == _b("key_id"),
+                sa.or_(api_keys.c.balance.is_(None), api_keys.c.balance >= _b("amount")),
+                sa.or_(api_keys.c.concurrency.is_(None),
+                       api_keys.c.active_tasks < api_keys.c.concurrency),
+            )
+            .values(balance=_debit, active_tasks=api_keys.c.active_tasks + 1)
+        )
+        self.release = (
+            api_keys.update()
+            .where(api_keys.c.id == _b("key_id"))
+            .values(balance=_credit, active_tasks=api_keys.c.active_tasks - 1)
+        )
+        self.entry = ledger.insert().values(
+            key_id=_b("key_id"), task_id=_b("task_id"), kind=_b("kind"), amount=_b("signed"),
+            model=_b("model"), tier=_b("tier"), images=_b("images"), note=None,
+            created_at=_b("now"),
+        )
+        held = tasks.update().where(tasks.c.id == _b("task_id"), tasks.c.charge_state == "held")
+        self.settled = held.values(charge_state="settled", charged_amount=_b("charged"))
+        self.refunded = held.values(charge_state="refunded", charged_amount=0)
+        self.delivery = webhook_deliveries.insert().values(
+            id=_b("id"), key_id=_b("key_id"), task_id=_b("task_id"), event=_b("event"),
+            url=_b("url"), payload=None, status="pending", attempts=0,
+            next_attempt_at=_b("now"), created_at=_b("now"),
+        )
+        # A key's own webhook URL, when the request named none: one INSERT … SELECT, so a
+        # key without one inserts nothing.
+        self.key_delivery = webhook_deliveries.insert().from_select(
+            ["id", "key_id", "task_id", "event", "url", "status", "attempts", "next_attempt_at",
+             "created_at"],
+            sa.select(
+                # Typed: PostgreSQL cannot infer a bare parameter's type in a SELECT list.
+                sa.cast(_b("id"), sa.String(40)), api_keys.c.id,
+                sa.cast(_b("task_id"), sa.String(40)), sa.cast(_b("event"), sa.String(40)),
+                api_keys.c.webhook_url, sa.literal("pending"), sa.literal(0),
+                sa.cast(_b("now"), sa.Float), sa.cast(_b("now"), sa.Float),
+            ).where(api_keys.c.id == _b("key_id"), api_keys.c.webhook_url.is_not(None)),
+        )
+
+
+def _entry(s: BillingStatements, task: Task, kind: str, signed: int, images: int,
+           now: float) -> Step:
+    request = task.request or {}
+    return Step(s.entry, {"b_key_id": task.key_id, "b_task_id": task.id, "b_kind": kind,
+                          "b_signed": signed, "b_model": task.model,
+                          "b_tier": request.get("tier"), "b_images": images, "b_now": now})
+
+
+def hold_steps(s: BillingStatements, task: Task, now: float) -> list[Step]:
+    """Before the task insert: reserve price × n (and a concurrency slot), or refuse."""
+    return [
+        Step(s.hold, {"b_key_id": task.key_id, "b_amount": task.hold_amount}, require=HOLD),
+        _entry(s, task, "hold", -task.hold_amount, int((task.request or {}).get("n", 0)), now),
+    ]
+
+
+def settle_steps(s: BillingStatements, task: Task, produced: int, now: float) -> list[Step]:
+    """After the task's success update: charge the images produced, give back the rest."""
+    n = int((task.request or {}).get("n", produced))
+    charged = min(task.hold_amount, task.unit_price * produced)
+    give_back = task.hold_amount - charged
+    return [
+        Step(s.settled, {"b_task_id": task.id, "b_charged": charged}, require="charge"),
+        Step(s.release, {"b_key_id": task.key_id, "b_amount": give_back}),
+        _entry(s, task, "settle", give_back, produced - n, now),
+    ]
+
+
+def refund_steps(s: BillingStatements, task: Task, now: float) -> list[Step]:
+    """After a failure, cancel or give-up update: the whole hold goes back. Guarded by the
+    charge state, so a second refund of the same task matches no row and adds nothing."""
+    n = int((task.request or {}).get("n", 0))
+    return [
+        Step(s.refunded, {"b_task_id": task.id}, require="charge"),
+        Step(s.release, {"b_key_id": task.key_id, "b_amount": task.hold_amount}),
+        _entry(s, task, "refund", task.hold_amount, -n, now),
+    ]
+
+
+def webhook_steps(s: BillingStatements, task: Task, event: str, now: float) -> list[Step]:
+    """The task's finish notification, queued in the finishing transaction so it is never
+    lost (and never sent for a finish that rolled back)."""
+    params = {"b_id": new_id("msg_"), "b_key_id": task.key_id, "b_task_id": task.id,
+              "b_event": event, "b_now": now}
+    url = (task.request or {}).get("webhook_url")
+    if url:
+        return [Step(s.delivery, {**params, "b_url": url})]
+    return [Step(s.key_delivery, params)]
