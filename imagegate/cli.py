@@ -1,10 +1,9 @@
-"""The `imagegate` command: serve, worker, migrate, keys. Thin: each command builds settings,
+"""The `imagegate` command: serve, worker, migrate, keys, usage. Thin: each command builds settings,
 calls a service and prints."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,21 +11,24 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from imagegate import __version__
 from imagegate.accounts.keys import KeyStore
+from imagegate.accounts_cli import keys_app, usage_command
+from imagegate.channels_cli import channels_app
 from imagegate.config import Settings, load_settings
 from imagegate.domain.catalog import load_catalog
 from imagegate.logs import configure_logging
-from imagegate.services import build_providers, build_services, open_database
+from imagegate.providers.factory import build_providers, plan_routes
+from imagegate.services import build_services, open_database
 
 T = TypeVar("T")
 
 cli = typer.Typer(help="imagegate: an image-generation API gateway.", no_args_is_help=True,
                   add_completion=False)
-keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
-cli.add_typer(keys_cli, name="keys")
+cli.add_typer(keys_app, name="keys")
+cli.add_typer(channels_app, name="channels")
+cli.command("usage")(usage_command)
 
 ConfigOpt = Annotated[
     Path | None,
@@ -67,7 +69,10 @@ def _redact(url: str) -> str:
 
 def _banner(settings: Settings, new_key: str | None, console: Console) -> None:
     catalog = load_catalog(settings.catalog_file)
-    served = build_providers(settings, catalog).describe()
+    # Built only to describe the routes: adapters open connections lazily, so there is
+    # nothing to close; the server builds its own registry.
+    registry = build_providers(settings, catalog)
+    served = registry.describe()
     console.print(f"[bold]imagegate {__version__}[/bold]")
     console.print(f"  data directory : {settings.data_dir.resolve()}")
     console.print(f"  database       : {_redact(settings.effective_database_url)}")
@@ -79,6 +84,11 @@ def _banner(settings: Settings, new_key: str | None, console: Console) -> None:
     console.print("  models         :")
     for model, provider in served.items():
         console.print(f"    {model:<26} -> {provider}")
+    for model in catalog.names():
+        if model not in served:
+            console.print(f"    {model:<26} -> (not served: no channel)")
+    for note in registry.notes:
+        console.print(f"  [bold]{note}[/bold]")
     if "sandbox" in served.values():
         console.print(
             "\n[bold yellow]!!! SANDBOX: models served by 'sandbox' return generated "
@@ -89,7 +99,7 @@ def _banner(settings: Settings, new_key: str | None, console: Console) -> None:
         console.print("[bold green]First start: an API key was created. It is shown only "
                       "once; keep it:[/bold green]")
         console.print(f"\n    {new_key}\n")
-        console.print("  Create more with `imagegate keys create --name NAME`.\n")
+        console.print("  Create more with `imagegate keys create NAME`.\n")
 
 
 @cli.command()
@@ -113,6 +123,11 @@ def serve(
             return plaintext
         return None
 
+    try:  # a bad channel (unknown model, unreadable key file) stops here, before any change
+        plan_routes(settings, load_catalog(settings.catalog_file))
+    except ValueError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
     new_key = _with_keys(settings, first_key)
     _banner(settings, new_key, Console())
     uvicorn.run(
@@ -158,63 +173,6 @@ def migrate(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 
     asyncio.run(run())
     typer.echo(f"database at head: {_redact(settings.effective_database_url)}")
-
-
-@keys_cli.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option("--name", help="A label for the key.")],
-    as_json: Annotated[bool, typer.Option("--json", help='Print {"key": ..., "id": ...}.')]
-    = False,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Create a key and print it once (it is stored only as a hash)."""
-    settings = _settings(config, data_dir=data_dir)
-    plaintext, key = _with_keys(settings, lambda keys: keys.create(name))
-    if as_json:
-        typer.echo(json.dumps({"key": plaintext, "id": key.id, "name": key.name}))
-    else:
-        typer.echo(f"id:   {key.id}\nname: {key.name}\nkey:  {plaintext}\n"
-                   "The key is shown only now; store it safely.")
-
-
-@keys_cli.command("list")
-def keys_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """List keys (id, name, visible prefix, created, revoked)."""
-    settings = _settings(config, data_dir=data_dir)
-    keys = _with_keys(settings, lambda store: store.list())
-    if as_json:
-        for k in keys:
-            typer.echo(json.dumps({"id": k.id, "name": k.name, "prefix": k.prefix,
-                                   "created_at": k.created_at, "revoked_at": k.revoked_at}))
-        return
-    table = Table("id", "name", "prefix", "created", "status")
-    from datetime import UTC, datetime
-
-    for k in keys:
-        created = datetime.fromtimestamp(k.created_at, UTC).strftime("%Y-%m-%d %H:%M")
-        table.add_row(k.id, k.name, k.prefix + "…", created,
-                      "active" if k.active else "revoked")
-    Console().print(table)
-
-
-@keys_cli.command("revoke")
-def keys_revoke(
-    key_id: Annotated[str, typer.Argument(help="The key id (from `keys list`).")],
-    config: ConfigOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Revoke a key; requests with it are refused (401) from then on."""
-    settings = _settings(config, data_dir=data_dir)
-    key = _with_keys(settings, lambda store: store.revoke(key_id))
-    if key is None:
-        Console(stderr=True).print(f"[red]no key with id {key_id}[/red]")
-        raise typer.Exit(1)
-    typer.echo(f"revoked {key.id} ({key.name})")
 
 
 @cli.command()

@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from imagegate.accounts.idempotency import IdempotencyStore
 from imagegate.accounts.keys import KeyStore
+from imagegate.accounts.limits import RateLimiter
+from imagegate.accounts.usage import UsageReporter
 from imagegate.config import Settings
 from imagegate.db.database import Database
 from imagegate.db.database import open_database as open_db
@@ -16,8 +20,9 @@ from imagegate.domain.catalog import Catalog, load_catalog
 from imagegate.ingest import IngestLimits, Ingestor
 from imagegate.ingest.fetch import Fetcher, FetchLimits
 from imagegate.ingest.guard import AddressPolicy
+from imagegate.metrics import Metrics
+from imagegate.providers.factory import build_providers
 from imagegate.providers.registry import ProviderRegistry
-from imagegate.providers.sandbox import SandboxProvider
 from imagegate.storage.base import BlobStore
 from imagegate.storage.obstore_store import ObstoreBlobStore
 from imagegate.storage.signing import UrlSigner
@@ -25,6 +30,8 @@ from imagegate.tasks.events import EventBus, MemoryEventBus
 from imagegate.tasks.service import TaskService
 from imagegate.tasks.store import TaskStore
 from imagegate.tasks.worker import Worker, WorkerConfig
+from imagegate.webhooks.sender import DispatchConfig, WebhookDispatcher
+from imagegate.webhooks.store import WebhookStore
 
 
 @dataclass
@@ -41,13 +48,21 @@ class Services:
     providers: ProviderRegistry
     ingestor: Ingestor
     idempotency: IdempotencyStore
+    limiter: RateLimiter
+    usage: UsageReporter
+    webhooks: WebhookStore
+    metrics: Metrics
     admin_token: str = ""
     worker: Worker | None = None
+    dispatcher: WebhookDispatcher | None = None
 
     async def aclose(self) -> None:
         if self.worker is not None:
             await self.worker.stop()
+        if self.dispatcher is not None:  # after the worker: finishing tasks queue deliveries
+            await self.dispatcher.stop()
         await self.providers.aclose()
+        await self.limiter.aclose()
         await self.ingestor.aclose()
         await self.events.aclose()
         await self.blobs.aclose()
@@ -83,15 +98,6 @@ def build_blobs(settings: Settings) -> BlobStore:
     if settings.blob_store == "memory":
         return ObstoreBlobStore.memory()
     return ObstoreBlobStore.local(Path(settings.effective_blob_dir))
-
-
-def build_providers(settings: Settings, catalog: Catalog) -> ProviderRegistry:
-    sandbox = SandboxProvider(
-        latency=settings.sandbox_latency,
-        progress_steps=settings.sandbox_progress_steps,
-        failure_rate=settings.sandbox_failure_rate,
-    )
-    return ProviderRegistry({name: sandbox for name in catalog.names()})
 
 
 def build_ingestor(settings: Settings, blobs: BlobStore) -> Ingestor:
@@ -141,6 +147,8 @@ async def _assemble(settings: Settings, catalog: Catalog, db: Database,
     store = TaskStore(db)
     events = MemoryEventBus()
     blobs = build_blobs(settings)
+    metrics = Metrics()
+    metrics.watch_tasks(store.count_by_status)
     services = Services(
         settings=settings,
         db=db,
@@ -152,9 +160,13 @@ async def _assemble(settings: Settings, catalog: Catalog, db: Database,
         events=events,
         blobs=blobs,
         signer=UrlSigner(signing_secret(settings), settings.url_ttl_seconds),
-        providers=build_providers(settings, catalog),
+        providers=build_providers(settings, catalog, metrics=metrics),
         ingestor=build_ingestor(settings, blobs),
         idempotency=IdempotencyStore(db, settings.idempotency_ttl_seconds),
+        limiter=RateLimiter(settings.redis_url),
+        usage=UsageReporter(db, settings.currency),
+        webhooks=WebhookStore(db),
+        metrics=metrics,
         admin_token=admin_token(settings),
     )
     run_worker = settings.run_workers if with_worker is None else with_worker
@@ -173,4 +185,24 @@ async def _assemble(settings: Settings, catalog: Catalog, db: Database,
             ),
         )
         await services.worker.start()
+        services.dispatcher = WebhookDispatcher(
+            services.webhooks,
+            _task_renderer(services),
+            AddressPolicy.from_config(settings.fetch_allow_hosts, settings.fetch_allow_networks),
+            DispatchConfig.from_settings(settings),
+        )
+        await services.dispatcher.start()
     return services
+
+
+def _task_renderer(services: Services) -> Callable[[str], Awaitable[dict[str, Any] | None]]:
+    """A webhook's `data`: the task object exactly as `GET /v1/tasks/{id}` shows it."""
+
+    async def render(task_id: str) -> dict[str, Any] | None:
+        # Imported here: the API layer imports Services from this module.
+        from imagegate.api.profiles.native import task_object
+
+        task = await services.store.get(task_id)
+        return None if task is None else await task_object(services, task)
+
+    return render

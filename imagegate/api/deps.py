@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -31,10 +32,14 @@ async def api_key(request: Request) -> ApiKey:
             "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
             code="missing_api_key",
         )
-    key = await services(request).keys.authenticate(token)
-    if key is None:
+    key = await services(request).keys.find(token)
+    if key is None or not key.active:
         # Never echo the key, not even a part of it: logs and proxies keep response bodies.
         raise AuthenticationError("Incorrect API key provided, or the key was revoked.")
+    if key.expired:
+        # Only the holder of the whole secret gets here, so naming the expiry leaks nothing.
+        when = datetime.fromtimestamp(key.expires_at or 0, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        raise AuthenticationError(f"This API key expired at {when} UTC.", code="expired_api_key")
     return key
 
 

@@ -1,4 +1,5 @@
-"""`GET /v1/models`: the catalog's models with their capabilities, in OpenAI's list shape."""
+"""`GET /v1/models`: the models this key may use (served here and allowed for the key), with
+their capabilities and prices, in OpenAI's list shape."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ router = APIRouter(tags=["models"])
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> JSONResponse:
-    await api_key(request)
+    key = await api_key(request)
     svc = services(request)
     served_by = svc.providers.describe()
     data = [
@@ -26,5 +27,7 @@ async def list_models(request: Request) -> JSONResponse:
             "capabilities": spec.to_public(),
         }
         for spec in svc.catalog.models.values()
+        if svc.providers.serves(spec.name)
+        and (key.allowed_models is None or spec.name in key.allowed_models)
     ]
     return JSONResponse({"object": "list", "data": data})

@@ -11,7 +11,12 @@ from imagegate.accounts import idempotency
 from imagegate.accounts.keys import ApiKey
 from imagegate.domain.request import ImageRequest
 from imagegate.domain.task import Task, TaskStatus
-from imagegate.errors import ModelNotAllowedError, NotFoundError, error_from_json
+from imagegate.errors import (
+    ModelNotAllowedError,
+    ModelNotFoundError,
+    NotFoundError,
+    error_from_json,
+)
 from imagegate.services import Services
 
 
@@ -25,7 +30,12 @@ async def create_task(svc: Services, key: ApiKey, image_request: ImageRequest,
         raise ModelNotAllowedError(
             f"This API key may not use the model {image_request.model!r}", param="model"
         )
-    svc.providers.check_serves(image_request.model)
+    if not svc.providers.serves(image_request.model):
+        # The 004 seed's 404: the model exists but is not enabled on this deployment.
+        raise ModelNotFoundError(
+            f"The model {image_request.model!r} is not served here: no channel is configured "
+            "for it", param="model",
+        )
     idem = request_hash = None
     if idempotency_key is not None:
         idem = idempotency.check_key(idempotency_key)

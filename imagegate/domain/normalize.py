@@ -20,6 +20,7 @@ from imagegate.domain.sizes import (
     tier_for_pixels,
 )
 from imagegate.errors import InvalidRequestError, ModelNotFoundError
+from imagegate.webhooks.signing import validate_webhook_url
 
 # Fields this module understands; anything else is a vendor extra: ignored but recorded.
 KNOWN_FIELDS = frozenset(
@@ -274,8 +275,6 @@ def normalize(
     official_fallback = bool(opt_bool(body, "official_fallback"))
     webhook_url = _opt_str(body, "webhook_url")
     if webhook_url is not None:
-        from imagegate.webhooks.signing import validate_webhook_url  # noqa: PLC0415 (wip)
-
         webhook_url = validate_webhook_url(webhook_url)
 
     refs = references if references is not None else collect_references(body)

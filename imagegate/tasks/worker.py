@@ -30,6 +30,7 @@ from imagegate.providers.base import (
     UpstreamCallback,
 )
 from imagegate.providers.registry import ProviderRegistry
+from imagegate.providers.routing import RoutedProvider
 from imagegate.storage.base import BlobStore
 from imagegate.tasks.events import EventBus
 from imagegate.tasks.store import TaskStore
@@ -213,7 +214,6 @@ class Worker:
                 )
             request = ImageRequest.from_json(task.request)
             provider = self._providers.for_model(request.model)
-            channel: list[str] = [task.provider] if task.upstream_task_id and task.provider else []
             job = ProviderJob(
                 task.id,
                 request,
@@ -222,15 +222,17 @@ class Worker:
                 mask=await self._input(request.mask_image) if request.mask_image else None,
                 upstream_channel=task.provider if task.upstream_task_id else None,
                 upstream_task_id=task.upstream_task_id,
-                remember_upstream=self._upstream_recorder(task.id, channel),
+                remember_upstream=self._upstream_recorder(task.id),
             )
-            result = await provider.generate(job, self._progress_reporter(task.id),
-                                             self._partial_reporter(task.id))
+            progress, partial = self._progress_reporter(task.id), self._partial_reporter(task.id)
+            if isinstance(provider, RoutedProvider):
+                result, served_by = await provider.generate_routed(job, progress, partial)
+            else:
+                result, served_by = await provider.generate(job, progress, partial), provider.name
             images = await self._store_images(task, result)
             if await self._store.succeed(
                 task, self.owner, {"images": [i.to_json() for i in images],
-                                   "usage": result.usage},
-                channel[-1] if channel else provider.name,
+                                   "usage": result.usage}, served_by,
             ):
                 log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
             else:
@@ -260,15 +262,14 @@ class Worker:
         return ReferenceImage(await self._blobs.get(ref.key), ref.content_type, ref.width,
                               ref.height)
 
-    def _upstream_recorder(self, task_id: str, channel: list[str]) -> UpstreamCallback:
+    def _upstream_recorder(self, task_id: str) -> UpstreamCallback:
         """Persist which channel holds the job under which upstream id before the provider
         goes on, so a restarted worker resumes (or, for a sync call, refunds) instead of
-        submitting again. `channel` collects the name for the task's `provider` column."""
+        submitting again."""
 
         async def remember(name: str, upstream_id: str) -> None:
             if not await self._store.set_upstream(task_id, self.owner, name, upstream_id):
                 raise _LeaseLost(task_id)
-            channel.append(name)
 
         return remember
 

@@ -89,7 +89,8 @@ async def test_only_the_lease_owner_can_finish(db: Database) -> None:
     assert not await store.set_progress(tid, "w2", 50)
     assert await store.set_progress(tid, "w1", 50)
     assert (await store.get(tid)).progress == 50  # type: ignore[union-attr]
-    assert await store.succeed(await _task(store, tid), "w1", {"images": [], "usage": {}}, "sandbox")
+    assert await store.succeed(await _task(store, tid), "w1", {"images": [], "usage": {}},
+                               "sandbox")
     task = await store.get(tid)
     assert task is not None and task.status is TaskStatus.SUCCEEDED and task.progress == 100
     assert task.completed_at is not None and task.provider == "sandbox"

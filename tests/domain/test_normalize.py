@@ -634,7 +634,8 @@ def test_partial_images_type_checked() -> None:
 
 def test_unknown_fields_ignored_but_listed() -> None:
     req = norm(official_fallback=True, seed=5, aspect="wide", negative_prompt="dogs")
-    assert req.ignored_fields == ("aspect", "negative_prompt", "official_fallback", "seed")
+    assert req.ignored_fields == ("aspect", "negative_prompt", "seed")
+    assert req.official_fallback is True  # understood now: it reaches routing
     assert norm(size="1:1", n=1).ignored_fields == ()
 
 

@@ -1,0 +1,161 @@
+"""The admin API (`/admin/...`): keys and usage reports, for operators holding the admin token.
+
+Every route depends on `require_admin`, which runs before the body is read: a request without
+the token (401) or with a wrong one (403) changes nothing. Amounts are decimal strings or
+numbers in the configured currency ("10.50"); responses spell them as strings, exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from imagegate.accounts.key_fields import UNSET, Unset, key_json
+from imagegate.accounts.money import parse_amount
+from imagegate.accounts.usage import check_range
+from imagegate.accounts.when import iso, parse_when
+from imagegate.api.admin_auth import require_admin
+from imagegate.api.deps import json_body, services
+from imagegate.api.responses import JSONResponse
+from imagegate.errors import InvalidRequestError
+from imagegate.ingest.guard import AddressPolicy
+from imagegate.services import Services
+from imagegate.webhooks.signing import validate_webhook_url
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)],
+                   include_in_schema=False)
+
+_SETTINGS = ("name", "models", "rpm", "concurrency", "expires_at", "webhook_url")
+_CREATE = (*_SETTINGS, "balance")
+
+
+def _only(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    # A misspelt field ("rate_limit") silently ignored would leave a key without its limit.
+    for name in body:
+        if name not in allowed:
+            raise InvalidRequestError(f"Unknown field {name!r}; expected one of "
+                                      f"{', '.join(allowed)}", param=name)
+
+
+def _settings(svc: Services, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The key settings present in `body`, checked against the catalog and the SSRF policy;
+    absent ones are UNSET (kept), nulls clear."""
+    out: dict[str, Any] = {name: body.get(name, UNSET) for name in _SETTINGS}
+    models = out["models"]
+    if isinstance(models, list):
+        unknown = [m for m in models if not isinstance(m, str) or svc.catalog.get(m) is None]
+        if unknown:
+            raise InvalidRequestError(f"Unknown model(s): {', '.join(map(str, unknown))}; see "
+                                      "GET /v1/models", param="models", code="model_not_found")
+    elif not isinstance(models, Unset | None):
+        raise InvalidRequestError("models must be a list of model names or null",
+                                  param="models")
+    if not isinstance(out["expires_at"], Unset | None):
+        out["expires_at"] = parse_when(out["expires_at"], param="expires_at")
+    if not isinstance(out["webhook_url"], Unset | None):
+        settings = svc.settings
+        policy = AddressPolicy.from_config(settings.fetch_allow_hosts,
+                                           settings.fetch_allow_networks)
+        out["webhook_url"] = validate_webhook_url(out["webhook_url"], policy)
+    return out
+
+
+async def _with_secret(svc: Services, key_id: str, view: dict[str, Any]) -> dict[str, Any]:
+    return {**view, "webhook_secret": await svc.keys.webhook_secret(key_id)}
+
+
+@router.post("/keys")
+async def create_key(request: Request) -> JSONResponse:
+    svc = services(request)
+    body = await json_body(request)
+    _only(body, _CREATE)
+    if not isinstance(body.get("name"), str):
+        raise InvalidRequestError("name is required (a label for the key)", param="name")
+    fields = {k: v for k, v in _settings(svc, body).items() if not isinstance(v, Unset)}
+    raw_balance = body.get("balance")
+    balance = None if raw_balance is None else parse_amount(raw_balance, param="balance")
+    plaintext, key = await svc.keys.create(fields.pop("name"), balance=balance, **fields)
+    view = await _with_secret(svc, key.id, key_json(key))
+    # The plaintext is in this response only: it is stored as a hash.
+    return JSONResponse({**view, "key": plaintext}, status_code=201)
+
+
+@router.get("/keys")
+async def list_keys(request: Request) -> JSONResponse:
+    keys = await services(request).keys.list()
+    return JSONResponse({"object": "list", "data": [key_json(k) for k in keys]})
+
+
+@router.get("/keys/{key_id}")
+async def get_key(request: Request, key_id: str) -> JSONResponse:
+    svc = services(request)
+    key = await svc.keys.require(key_id)
+    return JSONResponse(await _with_secret(svc, key.id, key_json(key)))
+
+
+@router.patch("/keys/{key_id}")
+async def update_key(request: Request, key_id: str) -> JSONResponse:
+    svc = services(request)
+    body = await json_body(request)
+    _only(body, _SETTINGS)
+    key = await svc.keys.update(key_id, **_settings(svc, body))
+    return JSONResponse(key_json(key))
+
+
+@router.post("/keys/{key_id}/revoke")
+async def revoke_key(request: Request, key_id: str) -> JSONResponse:
+    return JSONResponse(key_json(await services(request).keys.revoke(key_id)))
+
+
+@router.post("/keys/{key_id}/rotate")
+async def rotate_key(request: Request, key_id: str) -> JSONResponse:
+    plaintext, key = await services(request).keys.rotate(key_id)
+    return JSONResponse({**key_json(key), "key": plaintext})
+
+
+def _note(body: Mapping[str, Any], required: bool) -> str | None:
+    note = body.get("note")
+    if note is None and not required:
+        return None
+    if not isinstance(note, str) or not note.strip() or len(note) > 500:
+        raise InvalidRequestError("note must be a text of 1 to 500 characters", param="note")
+    return note.strip()
+
+
+@router.post("/keys/{key_id}/topup")
+async def topup_key(request: Request, key_id: str) -> JSONResponse:
+    svc = services(request)
+    body = await json_body(request)
+    _only(body, ("amount", "note"))
+    if "amount" not in body:
+        raise InvalidRequestError("amount is required", param="amount")
+    amount = parse_amount(body["amount"])
+    key = await svc.keys.topup(key_id, amount, _note(body, required=False))
+    return JSONResponse(key_json(key))
+
+
+@router.post("/keys/{key_id}/adjust")
+async def adjust_key(request: Request, key_id: str) -> JSONResponse:
+    """A correction of either sign, with a mandatory note (it is the only explanation)."""
+    svc = services(request)
+    body = await json_body(request)
+    _only(body, ("amount", "note"))
+    if "amount" not in body:
+        raise InvalidRequestError("amount is required", param="amount")
+    amount = parse_amount(body["amount"], signed=True)
+    key = await svc.keys.adjust(key_id, amount, _note(body, required=True))
+    return JSONResponse(key_json(key))
+
+
+@router.get("/usage")
+async def usage_report(request: Request, since: str | None = None, until: str | None = None,
+                       key_id: str | None = None, model: str | None = None) -> JSONResponse:
+    svc = services(request)
+    start, end = check_range(None if since is None else parse_when(since, param="since"),
+                             None if until is None else parse_when(until, param="until"))
+    rows = await svc.usage.report(start, end, key_id=key_id, model=model)
+    return JSONResponse({"object": "list", "currency": svc.usage.currency,
+                         "since": iso(start), "until": iso(end),
+                         "data": [r.to_json() for r in rows]})

@@ -1,0 +1,116 @@
+"""The key owner's view of webhooks: the signing secret, the delivery log, manual retry.
+
+    GET  /v1/webhooks                         {"url", "secret"} of the calling key
+    GET  /v1/webhooks/deliveries              the key's deliveries, newest first
+    GET  /v1/webhooks/deliveries/{id}         one delivery
+    POST /v1/webhooks/deliveries/{id}/retry   requeue a failed delivery
+
+Another key's delivery gets the same 404 as an id that never existed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from imagegate.api.deps import api_key
+from imagegate.api.responses import JSONResponse
+from imagegate.errors import ConflictError, InvalidRequestError, NotFoundError
+from imagegate.webhooks.sender import WebhookDispatcher
+from imagegate.webhooks.store import WebhookStore
+
+router = APIRouter(tags=["webhooks"])
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+def _backends(request: Request) -> tuple[WebhookStore, WebhookDispatcher | None]:
+    # Read off app.state like `deps.services`; typed here so this router needs only the
+    # two attributes it uses (`Services.webhooks`, `Services.dispatcher`).
+    svc: Any = request.app.state.services
+    store: WebhookStore = svc.webhooks
+    dispatcher: WebhookDispatcher | None = getattr(svc, "dispatcher", None)
+    return store, dispatcher
+
+
+def _not_found(delivery_id: str) -> NotFoundError:
+    return NotFoundError(f"No webhook delivery found with id '{delivery_id}'",
+                         param="delivery_id", code="delivery_not_found")
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_LIMIT:
+        raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_LIMIT}",
+                                  param="limit")
+    return value
+
+
+@router.get("/v1/webhooks")
+async def webhook_settings(request: Request) -> JSONResponse:
+    """The key's default URL and its signing secret, to verify `webhook-signature` with."""
+    key = await api_key(request)
+    store, _ = _backends(request)
+    url, secret = await store.key_webhook(key.id)
+    return JSONResponse({"object": "webhook_settings", "url": url, "secret": secret})
+
+
+@router.get("/v1/webhooks/deliveries")
+async def list_deliveries(request: Request) -> JSONResponse:
+    key = await api_key(request)
+    store, _ = _backends(request)
+    query = request.query_params
+    limit = _limit(query.get("limit"))
+    after, before = query.get("after") or None, query.get("before") or None
+    if after and before:
+        raise InvalidRequestError("Pass either after or before, not both", param="before")
+    rows = await store.list_for_key(key.id, limit + 1, after=after, before=before,
+                                    task_id=query.get("task_id") or None)
+    has_more = len(rows) > limit
+    # One extra row was read to know whether there are more; it is the one beyond the page
+    # in the direction of travel (the oldest going `after`, the newest going `before`).
+    page = (rows[1:] if before else rows[:limit]) if has_more else rows
+    data = [d.to_public() for d in page]
+    return JSONResponse({
+        "object": "list", "data": data, "has_more": has_more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    })
+
+
+@router.get("/v1/webhooks/deliveries/{delivery_id}")
+async def get_delivery(request: Request, delivery_id: str) -> JSONResponse:
+    key = await api_key(request)
+    store, _ = _backends(request)
+    delivery = await store.get_for_key(delivery_id, key.id)
+    if delivery is None:
+        raise _not_found(delivery_id)
+    return JSONResponse(delivery.to_public())
+
+
+@router.post("/v1/webhooks/deliveries/{delivery_id}/retry")
+async def retry_delivery(request: Request, delivery_id: str) -> JSONResponse:
+    """Requeue a failed delivery for a fresh round of attempts (same id, same body)."""
+    key = await api_key(request)
+    store, dispatcher = _backends(request)
+    if not await store.requeue(delivery_id, key.id):
+        delivery = await store.get_for_key(delivery_id, key.id)
+        if delivery is None:
+            raise _not_found(delivery_id)
+        raise ConflictError(
+            f"Only a failed delivery can be retried; this one is {delivery.status}",
+            param="delivery_id", code="delivery_not_failed",
+        )
+    if dispatcher is not None:
+        dispatcher.notify()
+    delivery = await store.get_for_key(delivery_id, key.id)
+    if delivery is None:  # pragma: no cover - deleted between the two statements
+        raise _not_found(delivery_id)
+    return JSONResponse(delivery.to_public())

@@ -1,0 +1,115 @@
+"""A fake of the 002 seed's service (APIMart), served over real HTTP on loopback.
+
+- `POST /v1/images/generations` -> `{code: 200, data: [{status: "submitted", task_id}]}`
+  (always async: the seed has no sync mode).
+- `GET /v1/tasks/{task_id}` -> `{code: 200, data: {id, status (pending, processing,
+  completed, failed), progress, created, completed, estimated_time, actual_time, cost,
+  result: {images: [{url: [<absolute URL>], expires_at}]}, error}}`.
+- Errors `{"error": {code: <HTTP status>, message, type}}` with the seed's own messages for
+  400/401/402/429/500/503; an unknown task id is a 404 in the same shape. A prompt with
+  "forbidden" fails the task (content policy), `fail_task_next()` fails the next one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from imagegate.fakes.async_tasks import FakeTask, FakeTaskUpstream
+from imagegate.fakes.common import RecordedRequest
+
+# The seed's documented error bodies, word for word; 403/404 are not documented there and
+# get the nearest type (as imagegate's own apimart profile spells them).
+_ERRORS: dict[int, tuple[str, str]] = {  # status -> (type, message)
+    400: ("invalid_request_error", "参数错误：size 不合法 / resolution 不支持 / 像素违规等"),
+    401: ("authentication_error", "身份验证失败，请检查您的API密钥"),
+    402: ("payment_required", "账户余额不足，请充值后再试"),
+    403: ("permission_error", "无权访问该模型"),
+    404: ("invalid_request_error", "任务不存在"),
+    429: ("rate_limit_error", "请求过于频繁，请稍后再试"),
+    500: ("server_error", "服务器错误"),
+    503: ("service_unavailable", "上游暂时不可用，请稍后再试"),
+}
+_MAX_N = 10
+_MAX_REFERENCES = 16
+_URL_TTL_S = 86_400
+_ESTIMATED_S = {"1k": 60, "2k": 120, "4k": 180}
+_STATUS = {"queued": "pending", "running": "processing", "succeeded": "completed",
+           "failed": "failed"}
+
+
+class FakeApimart(FakeTaskUpstream):
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            *super().routes(),
+            web.post("/v1/images/generations", self._submit),
+            web.get("/v1/tasks/{task_id}", self._get_task),
+        ]
+
+    def error_body(self, status: int, message: str | None = None,
+                   code: str | None = None) -> Any:
+        del code  # this dialect's `code` is the HTTP status
+        kind, default = _ERRORS.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error",
+                     f"HTTP {status}"))
+        return {"error": {"code": status, "message": message or default, "type": kind}}
+
+    async def _submit(self, request: web.Request) -> web.StreamResponse:
+        record, answer = await self.begin(request)
+        if answer is not None:
+            return answer
+        problem = _check(record)
+        if problem is None:
+            try:
+                task = self.create_task(record, "task_01KPQ7J7DWB7", default_size="1:1")
+            except ValueError as exc:
+                problem = str(exc)
+        if problem is not None:
+            return self.json_response(self.error_body(400, problem), status=400)
+        return self.json_response({"code": 200,
+                                   "data": [{"status": "submitted", "task_id": task.id}]})
+
+    async def _get_task(self, request: web.Request) -> web.StreamResponse:
+        task, answer = await self.begin_poll(request)
+        if task is None:
+            assert answer is not None
+            return answer
+        phase, progress = self.advance(task)
+        data: dict[str, Any] = {
+            "id": task.id, "status": _STATUS[phase], "progress": progress,
+            "created": int(task.created), "estimated_time": _ESTIMATED_S["1k"], "cost": 0.05,
+        }
+        if task.completed is not None:
+            data["completed"] = int(task.completed)
+            data["actual_time"] = int(task.completed) - int(task.created)
+        if phase == "succeeded":
+            expires = int(time.time()) + _URL_TTL_S
+            data["result"] = {"images": [{"url": [url], "expires_at": expires}
+                                         for url in task.results]}
+        if phase == "failed":
+            data["error"] = self._task_error(task)
+        return self.json_response({"code": 200, "data": data})
+
+    def _task_error(self, task: FakeTask) -> dict[str, Any]:
+        assert task.failure is not None
+        status = 400 if task.failure.kind == "content_policy" else 500
+        inner: dict[str, Any] = self.error_body(status, task.failure.message)["error"]
+        return inner
+
+
+def _check(record: RecordedRequest) -> str | None:
+    """Why the request is invalid, as the seed's limits say; None when it is fine."""
+    fields = record.fields()
+    if not isinstance(fields.get("prompt"), str) or not fields["prompt"]:
+        return "prompt 不能为空"
+    n = fields.get("n", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= _MAX_N:
+        return f"n 必须是 1 - {_MAX_N} 的整数"  # the seed insists on a bare number
+    refs = fields.get("image_urls")
+    if refs is not None and not isinstance(refs, list):
+        return "image_urls must be an array"
+    if refs is not None and len(refs) > _MAX_REFERENCES:
+        return f"image_urls exceeds max {_MAX_REFERENCES}"
+    return None

@@ -1,0 +1,152 @@
+"""The OpenAI Images wire format, shared by the `openai` and `openai_compatible` adapters:
+request bodies per model family, the edits multipart form, and reading `data[]` answers.
+
+Pure functions of the request, so the two adapters differ only in which of these fields
+they send and where (see their modules).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from imagegate.domain.catalog import Catalog, ModelSpec
+from imagegate.domain.request import ImageRequest
+from imagegate.providers.base import ReferenceImage
+from imagegate.providers.upstream import bad_response
+
+GPT_IMAGE_QUALITIES = ("auto", "low", "medium", "high")
+# Quality names of the other family, mapped to the nearest this family has.
+_TO_GPT_QUALITY = {"hd": "high", "standard": "medium"}
+_TO_DALLE_QUALITY = {"high": "hd", "hd": "hd"}
+# Fields the official Images API accepts on /images/edits (no `moderation`, no `style`).
+EDIT_FIELDS = frozenset({
+    "model", "prompt", "n", "size", "quality", "background", "output_format",
+    "output_compression", "user", "response_format",
+})
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+@dataclass(frozen=True, slots=True)
+class ResultItem:
+    """One entry of `data[]`: the image as the upstream gave it (b64 or URL)."""
+
+    value: str
+    revised_prompt: str | None = None
+
+
+def model_spec(catalog: Catalog, upstream_model: str, model: str) -> ModelSpec | None:
+    """The rules of the model the upstream runs: its own name first (a channel may map our
+    name to another model), else ours."""
+    return catalog.get(upstream_model) or catalog.get(model)
+
+
+def family(spec: ModelSpec | None, upstream_model: str) -> str:
+    if spec is not None:
+        return spec.family
+    return "dall-e-3" if upstream_model.startswith("dall-e-3") else (
+        "dall-e-2" if upstream_model.startswith("dall-e") else "gpt-image-2")
+
+
+def is_dalle(fam: str) -> bool:
+    return fam.startswith("dall-e")
+
+
+def upstream_size(request: ImageRequest, spec: ModelSpec | None) -> str:
+    """`WxH` for flexible models; for enumerated ones the offered size nearest in shape."""
+    wxh = f"{request.width}x{request.height}"
+    if spec is None or spec.size_rule == "flexible" or wxh in spec.sizes or not spec.sizes:
+        return wxh
+    want = math.log(request.width / request.height)
+
+    def distance(size: str) -> tuple[float, int]:
+        w, h = (int(v) for v in size.split("x"))
+        return abs(math.log(w / h) - want), abs(w * h - request.width * request.height)
+
+    return min(spec.sizes, key=distance)
+
+
+def generation_body(request: ImageRequest, upstream_model: str,
+                    spec: ModelSpec | None) -> dict[str, Any]:
+    """Every field the official API accepts for this model family, as OpenAI spells it."""
+    fam = family(spec, upstream_model)
+    body: dict[str, Any] = {
+        "model": upstream_model,
+        "prompt": request.prompt,
+        "n": request.n,
+        "size": upstream_size(request, spec),
+    }
+    if is_dalle(fam):
+        if fam == "dall-e-3":
+            body["quality"] = _TO_DALLE_QUALITY.get(request.quality, "standard")
+            if request.style:
+                body["style"] = request.style
+        # DALL·E answers with a 60-minute URL unless asked for base64.
+        body["response_format"] = "b64_json"
+    else:
+        quality = _TO_GPT_QUALITY.get(request.quality, request.quality)
+        body["quality"] = quality if quality in GPT_IMAGE_QUALITIES else "auto"
+        body["background"] = request.background
+        body["output_format"] = request.output_format
+        if request.output_compression is not None and request.output_format != "png":
+            body["output_compression"] = request.output_compression
+        body["moderation"] = request.moderation or "auto"
+    if request.user:
+        body["user"] = request.user
+    return body
+
+
+def filename(index: int, content_type: str, stem: str = "image") -> str:
+    return f"{stem}_{index}.{_EXTENSIONS.get(content_type, 'png')}"
+
+
+def edit_form(body: dict[str, Any], references: tuple[ReferenceImage, ...],
+              mask: ReferenceImage | None, *, image_field: str = "image[]") -> aiohttp.FormData:
+    """The multipart form of POST /images/edits: text fields, `image[]` files, `mask`."""
+    form = aiohttp.FormData(quote_fields=False)
+    for key, value in body.items():
+        form.add_field(key, str(value))
+    for i, ref in enumerate(references):
+        form.add_field(image_field, ref.data, filename=filename(i, ref.content_type),
+                       content_type=ref.content_type)
+    if mask is not None:
+        form.add_field("mask", mask.data, filename=filename(0, mask.content_type, "mask"),
+                       content_type=mask.content_type)
+    return form
+
+
+def data_url(image: ReferenceImage) -> str:
+    return f"data:{image.content_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+
+
+def parse_answer(answer: Any, channel: str) -> tuple[list[ResultItem], dict[str, object]]:
+    """The images of an Images API answer (b64 or URL per item) and its `usage`.
+
+    Resellers' quirks are normal input here: `b64_json: ""` beside a url, `url` as a list,
+    relative or data URLs (the downloader resolves those)."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+        raise bad_response(channel, "no data[] list")
+    items: list[ResultItem] = []
+    for entry in answer["data"]:
+        if not isinstance(entry, dict):
+            raise bad_response(channel, "a data[] entry is not an object")
+        value = _first_text(entry.get("b64_json")) or _first_text(entry.get("url"))
+        if not value:
+            raise bad_response(channel, "a data[] entry has neither b64_json nor url")
+        revised = entry.get("revised_prompt")
+        items.append(ResultItem(value, revised if isinstance(revised, str) and revised else None))
+    if not items:
+        raise bad_response(channel, "data[] is empty")
+    usage = answer.get("usage")
+    return items, dict(usage) if isinstance(usage, dict) else {}
+
+
+def _first_text(value: Any) -> str:
+    # A list of URLs is mirrors of one image (as in apimart's url[]): the first will do.
+    if isinstance(value, list):
+        value = next((v for v in value if isinstance(v, str) and v.strip()), "")
+    return value.strip() if isinstance(value, str) else ""

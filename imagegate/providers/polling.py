@@ -1,0 +1,216 @@
+"""What the async task adapters (dimilinks, apimart) share: submit once, remember, poll.
+
+An async upstream charges for a task once it has accepted it, so the order here is the whole
+point: the upstream's task id is recorded (`job.remember_upstream`) before anything else can
+happen, a later run of the same imagegate task resumes polling that id instead of submitting
+again, and once a task was accepted nothing here ever says "safe to resubmit"
+(`retryable=True`) unless the upstream itself said the task failed or no longer exists.
+
+A dialect subclass only builds its submit request and reads its task object
+(`submit`, `poll`); the loop, the classification and the downloads live here, once.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import base64
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from imagegate.config import ChannelConfig
+from imagegate.errors import ProviderError, ProviderRejectedError
+from imagegate.providers.base import (
+    SYNC_CALL,
+    GeneratedImage,
+    PartialCallback,
+    ProgressCallback,
+    Provider,
+    ProviderJob,
+    ProviderResult,
+    ReferenceImage,
+    no_partials,
+)
+from imagegate.providers.results import ResultDownloader
+from imagegate.providers.upstream import UpstreamClient, bad_response
+
+# Consecutive failed polls tolerated before giving up. A 5xx or a dropped connection while
+# the upstream renders says nothing about the task itself, so it is waited out, but not
+# forever: a status endpoint down for this many polls in a row is an outage.
+POLL_ERROR_LIMIT = 5
+# Longest wait between two polls after an error (a `Retry-After` is honoured up to this).
+POLL_BACKOFF_MAX = 30.0
+# Errors of one poll that say nothing about the task: wait and poll again.
+_TRANSIENT = frozenset({
+    "upstream_error", "upstream_timeout", "upstream_unavailable", "upstream_rate_limited",
+    "upstream_bad_response",
+})
+# Upstream error codes/types that blame the request, not the service.
+_REQUEST_FAULT_WORDS = ("content_policy", "moderation", "safety", "invalid_request", "invalid_",
+                        "violation", "sensitive", "unsafe", "rejected")
+_REQUEST_FAULT_STATUSES = frozenset({400, 413, 422})
+
+
+@dataclass(frozen=True, slots=True)
+class ResultItem:
+    """One image as the upstream gave it: a URL (absolute, relative or `data:`) or base64."""
+
+    value: str
+    revised_prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """An upstream task as one poll saw it, in dialect-free terms."""
+
+    phase: Literal["running", "succeeded", "failed"]
+    progress: int | None = None
+    items: tuple[ResultItem, ...] = ()
+    usage: dict[str, object] = field(default_factory=dict)
+    error: ProviderError | None = None
+
+
+def data_url(image: ReferenceImage) -> str:
+    """An input image as the `data:` URL the JSON dialects accept in `image_urls`."""
+    return f"data:{image.content_type};base64,{base64.b64encode(image.data).decode()}"
+
+
+def task_failure(channel: str, error: Any, status: str = "failed") -> ProviderError:
+    """Classify a failed upstream task by its error object.
+
+    The request's fault (content policy, bad parameters) -> `ProviderRejectedError` with the
+    upstream's message: another channel would refuse it too, and the client must see why.
+    Anything else -> a retryable `ProviderError`: the upstream says the task is over, so a
+    new submission cannot make anyone pay twice."""
+    message, code, kind, status_code = "", "", "", None
+    if isinstance(error, Mapping):
+        message = str(error.get("message") or error.get("msg") or "")
+        raw_code = error.get("code")
+        code = str(raw_code or "")
+        kind = str(error.get("type") or "")
+        if isinstance(raw_code, int) or (isinstance(raw_code, str) and raw_code.isdigit()):
+            status_code = int(raw_code)
+    elif isinstance(error, str):
+        message = error
+    message = message or f"upstream task {status}"
+    words = f"{code} {kind}".lower()
+    if status_code in _REQUEST_FAULT_STATUSES or any(w in words for w in _REQUEST_FAULT_WORDS):
+        return ProviderRejectedError(message, code=code if code and status_code is None
+                                     else "upstream_rejected")
+    return ProviderError(f"upstream {channel}: task {status}: {message}",
+                         code="upstream_task_failed")
+
+
+class AsyncTaskProvider(Provider):
+    """A resumable adapter for an upstream that answers a submit with a task id."""
+
+    resumable = True
+    remote = True
+    poll_error_limit = POLL_ERROR_LIMIT
+
+    def __init__(self, channel: ChannelConfig, downloader: ResultDownloader) -> None:
+        self.channel = channel
+        self.name = channel.name
+        self.downloader = downloader
+        self.client = UpstreamClient(channel)
+
+    @abc.abstractmethod
+    async def submit(self, job: ProviderJob) -> tuple[str, TaskState | None]:
+        """Send the job; returns the upstream task id, and its final state when the upstream
+        answered synchronously with the result already in the body."""
+
+    @abc.abstractmethod
+    async def poll(self, upstream_id: str) -> TaskState:
+        """One look at the upstream task (raises what `UpstreamClient` raises)."""
+
+    async def generate(self, job: ProviderJob, progress: ProgressCallback,
+                       partial: PartialCallback = no_partials) -> ProviderResult:
+        del partial  # task APIs send no previews
+        upstream_id = self._resumable_id(job)
+        state: TaskState | None = None
+        if upstream_id is None:
+            upstream_id, state = await self.submit(job)
+            # Before anything else: from here on the upstream may charge for this task.
+            await job.remember_upstream(self.name, upstream_id)
+        if state is None or state.phase != "succeeded":
+            state = await self._wait(upstream_id, progress)
+        return await self._download(state, job.request.n)
+
+    def _resumable_id(self, job: ProviderJob) -> str | None:
+        if job.upstream_task_id and job.upstream_task_id != SYNC_CALL \
+                and job.upstream_channel == self.name:
+            return job.upstream_task_id
+        return None
+
+    async def _wait(self, upstream_id: str, progress: ProgressCallback) -> TaskState:
+        # On a resume the clock restarts: the original submit time is not known here, and
+        # giving up early would abandon a task the upstream may still charge for.
+        deadline = time.monotonic() + self.channel.task_timeout
+        interval = self.channel.poll_interval
+        errors, reported = 0, -1
+        while True:
+            delay = interval
+            try:
+                # A poll that hangs must not outlive the task's deadline (the channel's
+                # request timeout is sized for a sync generation, not for a status check).
+                state = await asyncio.wait_for(self.poll(upstream_id),
+                                               max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise self._timed_out(upstream_id) from None
+            except ProviderError as exc:
+                errors += 1
+                delay = self._after_poll_error(exc, upstream_id, errors)
+            else:
+                errors = 0
+                if state.phase == "failed":
+                    raise state.error or task_failure(self.name, None)
+                if state.phase == "succeeded":
+                    return state
+                pct = min(99, max(0, state.progress or 0))  # 100 means done: ours to say
+                if pct > reported:
+                    reported = pct
+                    await progress(pct)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._timed_out(upstream_id)
+            await asyncio.sleep(min(delay, remaining))
+
+    def _timed_out(self, upstream_id: str) -> ProviderError:
+        # Not retryable: the upstream may still finish (and charge for) this task, so a new
+        # submission could pay twice for one image.
+        return ProviderError(
+            f"upstream {self.name}: task {upstream_id} not finished after "
+            f"{self.channel.task_timeout:g}s", retryable=False, code="upstream_timeout")
+
+    def _after_poll_error(self, exc: ProviderError, upstream_id: str, errors: int) -> float:
+        """The wait before the next poll, or raise: the task is still the upstream's, so
+        only a 404 (it no longer exists) leaves a resubmission safe."""
+        if exc.code == "upstream_not_found":
+            raise ProviderError(f"upstream {self.name}: task {upstream_id} not found",
+                                code="upstream_task_lost") from exc
+        if exc.code not in _TRANSIENT or isinstance(exc, ProviderRejectedError):
+            raise ProviderError(f"upstream {self.name}: polling task {upstream_id} failed: "
+                                f"{exc.message}", retryable=False, code=exc.code) from exc
+        if errors >= self.poll_error_limit:
+            raise ProviderError(
+                f"upstream {self.name}: polling task {upstream_id} failed {errors} times in a "
+                f"row: {exc.message}", retryable=False, code=exc.code) from exc
+        backoff = self.channel.poll_interval * 2.0 ** (errors - 1)
+        return min(POLL_BACKOFF_MAX, max(backoff, exc.retry_after or 0.0))
+
+    async def _download(self, state: TaskState, n: int) -> ProviderResult:
+        if not state.items:
+            raise bad_response(self.name, "a finished task without images")
+        # Never more than asked for (a provider returns exactly n): an upstream that lists
+        # mirrors of one image as extra URLs must not make the client pay for copies.
+        images: list[GeneratedImage] = [
+            await self.downloader.load(item.value, client=self.client,
+                                       revised_prompt=item.revised_prompt)
+            for item in state.items[:n]
+        ]
+        return ProviderResult(images=images, usage=state.usage)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

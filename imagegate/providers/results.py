@@ -1,0 +1,113 @@
+"""Turn an upstream's result (base64, `data:` URL, absolute or relative URL) into verified
+image bytes.
+
+Upstreams answer in any of four forms and clients must only ever see imagegate's own URLs,
+so every result is brought home here: size-capped (base64 before it is decoded, downloads
+while they stream), then validated exactly like a client's reference image (magic bytes,
+header dimensions, a full decode), because an upstream's bytes are no more trusted than a
+client's.
+
+Which path a URL takes is the SSRF decision: a URL on the channel's own origin (the host
+the operator configured, loopback in tests) goes through the channel's client; any other
+host goes through the guarded `Fetcher`, which refuses loopback, private and metadata
+addresses, so a compromised or confused upstream cannot make us fetch from our own network.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from yarl import URL
+
+from imagegate.errors import ProviderError
+from imagegate.ingest.fetch import Fetcher, FetchError
+from imagegate.ingest.images import ImageRejected, validate
+from imagegate.providers.base import GeneratedImage
+from imagegate.providers.upstream import UpstreamClient
+
+_WHITESPACE = re.compile(rb"\s+")
+
+
+class ResultDownloader:
+    def __init__(self, fetcher: Fetcher, max_bytes: int, max_pixels: int = 100_000_000) -> None:
+        self.fetcher = fetcher
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+
+    async def load(
+        self, value: str, *, client: UpstreamClient, revised_prompt: str | None = None
+    ) -> GeneratedImage:
+        name = client.channel.name
+        data = await self._bytes(value.strip(), client)
+        try:
+            info = await validate(data, max_pixels=self.max_pixels)
+        except ImageRejected as exc:
+            raise _bad(name, f"not a usable image: {exc.message}") from None
+        return GeneratedImage(
+            data=data,
+            content_type=info.content_type,
+            width=info.width,
+            height=info.height,
+            revised_prompt=revised_prompt or None,
+        )
+
+    async def _bytes(self, value: str, client: UpstreamClient) -> bytes:
+        name = client.channel.name
+        if not value:
+            raise _bad(name, "empty result")
+        if value[:5].lower() == "data:":
+            return self._data_url(value, name)
+        if value.startswith(("http://", "https://", "/")):
+            return await self._download(value, client)
+        return self._b64(value, name)
+
+    def _data_url(self, value: str, name: str) -> bytes:
+        header, sep, payload = value.partition(",")
+        if not sep or not header.lower().endswith(";base64"):
+            raise _bad(name, "a data: URL result that is not base64")
+        return self._b64(payload, name)
+
+    def _b64(self, value: str, name: str) -> bytes:
+        # 4 characters carry 3 bytes: refuse an oversized string before decoding a byte.
+        if len(value) // 4 * 3 > self.max_bytes + 3:
+            raise _too_large(name, self.max_bytes)
+        raw = value.encode("ascii", "replace")
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except binascii.Error:
+            # Some upstreams wrap lines or use the URL-safe alphabet; accept both.
+            cleaned = _WHITESPACE.sub(b"", raw).replace(b"-", b"+").replace(b"_", b"/")
+            cleaned += b"=" * (-len(cleaned) % 4)
+            try:
+                data = base64.b64decode(cleaned, validate=True)
+            except binascii.Error:
+                raise _bad(name, "the result is neither a URL nor valid base64") from None
+        if len(data) > self.max_bytes:
+            raise _too_large(name, self.max_bytes)
+        return data
+
+    async def _download(self, value: str, client: UpstreamClient) -> bytes:
+        name = client.channel.name
+        try:
+            url = URL(client.origin).join(URL(value)) if value.startswith("/") else URL(value)
+        except ValueError:
+            raise _bad(name, "the result URL is not valid") from None
+        if str(url.origin()) == client.origin:
+            try:
+                return await client.get_bytes(str(url), self.max_bytes)
+            except ProviderError as exc:
+                raise _bad(name, f"download failed: {exc.message}") from None
+        try:
+            return await self.fetcher.fetch(str(url), max_bytes=self.max_bytes)
+        except FetchError as exc:
+            raise _bad(name, f"download failed: {exc.message}") from None
+
+
+def _bad(channel: str, why: str) -> ProviderError:
+    return ProviderError(f"{channel}: upstream result: {why}", code="upstream_bad_result")
+
+
+def _too_large(channel: str, cap: int) -> ProviderError:
+    return _bad(channel, f"larger than the {cap}-byte limit")

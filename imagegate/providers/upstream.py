@@ -1,0 +1,212 @@
+"""The HTTP side of every upstream adapter: one pooled session per channel, bearer auth,
+deadlines, and the translation of every upstream failure into `imagegate.errors`.
+
+Adapters speak their dialect in terms of paths and JSON; everything about sockets, status
+codes and error bodies lives here, so routing sees one vocabulary of codes whatever the
+vendor (`upstream_timeout`, `upstream_rate_limited`, …; see `translate`).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from imagegate import __version__
+from imagegate.config import ChannelConfig
+from imagegate.errors import ProviderError, ProviderRejectedError
+
+MiB = 1024 * 1024
+# A JSON answer holds up to n base64 images; 10 x 4K PNGs fit comfortably below this.
+DEFAULT_MAX_RESPONSE_BYTES = 512 * MiB
+_MAX_MESSAGE_CHARS = 500
+_CHUNK = 256 * 1024
+
+
+class UpstreamClient:
+    """One aiohttp session per channel: base URL, bearer auth, timeouts, error translation."""
+
+    def __init__(
+        self, channel: ChannelConfig, *, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    ) -> None:
+        self.channel = channel
+        self.base_url = channel.base_url
+        self.origin = str(URL(channel.base_url).origin())
+        self.max_response_bytes = max_response_bytes
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        # Opened on first use: aiohttp binds a session to the loop it was created in.
+        if self._session is None or self._session.closed:
+            headers = {"User-Agent": f"imagegate/{__version__}"}
+            secret = self.channel.secret()
+            if secret:
+                headers["Authorization"] = f"Bearer {secret}"
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.channel.concurrency or 100),
+                timeout=aiohttp.ClientTimeout(
+                    total=self.channel.timeout, sock_connect=self.channel.connect_timeout
+                ),
+                headers=headers,
+                # The operator configured this host; environment proxies would make tests
+                # on loopback (and the byte caps) depend on the shell they run in.
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                json_serialize=lambda obj: orjson.dumps(obj).decode(),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def url_for(self, path: str) -> str:
+        return self.base_url + path
+
+    async def post_json(
+        self, path: str, body: dict[str, Any], *, params: dict[str, str] | None = None
+    ) -> Any:
+        return await self._json("POST", self.url_for(path), json=body, params=params)
+
+    async def post_form(self, path: str, form: aiohttp.FormData) -> Any:
+        return await self._json("POST", self.url_for(path), data=form)
+
+    async def get_json(self, path: str) -> Any:
+        return await self._json("GET", self.url_for(path))
+
+    async def get_bytes(self, url: str, max_bytes: int) -> bytes:
+        """Download a result from this channel's own origin, refusing more than max_bytes."""
+        if str(URL(url).origin()) != self.origin:
+            # Only the operator's configured host skips the SSRF guard (see ResultDownloader).
+            raise ProviderError("result URL is not on the channel's origin",
+                                code="upstream_bad_result")
+        status, headers, body = await self._send("GET", url, cap=max_bytes)
+        if not 200 <= status < 300:
+            raise ProviderError(f"{self.channel.name}: result download answered HTTP {status}",
+                                code="upstream_bad_result")
+        del headers
+        return body
+
+    async def _json(self, method: str, url: str, **kwargs: Any) -> Any:
+        status, headers, body = await self._send(method, url, cap=self.max_response_bytes,
+                                                 **kwargs)
+        if not 200 <= status < 300:
+            raise translate(status, body, headers, secret=self.channel.secret())
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise bad_response(self.channel.name, "the answer is not JSON") from None
+
+    async def _send(
+        self, method: str, url: str, *, cap: int, **kwargs: Any
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        session = self._open()
+        name = self.channel.name
+        try:
+            async with session.request(method, url, **kwargs) as response:
+                if response.content_length is not None and response.content_length > cap:
+                    response.close()
+                    raise _too_large(name, cap)
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(_CHUNK):
+                    body += chunk
+                    if len(body) > cap:
+                        response.close()
+                        raise _too_large(name, cap)
+                return response.status, response.headers, bytes(body)
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors (and ClientErrors)
+            raise ProviderError(f"{name}: the upstream did not answer in time",
+                                code="upstream_timeout") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ProviderError(f"{name}: could not reach the upstream ({type(exc).__name__})",
+                                code="upstream_unavailable") from None
+
+
+def _too_large(name: str, cap: int) -> ProviderError:
+    return ProviderError(f"{name}: the upstream's answer is larger than {cap} bytes",
+                         code="upstream_bad_response")
+
+
+def bad_response(channel: str, why: str) -> ProviderError:
+    """A 2xx answer that is not the shape the dialect documents."""
+    return ProviderError(f"{channel}: unexpected upstream answer: {why}",
+                         code="upstream_bad_response")
+
+
+def translate(
+    status: int, body: Any, headers: Mapping[str, str] | None = None, *,
+    secret: str | None = None,
+) -> ProviderError:
+    """The exception for a non-2xx upstream answer (see the table in the module's docs).
+
+    `body` may be raw bytes, text, or already-parsed JSON. `secret` (the channel's key) is
+    blanked out of the message in case an upstream echoes it back."""
+    message, code = _error_fields(body)
+    if secret:
+        message = message.replace(secret, "***")
+    message = message or f"HTTP {status}"
+    if status in (400, 413, 422):
+        return ProviderRejectedError(message, code=code or "upstream_rejected")
+    text = f"upstream answered HTTP {status}: {message}"
+    if status in (401, 403):
+        return ProviderError(text, code="upstream_auth")
+    if status == 402:
+        return ProviderError(text, code="upstream_quota")
+    if status == 404:
+        return ProviderError(text, code="upstream_not_found")
+    if status == 408:
+        return ProviderError(text, code="upstream_timeout")
+    if status == 429 and code == "insufficient_quota":
+        # OpenAI says "out of credit" with a 429: waiting will not help, another channel may.
+        return ProviderError(text, code="upstream_quota")
+    if status == 429:
+        after = retry_after_seconds((headers or {}).get("Retry-After"))
+        return ProviderError(text, retry_after=after, code="upstream_rate_limited")
+    # 5xx and any 4xx we have no rule for: the channel misbehaves, another may not.
+    return ProviderError(text, code="upstream_error")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` as seconds: delta-seconds or an HTTP date; None when absent or bad."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_fields(body: Any) -> tuple[str, str | None]:
+    """(message, code) from the error bodies of every dialect we speak."""
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            body = bytes(body).decode("utf-8", "replace")
+    if isinstance(body, str):
+        return body.strip()[:_MAX_MESSAGE_CHARS], None
+    if not isinstance(body, dict):
+        return "", None
+    inner: Any = body.get("error")
+    if isinstance(inner, str):
+        return inner[:_MAX_MESSAGE_CHARS], _code(body.get("code"))
+    source: dict[str, Any] = inner if isinstance(inner, dict) else body
+    message = source.get("message") or source.get("msg") or body.get("message") or ""
+    return str(message)[:_MAX_MESSAGE_CHARS], _code(source.get("code"))
+
+
+def _code(value: Any) -> str | None:
+    # OpenAI codes are strings ("moderation_blocked"); some resellers send numbers (400),
+    # which say nothing the status does not, so only strings are kept.
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,170 @@
+"""ResultDownloader: the four result forms, byte caps, non-images, and the SSRF line
+between the channel's own origin and everywhere else."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from imagegate.config import ChannelConfig
+from imagegate.errors import ProviderError
+from imagegate.fakes.openai_api import FakeOpenAI
+from imagegate.ingest.fetch import Fetcher
+from imagegate.ingest.guard import AddressPolicy
+from imagegate.providers.results import ResultDownloader
+from imagegate.providers.upstream import UpstreamClient
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+async def client(fake: FakeOpenAI) -> AsyncIterator[UpstreamClient]:
+    values: dict[str, Any] = {
+        "name": "up1", "adapter": "openai_compatible", "base_url": fake.url + "/v1",
+        "api_key": SecretStr("sk-fake"), "models": ["gpt-image-2"],
+    }
+    c = UpstreamClient(ChannelConfig(**values))
+    try:
+        yield c
+    finally:
+        await c.aclose()
+
+
+@pytest.fixture
+async def fetcher() -> AsyncIterator[Fetcher]:
+    # The default policy, as in production: loopback and private addresses are refused.
+    f = Fetcher(AddressPolicy())
+    try:
+        yield f
+    finally:
+        await f.aclose()
+
+
+@pytest.fixture
+def downloader(fetcher: Fetcher) -> ResultDownloader:
+    return ResultDownloader(fetcher, max_bytes=1024 * 1024)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def test_bare_base64(fake: FakeOpenAI, client: UpstreamClient,
+                           downloader: ResultDownloader) -> None:
+    png = fake.png(96, 64, "a")
+    image = await downloader.load(b64(png), client=client, revised_prompt="better")
+    assert (image.data, image.content_type, image.width, image.height) == (
+        png, "image/png", 96, 64)
+    assert image.revised_prompt == "better"
+
+
+async def test_data_url(fake: FakeOpenAI, client: UpstreamClient,
+                        downloader: ResultDownloader) -> None:
+    jpeg = fake.image(64, 48, "b", "jpeg")
+    image = await downloader.load(f"data:image/jpeg;base64,{b64(jpeg)}", client=client)
+    assert (image.content_type, image.width, image.height) == ("image/jpeg", 64, 48)
+    assert image.revised_prompt is None
+
+
+async def test_wrapped_and_urlsafe_base64(fake: FakeOpenAI, client: UpstreamClient,
+                                          downloader: ResultDownloader) -> None:
+    png = fake.png(32, 32, "c")
+    text = base64.urlsafe_b64encode(png).decode().rstrip("=")
+    wrapped = "\n".join(text[i:i + 76] for i in range(0, len(text), 76))
+    assert (await downloader.load(wrapped, client=client)).data == png
+
+
+async def test_absolute_url_on_channel_origin(fake: FakeOpenAI, client: UpstreamClient,
+                                              downloader: ResultDownloader) -> None:
+    png = fake.png(80, 40, "d")
+    path = fake.store_file(png)
+    image = await downloader.load(fake.url + path, client=client)
+    assert (image.data, image.width, image.height) == (png, 80, 40)
+    assert fake.requests[-1].path == path
+
+
+async def test_relative_url_resolves_against_origin(fake: FakeOpenAI, client: UpstreamClient,
+                                                    downloader: ResultDownloader) -> None:
+    # base_url ends in /v1; a relative result is resolved against the origin, not /v1.
+    png = fake.png(40, 80, "e")
+    path = fake.store_file(png)
+    image = await downloader.load(path, client=client)
+    assert (image.width, image.height) == (40, 80)
+    assert fake.requests[-1].path == path
+
+
+async def test_other_loopback_port_is_refused(client: UpstreamClient,
+                                              downloader: ResultDownloader) -> None:
+    async with FakeOpenAI() as other:
+        path = other.store_file(other.png(16, 16, "x"))
+        with pytest.raises(ProviderError) as info:
+            await downloader.load(other.url + path, client=client)
+        assert info.value.code == "upstream_bad_result"
+        assert "Refused" in info.value.message
+        assert other.requests == []  # never contacted
+
+
+async def test_protocol_relative_url_goes_through_the_guard(
+    client: UpstreamClient, downloader: ResultDownloader
+) -> None:
+    with pytest.raises(ProviderError) as info:
+        await downloader.load("//169.254.169.254/latest/meta-data", client=client)
+    assert info.value.code == "upstream_bad_result"
+
+
+async def test_base64_over_cap_refused_before_decoding(fake: FakeOpenAI,
+                                                       client: UpstreamClient,
+                                                       fetcher: Fetcher) -> None:
+    small = ResultDownloader(fetcher, max_bytes=2048)
+    with pytest.raises(ProviderError) as info:
+        await small.load("A" * 4000, client=client)
+    assert info.value.code == "upstream_bad_result"
+    assert "limit" in info.value.message
+
+
+async def test_download_over_cap(fake: FakeOpenAI, client: UpstreamClient,
+                                 fetcher: Fetcher) -> None:
+    png = fake.png(256, 256, "big")
+    path = fake.store_file(png)
+    small = ResultDownloader(fetcher, max_bytes=len(png) - 1)
+    with pytest.raises(ProviderError) as info:
+        await small.load(path, client=client)
+    assert info.value.code == "upstream_bad_result"
+    assert (await ResultDownloader(fetcher, max_bytes=len(png)).load(
+        path, client=client)).data == png
+
+
+@pytest.mark.parametrize("value", [
+    "aGVsbG8gd29ybGQ=",  # "hello world"
+    "data:text/plain;base64,aGVsbG8=",
+    "data:image/png,notbase64",
+    "!!! not base64 !!!",
+    "   ",
+])
+async def test_non_images_and_garbage(client: UpstreamClient, downloader: ResultDownloader,
+                                      value: str) -> None:
+    with pytest.raises(ProviderError) as info:
+        await downloader.load(value, client=client)
+    assert info.value.code == "upstream_bad_result"
+    assert info.value.retryable
+
+
+async def test_url_serving_a_non_image(fake: FakeOpenAI, client: UpstreamClient,
+                                       downloader: ResultDownloader) -> None:
+    path = fake.store_file(b"<html>gone</html>", "text/html")
+    with pytest.raises(ProviderError) as info:
+        await downloader.load(path, client=client)
+    assert info.value.code == "upstream_bad_result"
+    with pytest.raises(ProviderError) as info:
+        await downloader.load("/files/missing.png", client=client)
+    assert info.value.code == "upstream_bad_result"
