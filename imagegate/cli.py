@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from imagegate import __version__
 from imagegate.accounts.keys import KeyStore
@@ -88,7 +89,7 @@ def _banner(settings: Settings, new_key: str | None, console: Console) -> None:
         if model not in served:
             console.print(f"    {model:<26} -> (not served: no channel)")
     for note in registry.notes:
-        console.print(f"  [bold]{note}[/bold]")
+        console.print(f"  [bold]{escape(note)}[/bold]")
     if "sandbox" in served.values():
         console.print(
             "\n[bold yellow]!!! SANDBOX: models served by 'sandbox' return generated "
