@@ -183,6 +183,7 @@ async def _assemble(settings: Settings, catalog: Catalog, db: Database,
                 reaper_interval=settings.reaper_interval_seconds,
                 max_attempts=settings.max_attempts,
             ),
+            housekeeping=(services.idempotency.purge,),
         )
         await services.worker.start()
         services.dispatcher = WebhookDispatcher(

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from imagegate.accounts import billing
 from imagegate.db.database import ConditionFailed, Database, Row, Step
-from imagegate.db.tables import api_keys, tasks
+from imagegate.db.tables import api_keys, tasks, webhook_deliveries
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import InsufficientBalanceError, RateLimitError, TaskCancelledError
 
@@ -379,5 +379,9 @@ class TaskStore:
     async def delete(self, task_ids: list[str]) -> int:
         if not task_ids:
             return 0
-        res = await self._db.write(tasks.delete().where(tasks.c.id.in_(task_ids)))
-        return res.rowcount
+        # Their webhook deliveries go with them (the ledger stays: it is the money's record).
+        results = await self._db.transaction([
+            Step(webhook_deliveries.delete().where(webhook_deliveries.c.task_id.in_(task_ids))),
+            Step(tasks.delete().where(tasks.c.id.in_(task_ids))),
+        ])
+        return results[1].rowcount

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from imagegate.domain.request import ImageRequest, StoredReference
@@ -70,12 +71,15 @@ class Worker:
         providers: ProviderRegistry,
         blobs: BlobStore,
         config: WorkerConfig,
+        housekeeping: Sequence[Callable[[], Awaitable[int]]] = (),
     ) -> None:
+        """`housekeeping`: other expiry sweeps (idempotency records) run with the cleaner."""
         self._store = store
         self._events = events
         self._providers = providers
         self._blobs = blobs
         self._config = config
+        self._housekeeping = tuple(housekeeping)
         self.owner = worker_id()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -198,6 +202,8 @@ class Worker:
                 # them left files that no row names.
                 await self._blobs.delete_prefix(f"tasks/{task.id}/")
             removed += await self._store.delete([t.id for t in batch])
+        for sweep in self._housekeeping:
+            await sweep()
         return removed
 
     # -- one task
