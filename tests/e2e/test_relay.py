@@ -1,0 +1,394 @@
+"""Relay to upstreams, end to end: `imagegate serve` as a real process, configured with
+`[[channels]]` that point at the fake upstreams (imagegate.fakes) on loopback.
+
+- every adapter (openai, openai_compatible with absolute and relative result URLs,
+  dimilinks, apimart) generates, sync and async, and the image imagegate serves from its own
+  signed URL is exactly the upstream's PNG;
+- failover from a failing channel to the next, and an upstream content-policy refusal that
+  reaches the client as a 400 with the upstream's message, sent once and never charged;
+- crash safety: `kill -9` after an async upstream accepted the task resumes polling that
+  upstream task after the restart (one submission in all); `kill -9` during a synchronous
+  upstream call fails the task as `upstream_interrupted` and refunds it;
+- visibility: `imagegate channels --json` and `/metrics`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from e2e_support import (
+    IMAGEGATE,
+    Server,
+    ServerFactory,
+    decode_image,
+    image_format,
+    poll_task,
+    until_terminal,
+)
+from relay_support import (
+    FAKE_KEY,
+    FakeLoop,
+    channel,
+    generation_calls,
+    wait_for,
+    write_config,
+)
+
+from imagegate.fakes.apimart_api import FakeApimart
+from imagegate.fakes.async_tasks import FakeTaskUpstream
+from imagegate.fakes.common import FakeUpstream
+from imagegate.fakes.dimilinks_api import FakeDimilinks
+from imagegate.fakes.openai_api import FakeOpenAI, ResultMode
+
+pytestmark = pytest.mark.e2e
+
+FAST_ENV = {
+    "IMAGEGATE_SANDBOX_LATENCY": "0",
+    "IMAGEGATE_UPSTREAM_BACKOFF_SECONDS": "0.05",
+}
+# A crash test's lease runs out soon after the kill, so the restarted worker takes over fast.
+CRASH_ENV = {
+    **FAST_ENV,
+    "IMAGEGATE_LEASE_SECONDS": "2",
+    "IMAGEGATE_REAPER_INTERVAL_SECONDS": "0.5",
+    "IMAGEGATE_POLL_INTERVAL_SECONDS": "0.25",
+}
+POLL = 0.2  # seconds between an async channel's polls of its upstream
+
+
+@pytest.fixture(scope="module")
+def fake_loop() -> Iterator[FakeLoop]:
+    loop = FakeLoop()
+    try:
+        yield loop
+    finally:
+        loop.close()
+
+
+# ---------------------------------------------------------------- one server, many channels
+
+
+@dataclass(frozen=True)
+class Case:
+    channel: str
+    adapter: str
+    model: str
+    size: str
+    seed_sep: str  # how the fake seeds result i's colour: f"{prompt}{sep}{i}"
+    async_upstream: bool
+
+
+CASES = [
+    Case("oa", "openai", "gpt-image-2", "1024x768", ":", False),
+    Case("compat-url", "openai_compatible", "gpt-image-2-pro", "1280x720", ":", False),
+    Case("compat-rel", "openai_compatible", "gpt-image-2-2026-04-21", "768x1024", ":", False),
+    Case("dimi", "dimilinks", "gpt-image-1", "1536x1024", "/", True),
+    Case("mart", "apimart", "gpt-image-1.5", "1024x1536", "/", True),
+]
+FAILOVER_MODEL = "gpt-image-1-mini"
+
+
+@dataclass
+class Relay:
+    server: Server
+    fakes: dict[str, FakeUpstream]  # channel name -> its fake
+    loop: FakeLoop
+
+
+@pytest.fixture(scope="module")
+def relay(module_server_factory: ServerFactory, fake_loop: FakeLoop,
+          tmp_path_factory: pytest.TempPathFactory) -> Relay:
+    def openai(mode: ResultMode | None = None) -> Callable[[], FakeUpstream]:
+        def make() -> FakeUpstream:
+            # A result mode makes it a reseller (003/004 seeds); none: OpenAI itself.
+            return FakeOpenAI(api_key=FAKE_KEY, result_mode=mode, reseller=mode is not None)
+        return make
+
+    makers: dict[str, Callable[[], FakeUpstream]] = {
+        "oa": openai(),
+        "compat-url": openai("url"),
+        "compat-rel": openai("relative_url"),
+        "dimi": lambda: FakeDimilinks(api_key=FAKE_KEY),
+        "mart": lambda: FakeApimart(api_key=FAKE_KEY),
+        "primary": openai(),
+        "backup": openai("url"),
+    }
+    fakes = {name: fake_loop.start(make) for name, make in makers.items()}
+    tables = []
+    for case in CASES:
+        extra: dict[str, Any] = {}
+        if case.adapter == "openai_compatible":
+            # Resellers name the model their own way; the fake knows gpt-image-2.
+            extra["model_map"] = {case.model: "gpt-image-2"}
+        if case.async_upstream:
+            extra["poll_interval"] = POLL
+        tables.append(channel(case.channel, case.adapter, fakes[case.channel], [case.model],
+                              **extra))
+    tables.append(channel("primary", "openai", fakes["primary"], [FAILOVER_MODEL],
+                          priority=10))
+    tables.append(channel("backup", "openai_compatible", fakes["backup"], [FAILOVER_MODEL],
+                          priority=0))
+    config = write_config(tmp_path_factory.mktemp("relay-config") / "imagegate.toml", tables)
+    server = module_server_factory.start({**FAST_ENV, "IMAGEGATE_CONFIG": str(config)})
+    return Relay(server, fakes, fake_loop)
+
+
+def _wh(size: str) -> tuple[int, int]:
+    w, _, h = size.partition("x")
+    return int(w), int(h)
+
+
+def _fetch_png(server: Server, url: str) -> bytes:
+    assert url.startswith("/"), url  # imagegate's own signed path, never the upstream's
+    with httpx.Client(base_url=server.base_url, timeout=30) as anon:  # the signature is the
+        resp = anon.get(url)                                          # credential
+    assert resp.status_code == 200, resp.text
+    assert image_format(resp.content) == "png"
+    return resp.content
+
+
+def _task_row(server: Server, task_id: str) -> dict[str, Any]:
+    rows = server.query("SELECT * FROM tasks WHERE id = ?", (task_id,))
+    assert len(rows) == 1, task_id
+    return dict(rows[0])
+
+
+def _ledger_sum(server: Server, task_id: str) -> int:
+    total: int = server.query("SELECT coalesce(sum(amount), 0) FROM ledger WHERE task_id = ?",
+                              (task_id,))[0][0]
+    return total
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("case", CASES, ids=[c.channel for c in CASES])
+def test_adapter_generates(relay: Relay, case: Case, mode: str) -> None:
+    server, fake = relay.server, relay.fakes[case.channel]
+    prompt = f"a lighthouse via {case.channel} ({mode})"
+    body = {"model": case.model, "prompt": prompt, "size": case.size}
+    with server.client() as c:
+        if mode == "sync":
+            resp = c.post("/v1/images/generations", json=body)
+            assert resp.status_code == 200, resp.text
+            result = resp.json()
+        else:
+            resp = c.post("/v1/images/generations", params={"async": "true"}, json=body)
+            assert resp.status_code == 202, resp.text
+            task = poll_task(c, resp.json()["task_id"], until_terminal)
+            assert task["status"] == "succeeded", task
+            result = task["result"]
+    task_id = result["task_id"]
+    assert len(result["data"]) == 1, result
+
+    data = _fetch_png(server, result["data"][0]["url"])
+    img = decode_image(data)
+    width, height = _wh(case.size)
+    assert (img.width, img.height) == (width, height)
+    # Byte for byte the upstream's image: the fake seeds each result's colour by prompt.
+    assert data == fake.png(width, height, f"{prompt}{case.seed_sep}0")
+
+    row = _task_row(server, task_id)
+    assert row["provider"] == case.channel, row
+    sent = [r for r in generation_calls(fake) if r.fields().get("prompt") == prompt]
+    assert len(sent) == 1, sent  # one upstream call, no retry
+    assert sent[0].headers["Authorization"] == f"Bearer {FAKE_KEY}"
+    if case.adapter == "openai_compatible":
+        assert sent[0].fields()["model"] == "gpt-image-2"  # the channel's model_map
+    if case.async_upstream:
+        # The upstream's own task id was stored on the task (what crash recovery resumes).
+        assert row["upstream_task_id"], row
+        assert isinstance(fake, FakeTaskUpstream)
+        assert row["upstream_task_id"] in fake.tasks, row
+        if case.adapter == "dimilinks":
+            assert sent[0].query.get("async") == "true", sent[0].query
+
+
+def test_failover_to_the_next_channel(relay: Relay) -> None:
+    server, primary, backup = relay.server, relay.fakes["primary"], relay.fakes["backup"]
+    prompt = "failover: a red kite"
+    relay.loop.call(lambda: primary.fail_next(500, times=1))
+    with server.client() as c:
+        resp = c.post("/v1/images/generations",
+                      json={"model": FAILOVER_MODEL, "prompt": prompt, "size": "1024x1024"})
+    assert resp.status_code == 200, resp.text
+    result = resp.json()
+    assert _task_row(server, result["task_id"])["provider"] == "backup"
+    mine = [r for r in generation_calls(primary) if r.fields().get("prompt") == prompt]
+    assert len(mine) == 1  # tried first (higher priority), answered 500
+    mine = [r for r in generation_calls(backup) if r.fields().get("prompt") == prompt]
+    assert len(mine) == 1
+    data = _fetch_png(server, result["data"][0]["url"])
+    assert data == backup.png(1024, 1024, f"{prompt}:0")
+
+
+def test_content_policy_refusal_is_a_400_sent_once(relay: Relay) -> None:
+    server, primary, backup = relay.server, relay.fakes["primary"], relay.fakes["backup"]
+    prompt = "something forbidden, please"
+    before = len(generation_calls(primary)) + len(generation_calls(backup))
+    with server.client() as c:
+        resp = c.post("/v1/images/generations",
+                      json={"model": FAILOVER_MODEL, "prompt": prompt, "size": "1024x1024"})
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert "safety system" in error["message"], error  # the upstream's own words
+    after = generation_calls(primary) + generation_calls(backup)
+    assert len(after) - before == 1, after  # not retried, no failover
+    rows = server.query("SELECT id, status FROM tasks WHERE request LIKE ?",
+                        ("%something forbidden%",))
+    assert [r["status"] for r in rows] == ["failed"], [dict(r) for r in rows]
+    assert _ledger_sum(server, rows[0]["id"]) == 0  # cost nothing
+
+
+def test_channels_cli_and_metrics(relay: Relay) -> None:
+    server = relay.server
+    with server.client() as c:  # at least one call on the channel, whatever ran before
+        resp = c.post("/v1/images/generations",
+                      json={"model": "gpt-image-2", "prompt": "metrics", "size": "1024x768"})
+        assert resp.status_code == 200, resp.text
+        metrics = c.get("/metrics")
+    assert metrics.status_code == 200, metrics.text
+    lines = metrics.text.splitlines()
+    assert any(line.startswith("imagegate_upstream_requests_total{")
+               and 'channel="oa"' in line and 'outcome="success"' in line
+               for line in lines), metrics.text
+    # The API key the channel uses never shows.
+    assert FAKE_KEY not in metrics.text
+
+    env = {k: v for k, v in server.env.items() if k != "IMAGEGATE_PORT"}
+    res = subprocess.run(
+        [IMAGEGATE, "channels", "--json", "--url", server.base_url, "--data-dir",
+         str(server.data_dir)],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
+    assert FAKE_KEY not in res.stdout
+    shown = json.loads(res.stdout)
+    assert shown["live"] is True, shown
+    by_name = {ch["name"]: ch for ch in shown["channels"]}
+    assert set(by_name) == {c.channel for c in CASES} | {"primary", "backup"}, by_name
+    for name, ch in by_name.items():
+        assert ch["breaker"] == "closed", (name, ch)
+        assert ch["in_flight"] == 0, (name, ch)
+    assert by_name["oa"]["adapter"] == "openai"
+    assert by_name["oa"]["requests"] >= 1
+    assert by_name["mart"]["models"] == ["gpt-image-1.5"]
+
+
+# ---------------------------------------------------------------- crashes
+
+
+def _crash_server(server_factory: ServerFactory, tmp_path: Path,
+                  tables: list[dict[str, Any]]) -> Server:
+    config = write_config(tmp_path / "imagegate.toml", tables)
+    return server_factory.start({**CRASH_ENV, "IMAGEGATE_CONFIG": str(config)})
+
+
+def _submit_async(server: Server, body: dict[str, Any]) -> str:
+    with server.client() as c:
+        resp = c.post("/v1/images/generations", params={"async": "true"}, json=body)
+    assert resp.status_code == 202, resp.text
+    task_id: str = resp.json()["task_id"]
+    return task_id
+
+
+def _key_id(server: Server) -> str:
+    rows = server.query("SELECT id FROM api_keys")
+    assert len(rows) == 1, rows
+    key_id: str = rows[0]["id"]
+    return key_id
+
+
+def _balance(server: Server, key_id: str) -> int | None:
+    balance: int | None = server.query("SELECT balance FROM api_keys WHERE id = ?",
+                                       (key_id,))[0][0]
+    return balance
+
+
+@pytest.mark.parametrize("dialect", ["dimilinks", "apimart"])
+def test_kill9_after_upstream_accepted_resumes_polling(
+        server_factory: ServerFactory, fake_loop: FakeLoop, tmp_path: Path,
+        dialect: str) -> None:
+    latency = 3.5
+    dialects: dict[str, Callable[[], FakeTaskUpstream]] = {
+        "dimilinks": lambda: FakeDimilinks(api_key=FAKE_KEY, latency=latency),
+        "apimart": lambda: FakeApimart(api_key=FAKE_KEY, latency=latency),
+    }
+    fake = fake_loop.start(dialects[dialect])
+    first = _crash_server(server_factory, tmp_path, [
+        channel("slow-async", dialect, fake, ["gpt-image-2"], poll_interval=POLL)])
+    prompt = f"crash-resume via {dialect}"
+    task_id = _submit_async(first, {"model": "gpt-image-2", "prompt": prompt,
+                                    "size": "1024x768"})
+
+    def accepted() -> bool:
+        rows = first.query("SELECT upstream_task_id FROM tasks WHERE id = ?", (task_id,))
+        return fake.submissions == 1 and bool(rows[0]["upstream_task_id"])
+
+    wait_for("the upstream to accept the task", accepted)
+    before = _task_row(first, task_id)
+    assert before["status"] == "in_progress" and before["attempts"] == 1, before
+    assert before["provider"] == "slow-async"
+    upstream_id = before["upstream_task_id"]
+    assert upstream_id in fake.tasks
+    first.kill9()
+    polls_at_kill = len([r for r in list(fake.requests) if r.method == "GET"])
+
+    second = server_factory.restart(first)
+    with second.client() as c:
+        task = poll_task(c, task_id, until_terminal, timeout=30)
+    assert task["status"] == "succeeded", (task, second.output())
+    assert fake.submissions == 1  # never submitted again
+    assert len(generation_calls(fake)) == 1
+    after = _task_row(second, task_id)
+    assert after["attempts"] == 2, after  # the restarted worker ran it once more ...
+    assert after["upstream_task_id"] == upstream_id  # ... on the same upstream task
+    assert after["provider"] == "slow-async"
+    # The new process polled the upstream task it found on the row.
+    resumed = [r for r in list(fake.requests)[polls_at_kill:]
+               if r.method == "GET" and upstream_id in r.path]
+    assert resumed, [r.path for r in fake.requests]
+
+    data = _fetch_png(second, task["result"]["data"][0]["url"])
+    assert data == fake.png(1024, 768, f"{prompt}/0")  # the fake's image, byte for byte
+    assert _ledger_sum(second, task_id) < 0  # charged once, on success
+
+
+def test_kill9_during_sync_upstream_call_fails_and_refunds(
+        server_factory: ServerFactory, fake_loop: FakeLoop, tmp_path: Path) -> None:
+    fake = fake_loop.start(lambda: FakeOpenAI(api_key=FAKE_KEY, latency=5.0))
+    first = _crash_server(server_factory, tmp_path, [
+        channel("slow-sync", "openai", fake, ["gpt-image-2"])])
+    key_id = _key_id(first)
+    topup = subprocess.run(
+        [IMAGEGATE, "keys", "topup", key_id, "10", "--data-dir", str(first.data_dir)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={k: v for k, v in first.env.items() if k != "IMAGEGATE_PORT"},
+    )
+    assert topup.returncode == 0, f"{topup.stdout}\n{topup.stderr}"
+    start_balance = _balance(first, key_id)
+    assert start_balance == 10_000_000, start_balance
+
+    task_id = _submit_async(first, {"model": "gpt-image-2", "prompt": "sync crash",
+                                    "size": "1024x768"})
+    wait_for("the upstream to receive the generation request",
+             lambda: len(generation_calls(fake)) == 1)
+    held = _balance(first, key_id)
+    assert held is not None and held < start_balance  # the hold is on while the call runs
+    first.kill9()
+
+    second = server_factory.restart(first)
+    with second.client() as c:
+        task = poll_task(c, task_id, until_terminal, timeout=30)
+    assert task["status"] == "failed", task
+    assert task["error"]["code"] == "upstream_interrupted", task
+    assert len(generation_calls(fake)) == 1  # never sent again
+    row = _task_row(second, task_id)
+    assert row["charge_state"] == "refunded", row
+    assert _ledger_sum(second, task_id) == 0
+    assert _balance(second, key_id) == start_balance
