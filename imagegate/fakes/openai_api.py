@@ -12,6 +12,10 @@ Reseller behaviour: `accepted_fields` replaces the per-model allowlist (anything
 `unknown_parameter`), `reseller=True` accepts the 004 seed's `image` array on generations,
 and `result_mode` picks how results come back, quirks included (relative URLs, data URLs,
 `url` as a list, `b64_json: ""` beside a URL). Result files are served at GET /files/{id}.
+
+`fixed_image` (bench/bench_relay.py) answers every request with those exact bytes, whatever
+the size or format asked, its base64 encoded once: a payload of a chosen size (a ~2 MiB
+noise PNG) at almost no cost to the fake, so a benchmark measures the relay, not the fake.
 """
 
 from __future__ import annotations
@@ -71,11 +75,13 @@ class FakeOpenAI(FakeUpstream):
     def __init__(self, *, api_key: str = "sk-fake", latency: float = 0.0,
                  result_mode: ResultMode | None = None,
                  accepted_fields: Iterable[str] | None = None,
-                 reseller: bool = False) -> None:
+                 reseller: bool = False, fixed_image: bytes | None = None) -> None:
         super().__init__(api_key=api_key, latency=latency)
         self.result_mode = result_mode
         self.accepted_fields = frozenset(accepted_fields) if accepted_fields is not None else None
         self.reseller = reseller
+        self.fixed_image = fixed_image
+        self._fixed_b64 = base64.b64encode(fixed_image).decode() if fixed_image else None
 
     def routes(self) -> list[web.RouteDef]:
         return [*super().routes(),
@@ -245,12 +251,17 @@ class FakeOpenAI(FakeUpstream):
                 item["revised_prompt"] = f"revised: {prompt}"
         return self.json_response(body)
 
+    def _b64(self, data: bytes) -> str:
+        if data is self.fixed_image and self._fixed_b64 is not None:
+            return self._fixed_b64
+        return base64.b64encode(data).decode()
+
     def _item(self, data: bytes, fmt: str, mode: ResultMode) -> dict[str, Any]:
         content_type = f"image/{fmt}"
         if mode == "b64":
-            return {"b64_json": base64.b64encode(data).decode()}
+            return {"b64_json": self._b64(data)}
         if mode == "data_url":
-            return {"url": f"data:{content_type};base64,{base64.b64encode(data).decode()}"}
+            return {"url": f"data:{content_type};base64,{self._b64(data)}"}
         path = self.store_file(data, content_type)
         if mode == "relative_url":
             return {"url": path}
@@ -261,6 +272,8 @@ class FakeOpenAI(FakeUpstream):
         return {"url": self.url + path}
 
     def image(self, width: int, height: int, seed: str, fmt: str = "png") -> bytes:
+        if self.fixed_image is not None:
+            return self.fixed_image
         if fmt == "png":
             return self.png(width, height, seed)
         rgb = pyvips.Image.new_from_buffer(self.png(width, height, seed), "")
