@@ -15,6 +15,7 @@ addresses, so a compromised or confused upstream cannot make us fetch from our o
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -28,23 +29,35 @@ from imagegate.providers.base import GeneratedImage
 from imagegate.providers.upstream import UpstreamClient
 
 _WHITESPACE = re.compile(rb"\s+")
+# Below this, decoding base64 inline is cheaper than a hop to a thread (~50 µs).
+_INLINE_B64 = 64 * 1024
 
 
 class ResultDownloader:
-    def __init__(self, fetcher: Fetcher, max_bytes: int, max_pixels: int = 100_000_000) -> None:
+    def __init__(self, fetcher: Fetcher, max_bytes: int, max_pixels: int = 100_000_000,
+                 decode_concurrency: int = 4) -> None:
         self.fetcher = fetcher
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
+        # Decoding and verifying a 4K result is ~10-50 ms of CPU: bounded, so a burst of
+        # answers neither holds thousands of decoded copies at once nor starves the event
+        # loop (whose lag would delay lease renewals; bench/README.md "Relay").
+        self._decode_slots = asyncio.Semaphore(decode_concurrency)
 
     async def load(
         self, value: str, *, client: UpstreamClient, revised_prompt: str | None = None
     ) -> GeneratedImage:
         name = client.channel.name
-        data = await self._bytes(value.strip(), client)
-        try:
-            info = await validate(data, max_pixels=self.max_pixels)
-        except ImageRejected as exc:
-            raise _bad(name, f"not a usable image: {exc.message}") from None
+        value = value.strip()
+        is_url = value.startswith(("http://", "https://", "/"))
+        data = await self._download(value, client) if is_url else None
+        async with self._decode_slots:
+            if data is None:
+                data = await self._inline(value, name)
+            try:
+                info = await validate(data, max_pixels=self.max_pixels)
+            except ImageRejected as exc:
+                raise _bad(name, f"not a usable image: {exc.message}") from None
         return GeneratedImage(
             data=data,
             content_type=info.content_type,
@@ -53,15 +66,14 @@ class ResultDownloader:
             revised_prompt=revised_prompt or None,
         )
 
-    async def _bytes(self, value: str, client: UpstreamClient) -> bytes:
-        name = client.channel.name
+    async def _inline(self, value: str, name: str) -> bytes:
+        """A `data:` URL or bare base64; large ones decoded off the event loop."""
         if not value:
             raise _bad(name, "empty result")
-        if value[:5].lower() == "data:":
-            return self._data_url(value, name)
-        if value.startswith(("http://", "https://", "/")):
-            return await self._download(value, client)
-        return self._b64(value, name)
+        decode = self._data_url if value[:5].lower() == "data:" else self._b64
+        if len(value) < _INLINE_B64:
+            return decode(value, name)
+        return await asyncio.to_thread(decode, value, name)
 
     def _data_url(self, value: str, name: str) -> bytes:
         header, sep, payload = value.partition(",")

@@ -59,6 +59,13 @@ class _LeaseLost(BaseException):
     providers and routing (which handle Exception to retry) straight up to the run."""
 
 
+async def _etag(data: bytes) -> str:
+    # Hashing a multi-megabyte image takes milliseconds: off the event loop for big ones.
+    if len(data) < 256 * 1024:
+        return hashlib.sha256(data).hexdigest()[:32]
+    return (await asyncio.to_thread(hashlib.sha256, data)).hexdigest()[:32]
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()[:24]}-{os.getpid()}-{new_token(4)}"
 
@@ -145,6 +152,13 @@ class Worker:
             if task is None:
                 self._slots.release()
                 await self._events.wait_for_work(self._config.poll_interval)
+                continue
+            if task.id in self._running:
+                # Our own run's lease lapsed (a stalled event loop renewed it late) and the
+                # reaper requeued it; this claim took it back under the same owner. The
+                # first run still holds the work: starting a second would repeat it (or,
+                # for a sync upstream call, fail it as interrupted).
+                self._slots.release()
                 continue
             job = asyncio.create_task(self._run(task), name=f"imagegate-task-{task.id}")
             self._running[task.id] = job
@@ -314,7 +328,7 @@ class Worker:
                         key=key,
                         content_type=image.content_type,
                         size=len(image.data),
-                        etag=hashlib.sha256(image.data).hexdigest()[:32],
+                        etag=await _etag(image.data),
                         width=image.width,
                         height=image.height,
                         revised_prompt=image.revised_prompt,

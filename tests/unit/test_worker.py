@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from imagegate.db.database import Database, open_database
-from imagegate.db.tables import api_keys
+from imagegate.db.tables import api_keys, tasks
 from imagegate.domain.catalog import load_catalog
 from imagegate.domain.normalize import normalize
 from imagegate.domain.task import Task, TaskStatus, new_id
@@ -193,3 +193,22 @@ async def test_cleaner_removes_expired_tasks_and_blobs(rig: Rig) -> None:
     for gone in (key, orphan):
         with pytest.raises(BlobNotFoundError):
             await rig.blobs.get(gone)
+
+
+async def test_reclaiming_its_own_running_task_does_not_start_it_twice(rig: Rig) -> None:
+    """A stalled event loop can renew a lease late: the reaper requeues the live task and the
+    same worker claims it back. The run already in hand must stay the only one (a second
+    would pay an upstream twice, or fail a sync call as interrupted)."""
+    provider = Scripted(delay=1.0)
+    await rig.worker(provider)
+    tid = await rig.submit()
+    await rig.until(tid, TaskStatus.IN_PROGRESS)
+    assert rig.db is not None
+    await rig.db.write(tasks.update().where(tasks.c.id == tid).values(lease_expires_at=0.0))
+    for _ in range(250):  # the reaper requeues it, the dispatcher takes it back
+        current = await rig.store.get(tid)
+        if current is not None and current.attempts >= 2:
+            break
+        await asyncio.sleep(0.02)
+    task = await rig.until(tid, TaskStatus.SUCCEEDED)
+    assert provider.calls == [tid] and task.attempts == 2

@@ -5,6 +5,7 @@ Other profiles (openai, apimart) will rename and wrap these; none holds business
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -28,6 +29,10 @@ def signed_url(svc: Services, task: Task, index: int) -> tuple[str, int]:
     return path, exp
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 async def _image_item(
     svc: Services, task: Task, index: int, image: StoredImage, response_format: str
 ) -> dict[str, Any]:
@@ -36,7 +41,9 @@ async def _image_item(
     if response_format == "b64_json" or response_format == "data_url" or \
             settings.url_mode == "data":
         data = await svc.blobs.get(image.key)
-        encoded = base64.b64encode(data).decode()
+        # A 4K PNG is ~10 MB: encoding it inline would stall every other request meanwhile.
+        encoded = (base64.b64encode(data).decode() if len(data) < 256 * 1024
+                   else await asyncio.to_thread(_b64, data))
         if response_format == "b64_json":
             item["b64_json"] = encoded
         else:
