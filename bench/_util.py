@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import sqlite3
@@ -91,6 +92,15 @@ def stop_all() -> None:
         server.stop(grace=5.0)
 
 
+def finish(workdir: Path, keep: bool) -> None:
+    """End of a benchmark: stop every server it started, keep or remove its temp dir."""
+    stop_all()
+    if keep:
+        print(f"kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _wait_healthy(server: Server, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     url = server.base_url + "/healthz"
@@ -170,15 +180,19 @@ def start_bare(workdir: Path) -> Server:
 
 
 # -- CPU and memory
-def tree_cpu_seconds(pid: int) -> float:
-    """user+system CPU seconds of a process and its live children."""
+def _tree(pid: int) -> list[psutil.Process]:
+    """A process and its live children; empty when it is gone."""
     try:
         proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
+        return [proc, *proc.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0
+        return []
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """user+system CPU seconds of a process and its live children."""
     total = 0.0
-    for p in procs:
+    for p in _tree(pid):
         with contextlib.suppress(psutil.NoSuchProcess):
             t = p.cpu_times()
             total += t.user + t.system
@@ -187,13 +201,8 @@ def tree_cpu_seconds(pid: int) -> float:
 
 def tree_rss(pid: int) -> int:
     """Resident bytes of a process plus its children."""
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
     total = 0
-    for p in procs:
+    for p in _tree(pid):
         with contextlib.suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
     return total

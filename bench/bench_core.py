@@ -36,6 +36,7 @@ from _util import (
     CpuUse,
     MemorySampler,
     Server,
+    finish,
     finished_task_ids,
     fmt_num,
     median,
@@ -547,11 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 phase_inflight(workdir, plan, settings, report, run)
                 print(f"... in-flight run done ({time.monotonic() - started:.0f}s)", flush=True)
     finally:
-        stop_all()
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        finish(workdir, args.keep)
     print()
     print(header)
     print(f"- took {time.monotonic() - started:.0f}s\n")

@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import random
-import shutil
 import signal
 import statistics
 import subprocess
@@ -49,6 +48,7 @@ from _util import (
     LOOPBACK,
     MemorySampler,
     Server,
+    finish,
     fmt_num,
     start_imagegate,
     status_counts,
@@ -459,11 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"(idle {_mb(run.idle)}), accept {run.accept_s:.2f} s, "
                       f"{run.statuses} ({time.monotonic() - started:.0f}s)", flush=True)
     finally:
-        stop_all()
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        finish(workdir, args.keep)
     print()
     print(header)
     print(f"- took {time.monotonic() - started:.0f}s; MB = 10^6 bytes; medians of the runs\n")

@@ -46,7 +46,16 @@ import _util
 import psutil
 from _load import BODY_COUNTER, LoadResult, LoadSpec, Tool, run_load, wrk_path
 from _profile import Recording, render, summarize
-from _util import LOOPBACK, MemorySampler, Server, fmt_num, median, start_imagegate, stop_all
+from _util import (
+    LOOPBACK,
+    MemorySampler,
+    Server,
+    finish,
+    fmt_num,
+    median,
+    start_imagegate,
+    stop_all,
+)
 
 MiB = 1024 * 1024
 MB = 1_000_000
@@ -553,11 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bursts = burst(workdir, image, plan, tool, args.log_level,
                            args.rss_limit_mb * MB)
     finally:
-        stop_all()
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        finish(workdir, args.keep)
     print()
     print(header)
     print(f"- took {time.monotonic() - started:.0f}s\n")

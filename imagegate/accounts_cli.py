@@ -24,6 +24,7 @@ from imagegate.accounts.keys import ApiKey, KeyStore
 from imagegate.accounts.money import format_amount, parse_amount
 from imagegate.accounts.usage import UsageReporter, UsageRow, check_range
 from imagegate.accounts.when import format_when, iso, parse_when
+from imagegate.cli_options import ConfigOpt, DataDirOpt, JsonOpt, cli_settings
 from imagegate.config import Settings
 from imagegate.errors import ImagegateError, InvalidRequestError
 
@@ -32,24 +33,12 @@ T = TypeVar("T")
 keys_app = typer.Typer(help="Create, list, rotate, revoke and top up API keys.",
                        no_args_is_help=True)
 
-# Same options as imagegate.cli's; repeated so that cli.py can import this module at its top.
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="TOML settings file (also $IMAGEGATE_CONFIG)."),
-]
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data directory (also $IMAGEGATE_DATA_DIR)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 KeyIdArg = Annotated[str, typer.Argument(metavar="KEY_ID",
                                          help="The key id (key_…, from `keys list`).")]
 
 
 def _settings(config: Path | None, data_dir: Path | None) -> Settings:
-    from imagegate.cli import _settings as load
-
-    return load(config, data_dir=data_dir)
+    return cli_settings(config, data_dir=data_dir)
 
 
 def _fail(message: str) -> typer.Exit:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import aiohttp
@@ -17,20 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from imagegate.cli_options import ConfigOpt, DataDirOpt, JsonOpt, cli_settings
 from imagegate.config import Settings
 
 channels_app = typer.Typer(help="Show upstream channels and their live health.",
                            invoke_without_command=True)
 
-# Same options as imagegate.cli's; repeated so that cli.py can import this module at its top.
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="TOML settings file (also $IMAGEGATE_CONFIG)."),
-]
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data directory (also $IMAGEGATE_DATA_DIR)."),
-]
 
 
 class Unreachable(Exception):
@@ -110,14 +101,12 @@ def channels(
     url: Annotated[str | None, typer.Option(
         "--url", envvar="IMAGEGATE_URL",
         help="Server to ask; default http://<host>:<port> from the settings.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Show each channel's health, breaker state, in-flight calls and recent error rate."""
-    from imagegate.cli import _settings
-
-    settings = _settings(config, data_dir=data_dir)
+    settings = cli_settings(config, data_dir=data_dir)
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     url = url or f"http://{host}:{settings.port}"
     console, err = Console(), Console(stderr=True)

@@ -17,10 +17,11 @@ from imagegate import __version__
 from imagegate.accounts.keys import KeyStore
 from imagegate.accounts_cli import keys_app, usage_command
 from imagegate.channels_cli import channels_app
-from imagegate.config import Settings, load_settings
+from imagegate.cli_options import ConfigOpt, DataDirOpt, cli_settings
+from imagegate.config import Settings
 from imagegate.domain.catalog import load_catalog
 from imagegate.logs import configure_logging
-from imagegate.providers.factory import build_providers, plan_routes
+from imagegate.providers.factory import RoutePlan, plan_routes
 from imagegate.services import build_services, open_database
 
 T = TypeVar("T")
@@ -30,23 +31,6 @@ cli = typer.Typer(help="imagegate: an image-generation API gateway.", no_args_is
 cli.add_typer(keys_app, name="keys")
 cli.add_typer(channels_app, name="channels")
 cli.command("usage")(usage_command)
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="TOML settings file (also $IMAGEGATE_CONFIG)."),
-]
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data directory (also $IMAGEGATE_DATA_DIR)."),
-]
-
-
-def _settings(config: Path | None, **overrides: object) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except Exception as exc:  # a bad file or value: say so plainly, no traceback
-        Console(stderr=True).print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
 
 
 def _with_keys(settings: Settings, action: Callable[[KeyStore], Awaitable[T]]) -> T:
@@ -68,12 +52,10 @@ def _redact(url: str) -> str:
     return url
 
 
-def _banner(settings: Settings, new_key: str | None, console: Console) -> None:
+def _banner(settings: Settings, plan: RoutePlan, new_key: str | None,
+            console: Console) -> None:
     catalog = load_catalog(settings.catalog_file)
-    # Built only to describe the routes: adapters open connections lazily, so there is
-    # nothing to close; the server builds its own registry.
-    registry = build_providers(settings, catalog)
-    served = registry.describe()
+    served = plan.describe(catalog)
     console.print(f"[bold]imagegate {__version__}[/bold]")
     console.print(f"  data directory : {settings.data_dir.resolve()}")
     console.print(f"  database       : {_redact(settings.effective_database_url)}")
@@ -88,7 +70,7 @@ def _banner(settings: Settings, new_key: str | None, console: Console) -> None:
     for model in catalog.names():
         if model not in served:
             console.print(f"    {model:<26} -> (not served: no channel)")
-    for note in registry.notes:
+    for note in plan.notes:
         console.print(f"  [bold]{escape(note)}[/bold]")
     if "sandbox" in served.values():
         console.print(
@@ -115,7 +97,7 @@ def serve(
 
     from imagegate.app import build_app
 
-    settings = _settings(config, host=host, port=port, data_dir=data_dir)
+    settings = cli_settings(config, host=host, port=port, data_dir=data_dir)
     configure_logging(settings.log_level, settings.log_json)
 
     async def first_key(keys: KeyStore) -> str | None:
@@ -125,12 +107,12 @@ def serve(
         return None
 
     try:  # a bad channel (unknown model, unreadable key file) stops here, before any change
-        plan_routes(settings, load_catalog(settings.catalog_file))
+        plan = plan_routes(settings, load_catalog(settings.catalog_file))
     except ValueError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     new_key = _with_keys(settings, first_key)
-    _banner(settings, new_key, Console())
+    _banner(settings, plan, new_key, Console())
     uvicorn.run(
         build_app(settings),
         host=settings.host,
@@ -144,7 +126,7 @@ def serve(
 @cli.command()
 def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Run task workers only (distributed deployments; share the database and blob store)."""
-    settings = _settings(config, data_dir=data_dir)
+    settings = cli_settings(config, data_dir=data_dir)
     configure_logging(settings.log_level, settings.log_json)
 
     async def run() -> None:
@@ -166,7 +148,7 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 @cli.command()
 def migrate(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Create or upgrade the database schema (serve does this on start too)."""
-    settings = _settings(config, data_dir=data_dir)
+    settings = cli_settings(config, data_dir=data_dir)
 
     async def run() -> None:
         db = await open_database(settings)
@@ -180,7 +162,6 @@ def migrate(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
-
 
 
 @cli.command()

@@ -73,12 +73,7 @@ def signing_secret(settings: Settings) -> bytes:
     """The configured secret, or one generated on first start and kept in the data dir."""
     if settings.signing_secret:
         return settings.signing_secret.get_secret_value().encode()
-    path = settings.data_dir / "signing.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48))
-    return path.read_text().strip().encode()
+    return _kept_secret(settings.data_dir / "signing.key", secrets.token_urlsafe(48)).encode()
 
 
 def admin_token(settings: Settings) -> str:
@@ -86,11 +81,15 @@ def admin_token(settings: Settings) -> str:
     (readable only by its owner), so `imagegate` CLI commands on the same host can use it."""
     if settings.admin_token:
         return settings.admin_token.get_secret_value()
-    path = settings.data_dir / "admin.token"
+    return _kept_secret(settings.data_dir / "admin.token", "iga_" + secrets.token_urlsafe(32))
+
+
+def _kept_secret(path: Path, fresh: str) -> str:
+    """The secret kept in `path`, written (owner-only) with `fresh` on first use."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
-        path.write_text("iga_" + secrets.token_urlsafe(32))
+        path.write_text(fresh)
     return path.read_text().strip()
 
 

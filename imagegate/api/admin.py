@@ -124,29 +124,27 @@ def _note(body: Mapping[str, Any], required: bool) -> str | None:
     return note.strip()
 
 
-@router.post("/keys/{key_id}/topup")
-async def topup_key(request: Request, key_id: str) -> JSONResponse:
-    svc = services(request)
+async def _movement(request: Request, *, signed: bool) -> tuple[int, str | None]:
+    """The `{amount, note}` body of a balance movement, checked before anything changes."""
     body = await json_body(request)
     _only(body, ("amount", "note"))
     if "amount" not in body:
         raise InvalidRequestError("amount is required", param="amount")
-    amount = parse_amount(body["amount"])
-    key = await svc.keys.topup(key_id, amount, _note(body, required=False))
-    return JSONResponse(key_json(key))
+    amount = parse_amount(body["amount"], signed=signed)
+    return amount, _note(body, required=signed)
+
+
+@router.post("/keys/{key_id}/topup")
+async def topup_key(request: Request, key_id: str) -> JSONResponse:
+    amount, note = await _movement(request, signed=False)
+    return JSONResponse(key_json(await services(request).keys.topup(key_id, amount, note)))
 
 
 @router.post("/keys/{key_id}/adjust")
 async def adjust_key(request: Request, key_id: str) -> JSONResponse:
     """A correction of either sign, with a mandatory note (it is the only explanation)."""
-    svc = services(request)
-    body = await json_body(request)
-    _only(body, ("amount", "note"))
-    if "amount" not in body:
-        raise InvalidRequestError("amount is required", param="amount")
-    amount = parse_amount(body["amount"], signed=True)
-    key = await svc.keys.adjust(key_id, amount, _note(body, required=True))
-    return JSONResponse(key_json(key))
+    amount, note = await _movement(request, signed=True)
+    return JSONResponse(key_json(await services(request).keys.adjust(key_id, amount, note)))
 
 
 @router.get("/usage")

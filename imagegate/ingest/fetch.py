@@ -18,8 +18,8 @@ from yarl import URL
 from imagegate import __version__
 from imagegate.ingest.guard import (
     AddressPolicy,
-    FetchRefusedError,
     GuardedResolver,
+    find_refusal,
     parse_host_literal,
 )
 
@@ -156,7 +156,7 @@ class Fetcher:
         except aiohttp.InvalidURL:
             raise FetchError("url_scheme", f"{_host(url)} is not a valid URL host") from None
         except (aiohttp.ClientError, OSError) as exc:
-            refused = _find_refusal(exc)
+            refused = find_refusal(exc)
             if refused is not None:
                 raise _refused(refused.public_reason) from None
             if isinstance(exc, aiohttp.ClientConnectorError):
@@ -251,27 +251,3 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int, url: URL) -> 
 
 def _size(n: int) -> str:
     return f"{n / MiB:g} MiB" if n >= MiB else f"{n} bytes"
-
-
-def _find_refusal(exc: BaseException) -> FetchRefusedError | None:
-    """The guard's refusal inside whatever aiohttp wrapped it in.
-
-    aiohttp turns an OSError from the resolver into ClientConnectorDNSError, keeping the
-    original as `os_error` and as `__cause__`; both are searched so a change of wrapping in a
-    later aiohttp cannot turn a refusal into a plain "could not be reached".
-    """
-    pending: list[BaseException] = [exc]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, FetchRefusedError):
-            return current
-        if isinstance(current, aiohttp.ClientConnectorError):
-            pending.append(current.os_error)
-        for linked in (current.__cause__, current.__context__):
-            if linked is not None:
-                pending.append(linked)
-    return None

@@ -28,6 +28,7 @@ from ipaddress import (
 from typing import NamedTuple
 from urllib.parse import unquote
 
+import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
@@ -336,3 +337,27 @@ class GuardedResolver(AbstractResolver):
 def _result(host: str, ip: IPAddress, port: int) -> ResolveResult:
     family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
     return ResolveResult(hostname=host, host=str(ip), port=port, family=family, proto=0, flags=0)
+
+
+def find_refusal(exc: BaseException) -> FetchRefusedError | None:
+    """The guard's refusal inside whatever aiohttp wrapped it in.
+
+    aiohttp turns an OSError from the resolver into ClientConnectorDNSError, keeping the
+    original as `os_error` and as `__cause__`; both are searched so a change of wrapping in a
+    later aiohttp cannot turn a refusal into a plain "could not be reached".
+    """
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, FetchRefusedError):
+            return current
+        if isinstance(current, aiohttp.ClientConnectorError):
+            pending.append(current.os_error)
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                pending.append(linked)
+    return None

@@ -13,17 +13,8 @@ from typing import Any
 from urllib.parse import quote
 
 from imagegate.providers.base import ProviderJob
-from imagegate.providers.polling import (
-    AsyncTaskProvider,
-    ResultItem,
-    TaskState,
-    data_url,
-    task_failure,
-)
+from imagegate.providers.polling import AsyncTaskProvider, ResultItem, TaskState
 from imagegate.providers.upstream import bad_response, translate
-
-_RUNNING = frozenset({"submitted", "pending", "queued", "processing", "in_progress", "running"})
-_FAILED = frozenset({"failed", "cancelled", "canceled", "error", "expired"})
 
 
 class ApimartProvider(AsyncTaskProvider):
@@ -38,22 +29,10 @@ class ApimartProvider(AsyncTaskProvider):
         return task_id, None
 
     def _body(self, job: ProviderJob) -> dict[str, Any]:
-        r = job.request
         # The seed takes `size` as a ratio or as one of its table's pixel sizes; imagegate
-        # resolved the ratio already, so the exact pixels plus their tier are sent.
-        body: dict[str, Any] = {
-            "model": self.channel.upstream_model(r.model),
-            "prompt": r.prompt,
-            "n": r.n,
-            "size": f"{r.width}x{r.height}",
-            "resolution": r.tier,
-        }
-        if job.references:
-            body["image_urls"] = [data_url(ref) for ref in job.references]
-        if job.mask is not None:
-            # Not in the seed; sent in the 000 seed's spelling rather than silently dropped.
-            body["mask_url"] = data_url(job.mask)
-        return body
+        # resolved the ratio already, so the exact pixels plus their tier are sent. A mask
+        # is not in the seed; it goes in the 000 seed's spelling rather than silently dropped.
+        return self.base_body(job)
 
     async def poll(self, upstream_id: str) -> TaskState:
         body = self._payload(
@@ -61,20 +40,7 @@ class ApimartProvider(AsyncTaskProvider):
         data = body.get("data")
         if not isinstance(data, Mapping):
             raise bad_response(self.name, "task answer without a data object")
-        status = str(data.get("status") or "").lower()
-        progress = data.get("progress")
-        pct = int(progress) if isinstance(progress, int | float) else None
-        if status in _RUNNING:
-            return TaskState("running", pct)
-        if status in _FAILED:
-            return TaskState("failed", pct, error=task_failure(self.name, data.get("error"),
-                                                               status))
-        if status in ("completed", "succeeded", "success"):
-            items = _items(data.get("result"))
-            if not items:
-                raise bad_response(self.name, "completed task without result images")
-            return TaskState("succeeded", 100, items)
-        raise bad_response(self.name, f"unknown task status {status!r}")
+        return self.task_state(data, _items(data.get("result")))
 
     def _payload(self, body: Any) -> Mapping[str, Any]:
         """The answer's object; an error spelled in the body (`code` other than 200) with an

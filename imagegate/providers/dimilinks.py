@@ -14,17 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 from imagegate.providers.base import ProviderJob
-from imagegate.providers.polling import (
-    AsyncTaskProvider,
-    ResultItem,
-    TaskState,
-    data_url,
-    task_failure,
-)
+from imagegate.providers.polling import AsyncTaskProvider, ResultItem, TaskState
 from imagegate.providers.upstream import bad_response
-
-_RUNNING = frozenset({"queued", "in_progress", "pending", "processing", "running", "submitted"})
-_FAILED = frozenset({"failed", "cancelled", "canceled", "error", "expired"})
 
 
 class DimilinksProvider(AsyncTaskProvider):
@@ -42,46 +33,23 @@ class DimilinksProvider(AsyncTaskProvider):
 
     def _body(self, job: ProviderJob) -> dict[str, Any]:
         r = job.request
-        body: dict[str, Any] = {
-            "model": self.channel.upstream_model(r.model),
-            "prompt": r.prompt,
-            "n": r.n,
-            "size": f"{r.width}x{r.height}",
-            "resolution": r.tier,
-            "output_format": r.output_format,
-            "background": r.background,
-            "moderation": r.moderation,
-        }
+        body = self.base_body(job)
+        body.update(output_format=r.output_format, background=r.background,
+                    moderation=r.moderation)
         if r.output_compression is not None:
             body["output_compression"] = r.output_compression
         if r.user:
             body["user"] = r.user
-        if job.references:
-            body["image_urls"] = [data_url(ref) for ref in job.references]
-        if job.mask is not None:
-            body["mask_url"] = data_url(job.mask)
         return body
 
     async def poll(self, upstream_id: str) -> TaskState:
         body = await self.client.get_json(f"/v1/tasks/{quote(upstream_id, safe='')}")
         if not isinstance(body, Mapping):
             raise bad_response(self.name, "task is not an object")
-        status = str(body.get("status") or "").lower()
-        progress = body.get("progress")
-        pct = int(progress) if isinstance(progress, int | float) else None
-        if status in _RUNNING:
-            return TaskState("running", pct)
-        if status in _FAILED:
-            return TaskState("failed", pct, error=task_failure(self.name, body.get("error"),
-                                                               status))
-        if status in ("succeeded", "completed", "success"):
-            result = body.get("result")
-            items = _items(result) if isinstance(result, Mapping) else ()
-            if not items:
-                raise bad_response(self.name, "succeeded task without result images")
-            usage = _usage(result) if isinstance(result, Mapping) else {}
-            return TaskState("succeeded", 100, items, usage)
-        raise bad_response(self.name, f"unknown task status {status!r}")
+        result = body.get("result")
+        if not isinstance(result, Mapping):
+            return self.task_state(body, ())
+        return self.task_state(body, _items(result), _usage(result))
 
 
 def _items(body: Mapping[str, Any]) -> tuple[ResultItem, ...]:

@@ -32,7 +32,7 @@ from imagegate.ingest.guard import AddressPolicy
 from imagegate.metrics import Metrics
 from imagegate.providers.base import Provider
 from imagegate.providers.breaker import CircuitBreaker, Clock
-from imagegate.providers.registry import ProviderRegistry
+from imagegate.providers.registry import ProviderRegistry, describe_route
 from imagegate.providers.results import ResultDownloader
 from imagegate.providers.routing import Channel, RetryPolicy, RoutedProvider, Sleep
 from imagegate.providers.sandbox import SandboxProvider
@@ -57,6 +57,13 @@ class RoutePlan:
     channels: list[ChannelConfig]
     by_model: dict[str, list[ChannelConfig]]  # empty in sandbox mode
     notes: list[str] = field(default_factory=list)
+
+    def describe(self, catalog: Catalog) -> dict[str, str]:
+        """model -> what will serve it, as `ProviderRegistry.describe` says it, without
+        building any provider (the start-up banner)."""
+        if self.mode == "sandbox":
+            return {name: "sandbox" for name in catalog.names()}
+        return {model: describe_route(chs) for model, chs in self.by_model.items()}
 
 
 def openai_models(catalog: Catalog) -> list[str]:

@@ -51,6 +51,11 @@ _TRANSIENT = frozenset({
 _REQUEST_FAULT_WORDS = ("content_policy", "moderation", "safety", "invalid_request", "invalid_",
                         "violation", "sensitive", "unsafe", "rejected")
 _REQUEST_FAULT_STATUSES = frozenset({400, 413, 422})
+# Task status names across the task dialects (000: queued/in_progress/succeeded/failed;
+# 002: submitted/pending/processing/completed/failed), lower-cased.
+_RUNNING = frozenset({"submitted", "pending", "queued", "processing", "in_progress", "running"})
+_FAILED = frozenset({"failed", "cancelled", "canceled", "error", "expired"})
+_DONE = frozenset({"succeeded", "completed", "success"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +129,41 @@ class AsyncTaskProvider(Provider):
     @abc.abstractmethod
     async def poll(self, upstream_id: str) -> TaskState:
         """One look at the upstream task (raises what `UpstreamClient` raises)."""
+
+    def base_body(self, job: ProviderJob) -> dict[str, Any]:
+        """The submit fields both task dialects share: the exact pixels imagegate resolved
+        plus their tier, and the references (and mask) as `data:` URLs."""
+        r = job.request
+        body: dict[str, Any] = {
+            "model": self.channel.upstream_model(r.model),
+            "prompt": r.prompt,
+            "n": r.n,
+            "size": f"{r.width}x{r.height}",
+            "resolution": r.tier,
+        }
+        if job.references:
+            body["image_urls"] = [data_url(ref) for ref in job.references]
+        if job.mask is not None:
+            body["mask_url"] = data_url(job.mask)
+        return body
+
+    def task_state(self, task: Mapping[str, Any], items: tuple[ResultItem, ...],
+                   usage: dict[str, object] | None = None) -> TaskState:
+        """A dialect's task object (`status`, `progress`, `error`) with its result images
+        already read out, as a `TaskState`."""
+        status = str(task.get("status") or "").lower()
+        progress = task.get("progress")
+        pct = int(progress) if isinstance(progress, int | float) else None
+        if status in _RUNNING:
+            return TaskState("running", pct)
+        if status in _FAILED:
+            return TaskState("failed", pct,
+                             error=task_failure(self.name, task.get("error"), status))
+        if status in _DONE:
+            if not items:
+                raise bad_response(self.name, f"{status} task without result images")
+            return TaskState("succeeded", 100, items, usage or {})
+        raise bad_response(self.name, f"unknown task status {status!r}")
 
     async def generate(self, job: ProviderJob, progress: ProgressCallback,
                        partial: PartialCallback = no_partials) -> ProviderResult:

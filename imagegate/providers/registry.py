@@ -6,9 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+from imagegate.config import ChannelConfig
 from imagegate.errors import ServiceUnavailableError
 from imagegate.providers.base import Provider
 from imagegate.providers.routing import Channel, RoutedProvider
+
+
+def describe_route(configs: Sequence[ChannelConfig]) -> str:
+    """A model's channels in the order of preference, official backups marked."""
+    ordered = sorted(configs, key=lambda c: (c.official, -c.priority))
+    return ", ".join(f"{c.name} (official)" if c.official else c.name for c in ordered)
 
 
 class ProviderRegistry:
@@ -38,10 +45,7 @@ class ProviderRegistry:
         out: dict[str, str] = {}
         for model, provider in self.by_model.items():
             if isinstance(provider, RoutedProvider):
-                ordered = sorted(provider.channels,
-                                 key=lambda c: (c.config.official, -c.config.priority))
-                out[model] = ", ".join(
-                    f"{c.name} (official)" if c.config.official else c.name for c in ordered)
+                out[model] = describe_route([c.config for c in provider.channels])
             else:
                 out[model] = provider.name
         return out

@@ -36,6 +36,7 @@ from imagegate.ingest.guard import (
     AddressPolicy,
     FetchRefusedError,
     GuardedResolver,
+    find_refusal,
     parse_host_literal,
 )
 from imagegate.tasks.worker import worker_id
@@ -267,7 +268,7 @@ class WebhookDispatcher:
         except TimeoutError:  # before OSError: aiohttp's timeouts are both
             return Outcome(error=f"timed out after {self._config.timeout_seconds:g} s")
         except (aiohttp.ClientError, OSError) as exc:
-            refused = _find_refusal(exc)
+            refused = find_refusal(exc)
             if refused is not None:
                 log.warning("webhook %s refused: %s", delivery.id, refused.reason)
                 return Outcome(error=f"refused: {refused.public_reason}", permanent=True)
@@ -301,20 +302,3 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         return None  # an HTTP date: rare for webhooks, and the backoff covers it
     return seconds if seconds >= 0 else None
-
-
-def _find_refusal(exc: BaseException) -> FetchRefusedError | None:
-    """The guard's refusal inside whatever aiohttp wrapped it in (`os_error`, causes)."""
-    pending: list[BaseException] = [exc]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, FetchRefusedError):
-            return current
-        if isinstance(current, aiohttp.ClientConnectorError):
-            pending.append(current.os_error)
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return None
