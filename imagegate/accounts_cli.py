@@ -50,7 +50,7 @@ def _fail(message: str) -> typer.Exit:
 
 def _run(settings: Settings,
          action: Callable[[KeyStore, UsageReporter], Awaitable[T]]) -> T:
-    from imagegate.services import open_database
+    from imagegate.wiring import open_database
 
     async def run() -> T:
         db = await open_database(settings)

@@ -1,5 +1,7 @@
-"""`build_app(settings)`: wires backends, routers and the lifespan. No globals: everything
-a request needs hangs off `app.state.services`, built when the app starts."""
+"""`build_app(settings)`: the HTTP surface — routers, error handlers, middleware and the
+lifespan that builds the backends (`wiring.build_backends`) when the app starts. No globals:
+the backends hang off `app.state.backends`, and routes take the few they use through the
+dependencies of `api/deps.py`."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from imagegate.api.profiles.errors import render_error
 from imagegate.api.responses import JSONResponse
 from imagegate.config import Settings
 from imagegate.errors import ImagegateError, InvalidRequestError, NotFoundError
-from imagegate.services import Services, build_services
+from imagegate.wiring import Backends, build_backends
 
 
 def _error_response(exc: ImagegateError, path: str | None, status: int | None = None
@@ -63,18 +65,18 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
-    """The ASGI app. Pass `services` to share already-built backends (tests do)."""
+def build_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
+    """The ASGI app. Pass `backends` to share already-built ones (tests do)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own = services is None
-        app.state.services = services or await build_services(settings)
+        own = backends is None
+        app.state.backends = backends or await build_backends(settings)
         try:
             yield
         finally:
             if own:
-                await app.state.services.aclose()
+                await app.state.backends.aclose()
 
     app = FastAPI(
         title="imagegate",
@@ -87,8 +89,8 @@ def build_app(settings: Settings, services: Services | None = None) -> FastAPI:
         # export Prometheus metrics instead, so switch the hooks off.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
-    if services is not None:
-        app.state.services = services
+    if backends is not None:
+        app.state.backends = backends
     app.add_exception_handler(ImagegateError, _imagegate_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

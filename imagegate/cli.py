@@ -22,7 +22,8 @@ from imagegate.config import Settings
 from imagegate.domain.catalog import load_catalog
 from imagegate.logs import configure_logging
 from imagegate.providers.factory import RoutePlan, plan_routes
-from imagegate.services import build_services, open_database
+from imagegate.wiring import build_backends as build_services
+from imagegate.wiring import open_database
 
 T = TypeVar("T")
 

@@ -17,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from imagegate.db.database import Step
-from imagegate.db.tables import api_keys, ledger, tasks, webhook_deliveries
-from imagegate.domain.task import Task, new_id
+from imagegate.db.tables import api_keys, ledger, tasks
+from imagegate.domain.task import Task
 
 HOLD = "hold"  # Step.require labels: which condition refused a submit
 ACTIVE = "active"
@@ -60,24 +60,6 @@ class BillingStatements:
         held = tasks.update().where(tasks.c.id == _b("task_id"), tasks.c.charge_state == "held")
         self.settled = held.values(charge_state="settled", charged_amount=_b("charged"))
         self.refunded = held.values(charge_state="refunded", charged_amount=0)
-        self.delivery = webhook_deliveries.insert().values(
-            id=_b("id"), key_id=_b("key_id"), task_id=_b("task_id"), event=_b("event"),
-            url=_b("url"), payload=None, status="pending", attempts=0,
-            next_attempt_at=_b("now"), created_at=_b("now"),
-        )
-        # A key's own webhook URL, when the request named none: one INSERT … SELECT, so a
-        # key without one inserts nothing.
-        self.key_delivery = webhook_deliveries.insert().from_select(
-            ["id", "key_id", "task_id", "event", "url", "status", "attempts", "next_attempt_at",
-             "created_at"],
-            sa.select(
-                # Typed: PostgreSQL cannot infer a bare parameter's type in a SELECT list.
-                sa.cast(_b("id"), sa.String(40)), api_keys.c.id,
-                sa.cast(_b("task_id"), sa.String(40)), sa.cast(_b("event"), sa.String(40)),
-                api_keys.c.webhook_url, sa.literal("pending"), sa.literal(0),
-                sa.cast(_b("now"), sa.Float), sa.cast(_b("now"), sa.Float),
-            ).where(api_keys.c.id == _b("key_id"), api_keys.c.webhook_url.is_not(None)),
-        )
 
 
 def _entry(s: BillingStatements, task: Task, kind: str, signed: int, images: int,
@@ -117,14 +99,3 @@ def refund_steps(s: BillingStatements, task: Task, now: float) -> list[Step]:
         Step(s.release, {"b_key_id": task.key_id, "b_amount": task.hold_amount}),
         _entry(s, task, "refund", task.hold_amount, -n, now),
     ]
-
-
-def webhook_steps(s: BillingStatements, task: Task, event: str, now: float) -> list[Step]:
-    """The task's finish notification, queued in the finishing transaction so it is never
-    lost (and never sent for a finish that rolled back)."""
-    params = {"b_id": new_id("msg_"), "b_key_id": task.key_id, "b_task_id": task.id,
-              "b_event": event, "b_now": now}
-    url = (task.request or {}).get("webhook_url")
-    if url:
-        return [Step(s.delivery, {**params, "b_url": url})]
-    return [Step(s.key_delivery, params)]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from imagegate.accounts.money import format_amount
 from imagegate.errors import InvalidRequestError
-from imagegate.webhooks.signing import validate_webhook_url
+from imagegate.net.urls import validate_webhook_url
 
 if TYPE_CHECKING:
     from imagegate.accounts.keys import ApiKey

@@ -23,6 +23,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
 from imagegate.accounts.keys import ApiKey
+from imagegate.config import Settings
 from imagegate.errors import RateLimitError
 
 log = logging.getLogger("imagegate.limits")
@@ -78,3 +79,13 @@ class RateLimiter:
         client = getattr(storage.bridge, "storage", None)
         if client is not None:
             await client.aclose()
+
+
+def memory_limiter(_settings: Settings) -> RateLimiter:
+    """Counts in this process only (one server process, or limits per process)."""
+    return RateLimiter(None)
+
+
+def redis_limiter(settings: Settings) -> RateLimiter:
+    """Counts in Redis (`redis_url`): one window per key across every process."""
+    return RateLimiter(settings.redis_url)

@@ -13,16 +13,18 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from imagegate.accounts.key_fields import UNSET, Unset, key_json
+from imagegate.accounts.keys import KeyStore
 from imagegate.accounts.money import parse_amount
 from imagegate.accounts.usage import check_range
 from imagegate.accounts.when import iso, parse_when
 from imagegate.api.admin_auth import require_admin
-from imagegate.api.deps import json_body, services
+from imagegate.api.deps import CatalogDep, KeysDep, SettingsDep, UsageDep, json_body
 from imagegate.api.responses import JSONResponse
+from imagegate.config import Settings
+from imagegate.domain.catalog import Catalog
 from imagegate.errors import InvalidRequestError
-from imagegate.ingest.guard import AddressPolicy
-from imagegate.services import Services
-from imagegate.webhooks.signing import validate_webhook_url
+from imagegate.net.guard import AddressPolicy
+from imagegate.net.urls import validate_webhook_url
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)],
                    include_in_schema=False)
@@ -39,13 +41,14 @@ def _only(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
                                       f"{', '.join(allowed)}", param=name)
 
 
-def _settings(svc: Services, body: Mapping[str, Any]) -> dict[str, Any]:
+def _settings(catalog: Catalog, settings: Settings, body: Mapping[str, Any]
+              ) -> dict[str, Any]:
     """The key settings present in `body`, checked against the catalog and the SSRF policy;
     absent ones are UNSET (kept), nulls clear."""
     out: dict[str, Any] = {name: body.get(name, UNSET) for name in _SETTINGS}
     models = out["models"]
     if isinstance(models, list):
-        unknown = [m for m in models if not isinstance(m, str) or svc.catalog.get(m) is None]
+        unknown = [m for m in models if not isinstance(m, str) or catalog.get(m) is None]
         if unknown:
             raise InvalidRequestError(f"Unknown model(s): {', '.join(map(str, unknown))}; see "
                                       "GET /v1/models", param="models", code="model_not_found")
@@ -55,63 +58,61 @@ def _settings(svc: Services, body: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(out["expires_at"], Unset | None):
         out["expires_at"] = parse_when(out["expires_at"], param="expires_at")
     if not isinstance(out["webhook_url"], Unset | None):
-        settings = svc.settings
         policy = AddressPolicy.from_config(settings.fetch_allow_hosts,
                                            settings.fetch_allow_networks)
         out["webhook_url"] = validate_webhook_url(out["webhook_url"], policy)
     return out
 
 
-async def _with_secret(svc: Services, key_id: str, view: dict[str, Any]) -> dict[str, Any]:
-    return {**view, "webhook_secret": await svc.keys.webhook_secret(key_id)}
+async def _with_secret(keys: KeyStore, key_id: str, view: dict[str, Any]) -> dict[str, Any]:
+    return {**view, "webhook_secret": await keys.webhook_secret(key_id)}
 
 
 @router.post("/keys")
-async def create_key(request: Request) -> JSONResponse:
-    svc = services(request)
+async def create_key(request: Request, keys: KeysDep, catalog: CatalogDep,
+                     settings: SettingsDep) -> JSONResponse:
     body = await json_body(request)
     _only(body, _CREATE)
     if not isinstance(body.get("name"), str):
         raise InvalidRequestError("name is required (a label for the key)", param="name")
-    fields = {k: v for k, v in _settings(svc, body).items() if not isinstance(v, Unset)}
+    fields = {k: v for k, v in _settings(catalog, settings, body).items()
+              if not isinstance(v, Unset)}
     raw_balance = body.get("balance")
     balance = None if raw_balance is None else parse_amount(raw_balance, param="balance")
-    plaintext, key = await svc.keys.create(fields.pop("name"), balance=balance, **fields)
-    view = await _with_secret(svc, key.id, key_json(key))
+    plaintext, key = await keys.create(fields.pop("name"), balance=balance, **fields)
+    view = await _with_secret(keys, key.id, key_json(key))
     # The plaintext is in this response only: it is stored as a hash.
     return JSONResponse({**view, "key": plaintext}, status_code=201)
 
 
 @router.get("/keys")
-async def list_keys(request: Request) -> JSONResponse:
-    keys = await services(request).keys.list()
-    return JSONResponse({"object": "list", "data": [key_json(k) for k in keys]})
+async def list_keys(keys: KeysDep) -> JSONResponse:
+    return JSONResponse({"object": "list", "data": [key_json(k) for k in await keys.list()]})
 
 
 @router.get("/keys/{key_id}")
-async def get_key(request: Request, key_id: str) -> JSONResponse:
-    svc = services(request)
-    key = await svc.keys.require(key_id)
-    return JSONResponse(await _with_secret(svc, key.id, key_json(key)))
+async def get_key(key_id: str, keys: KeysDep) -> JSONResponse:
+    key = await keys.require(key_id)
+    return JSONResponse(await _with_secret(keys, key.id, key_json(key)))
 
 
 @router.patch("/keys/{key_id}")
-async def update_key(request: Request, key_id: str) -> JSONResponse:
-    svc = services(request)
+async def update_key(request: Request, key_id: str, keys: KeysDep, catalog: CatalogDep,
+                     settings: SettingsDep) -> JSONResponse:
     body = await json_body(request)
     _only(body, _SETTINGS)
-    key = await svc.keys.update(key_id, **_settings(svc, body))
+    key = await keys.update(key_id, **_settings(catalog, settings, body))
     return JSONResponse(key_json(key))
 
 
 @router.post("/keys/{key_id}/revoke")
-async def revoke_key(request: Request, key_id: str) -> JSONResponse:
-    return JSONResponse(key_json(await services(request).keys.revoke(key_id)))
+async def revoke_key(key_id: str, keys: KeysDep) -> JSONResponse:
+    return JSONResponse(key_json(await keys.revoke(key_id)))
 
 
 @router.post("/keys/{key_id}/rotate")
-async def rotate_key(request: Request, key_id: str) -> JSONResponse:
-    plaintext, key = await services(request).keys.rotate(key_id)
+async def rotate_key(key_id: str, keys: KeysDep) -> JSONResponse:
+    plaintext, key = await keys.rotate(key_id)
     return JSONResponse({**key_json(key), "key": plaintext})
 
 
@@ -135,25 +136,24 @@ async def _movement(request: Request, *, signed: bool) -> tuple[int, str | None]
 
 
 @router.post("/keys/{key_id}/topup")
-async def topup_key(request: Request, key_id: str) -> JSONResponse:
+async def topup_key(request: Request, key_id: str, keys: KeysDep) -> JSONResponse:
     amount, note = await _movement(request, signed=False)
-    return JSONResponse(key_json(await services(request).keys.topup(key_id, amount, note)))
+    return JSONResponse(key_json(await keys.topup(key_id, amount, note)))
 
 
 @router.post("/keys/{key_id}/adjust")
-async def adjust_key(request: Request, key_id: str) -> JSONResponse:
+async def adjust_key(request: Request, key_id: str, keys: KeysDep) -> JSONResponse:
     """A correction of either sign, with a mandatory note (it is the only explanation)."""
     amount, note = await _movement(request, signed=True)
-    return JSONResponse(key_json(await services(request).keys.adjust(key_id, amount, note)))
+    return JSONResponse(key_json(await keys.adjust(key_id, amount, note)))
 
 
 @router.get("/usage")
-async def usage_report(request: Request, since: str | None = None, until: str | None = None,
+async def usage_report(usage: UsageDep, since: str | None = None, until: str | None = None,
                        key_id: str | None = None, model: str | None = None) -> JSONResponse:
-    svc = services(request)
     start, end = check_range(None if since is None else parse_when(since, param="since"),
                              None if until is None else parse_when(until, param="until"))
-    rows = await svc.usage.report(start, end, key_id=key_id, model=model)
-    return JSONResponse({"object": "list", "currency": svc.usage.currency,
+    rows = await usage.report(start, end, key_id=key_id, model=model)
+    return JSONResponse({"object": "list", "currency": usage.currency,
                          "since": iso(start), "until": iso(end),
                          "data": [r.to_json() for r in rows]})

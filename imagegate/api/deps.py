@@ -1,21 +1,111 @@
-"""Request-scoped helpers shared by the routers: services, authentication, JSON bodies."""
+"""What a route may ask for, one narrow dependency each, and the request-scoped helpers
+every router shares (authentication, the JSON body).
+
+The backends are built by the composition root (`wiring.py`) and hang off `app.state`; a route
+names the few it uses (`intake: IntakeDep`) and never sees the rest, so reading a route's
+signature tells what it touches. The accessors are `async` because FastAPI runs a plain
+function dependency in a thread pool, a cost not worth paying for an attribute read; the
+plain Starlette routes (task polling) await them directly.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import Request
+from fastapi import Depends, Request
 
-from imagegate.accounts.keys import ApiKey
+from imagegate.accounts.keys import ApiKey, KeyStore
+from imagegate.accounts.usage import UsageReporter
+from imagegate.config import Settings
+from imagegate.domain.catalog import Catalog
 from imagegate.errors import AuthenticationError, InvalidRequestError, PayloadTooLargeError
-from imagegate.services import Services
+from imagegate.metrics import Metrics
+from imagegate.providers.registry import ProviderRegistry
+from imagegate.storage.links import ResultLinks
+from imagegate.tasks.intake import TaskIntake
+from imagegate.tasks.service import TaskService
+from imagegate.webhooks.sender import WebhookDispatcher
+from imagegate.webhooks.store import WebhookStore
 
 
-def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
+def _backends(request: Request) -> Any:
+    return request.app.state.backends
+
+
+async def settings(request: Request) -> Settings:
+    found: Settings = _backends(request).settings
+    return found
+
+
+async def catalog(request: Request) -> Catalog:
+    found: Catalog = _backends(request).catalog
+    return found
+
+
+async def keys(request: Request) -> KeyStore:
+    found: KeyStore = _backends(request).keys
+    return found
+
+
+async def intake(request: Request) -> TaskIntake:
+    found: TaskIntake = _backends(request).intake
+    return found
+
+
+async def tasks(request: Request) -> TaskService:
+    found: TaskService = _backends(request).tasks
+    return found
+
+
+async def links(request: Request) -> ResultLinks:
+    found: ResultLinks = _backends(request).links
+    return found
+
+
+async def providers(request: Request) -> ProviderRegistry:
+    found: ProviderRegistry = _backends(request).providers
+    return found
+
+
+async def usage(request: Request) -> UsageReporter:
+    found: UsageReporter = _backends(request).usage
+    return found
+
+
+async def webhook_store(request: Request) -> WebhookStore:
+    found: WebhookStore = _backends(request).webhooks
+    return found
+
+
+async def dispatcher(request: Request) -> WebhookDispatcher | None:
+    """None in an API-only process (`run_workers = false`): deliveries wait for a worker."""
+    found: WebhookDispatcher | None = _backends(request).dispatcher
+    return found
+
+
+async def metrics(request: Request) -> Metrics:
+    found: Metrics = _backends(request).metrics
+    return found
+
+
+async def admin_token(request: Request) -> str:
+    found: str = _backends(request).admin_token
+    return found
+
+
+SettingsDep = Annotated[Settings, Depends(settings)]
+CatalogDep = Annotated[Catalog, Depends(catalog)]
+KeysDep = Annotated[KeyStore, Depends(keys)]
+IntakeDep = Annotated[TaskIntake, Depends(intake)]
+TasksDep = Annotated[TaskService, Depends(tasks)]
+LinksDep = Annotated[ResultLinks, Depends(links)]
+ProvidersDep = Annotated[ProviderRegistry, Depends(providers)]
+UsageDep = Annotated[UsageReporter, Depends(usage)]
+WebhookStoreDep = Annotated[WebhookStore, Depends(webhook_store)]
+DispatcherDep = Annotated[WebhookDispatcher | None, Depends(dispatcher)]
+MetricsDep = Annotated[Metrics, Depends(metrics)]
 
 
 async def api_key(request: Request) -> ApiKey:
@@ -32,7 +122,7 @@ async def api_key(request: Request) -> ApiKey:
             "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
             code="missing_api_key",
         )
-    key = await services(request).keys.find(token)
+    key = await (await keys(request)).find(token)
     if key is None or not key.active:
         # Never echo the key, not even a part of it: logs and proxies keep response bodies.
         raise AuthenticationError("Incorrect API key provided, or the key was revoked.")
@@ -46,7 +136,7 @@ async def api_key(request: Request) -> ApiKey:
 async def json_body(request: Request) -> dict[str, Any]:
     """The parsed JSON object, read with a cap: JSON is parsed in memory, so its limit
     (max_json_body_bytes) is lower than the general body limit that multipart streams under."""
-    limit = services(request).settings.max_json_body_bytes
+    limit = (await settings(request)).max_json_body_bytes
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -8,10 +8,18 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from imagegate.api.deps import api_key, json_body, services
+from imagegate.api.creation import CreationDep
+from imagegate.api.deps import api_key, json_body
 from imagegate.api.images import run_request
+from imagegate.api.multipart import (
+    MultipartError,
+    MultipartForm,
+    MultipartLimits,
+    parse_multipart,
+)
 from imagegate.api.openapi import EDIT_REQUEST
 from imagegate.api.openapi import json_body as openapi_json_body
+from imagegate.config import Settings
 from imagegate.domain.normalize import REFERENCE_FIELDS, normalize
 from imagegate.domain.request import ReferenceSource
 from imagegate.errors import (
@@ -20,13 +28,6 @@ from imagegate.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from imagegate.ingest.multipart import (
-    MultipartError,
-    MultipartForm,
-    MultipartLimits,
-    parse_multipart,
-)
-from imagegate.services import Services
 
 router = APIRouter(tags=["images"])
 
@@ -105,14 +106,14 @@ def _multipart_error(exc: MultipartError) -> ImagegateError:
 EditInput = tuple[dict[str, Any], tuple[ReferenceSource, ...] | None, ReferenceSource | None]
 
 
-async def read_edit_input(request: Request, svc: Services) -> EditInput:
+async def read_edit_input(request: Request, settings: Settings) -> EditInput:
     """An edit request as every profile reads it: the JSON-shaped body, and for multipart the
     uploaded references and mask (None for JSON: normalize reads them from the body)."""
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("multipart/form-data"):
         limits = MultipartLimits(
-            max_file_bytes=svc.settings.max_reference_bytes,
-            max_total_bytes=svc.settings.max_reference_total_bytes,
+            max_file_bytes=settings.max_reference_bytes,
+            max_total_bytes=settings.max_reference_total_bytes,
         )
         try:
             form = await parse_multipart(request.stream(), content_type, limits)
@@ -129,9 +130,8 @@ async def read_edit_input(request: Request, svc: Services) -> EditInput:
 
 
 @router.post("/v1/images/edits", openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
-async def create_edit(request: Request) -> Response:
+async def create_edit(request: Request, run: CreationDep) -> Response:
     key = await api_key(request)
-    svc = services(request)
-    body, refs, mask = await read_edit_input(request, svc)
-    image_request = normalize(body, svc.catalog, operation="edit", references=refs, mask=mask)
-    return await run_request(request, key, body, image_request)
+    body, refs, mask = await read_edit_input(request, run.settings)
+    image_request = normalize(body, run.catalog, operation="edit", references=refs, mask=mask)
+    return await run_request(request, run, key, body, image_request)

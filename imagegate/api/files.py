@@ -10,7 +10,7 @@ import time
 
 from fastapi import APIRouter, Request, Response
 
-from imagegate.api.deps import services
+from imagegate.api.deps import LinksDep, TasksDep
 from imagegate.domain.task import TaskStatus
 from imagegate.errors import NotFoundError, PermissionDeniedError
 from imagegate.storage.base import BlobNotFoundError
@@ -24,17 +24,16 @@ def _forbidden() -> PermissionDeniedError:
 
 
 @router.get("/p/img/{task_id}/{index}")
-async def get_image(task_id: str, index: int, request: Request, exp: str = "", sig: str = ""
-                    ) -> Response:
-    svc = services(request)
+async def get_image(task_id: str, index: int, request: Request, links: LinksDep,
+                    tasks: TasksDep, exp: str = "", sig: str = "") -> Response:
     try:
         exp_ms = int(exp)
     except ValueError:
         raise _forbidden() from None
-    if not sig or not svc.signer.verify(task_id, index, exp_ms, sig):
+    if not sig or not links.verify(task_id, index, exp_ms, sig):
         raise _forbidden()
     gone = NotFoundError("This image no longer exists", code="image_not_found")
-    task = await svc.store.get(task_id)
+    task = await tasks.lookup(task_id)
     if task is None or task.status is not TaskStatus.SUCCEEDED:
         raise gone
     images = task.images
@@ -51,7 +50,7 @@ async def get_image(task_id: str, index: int, request: Request, exp: str = "", s
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     try:
-        data = await svc.blobs.get(image.key)
+        data = await links.read(image)
     except BlobNotFoundError:
         raise gone from None
     return Response(content=data, media_type=image.content_type, headers=headers)

@@ -7,13 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from imagegate.accounts.keys import ApiKey
-from imagegate.api.deps import api_key, json_body, services
+from imagegate.api.creation import Creation, CreationDep, idempotency_key
+from imagegate.api.deps import api_key, json_body
 from imagegate.api.openapi import GENERATION_REQUEST
 from imagegate.api.openapi import json_body as openapi_json_body
 from imagegate.api.profiles import native
 from imagegate.api.responses import JSONResponse
 from imagegate.api.stream import stream_response
-from imagegate.api.submit import create_task, wait_for_result
 from imagegate.domain.normalize import normalize, opt_bool
 from imagegate.domain.request import ImageRequest
 from imagegate.domain.task import Task, TaskStatus
@@ -37,39 +37,37 @@ def wants_async(request: Request, body: dict[str, Any]) -> bool:
     return opt_bool(body, "wait_for_result") is False
 
 
-def accepted(svc_retry_after: int, task: Task) -> Response:
+def accepted(retry_after: int, task: Task) -> Response:
     return JSONResponse(
         native.submit_response(task),
         status_code=202,
-        headers={"Location": f"/v1/tasks/{task.id}", "Retry-After": str(svc_retry_after)},
+        headers={"Location": f"/v1/tasks/{task.id}", "Retry-After": str(retry_after)},
     )
 
 
-async def run_request(request: Request, key: ApiKey, body: dict[str, Any],
+async def run_request(request: Request, run: Creation, key: ApiKey, body: dict[str, Any],
                       image_request: ImageRequest) -> Response:
     """The native answer, shared by generations and edits: 202 with the task, or wait."""
-    svc = services(request)
     if image_request.stream:
-        return await stream_response(svc, key, image_request,
-                                     idempotency_key=request.headers.get("idempotency-key"),
+        return await stream_response(run, key, image_request,
+                                     idempotency_key=idempotency_key(request),
                                      route=request.url.path)
-    task = await create_task(svc, key, image_request,
-                             idempotency_key=request.headers.get("idempotency-key"),
-                             route=request.url.path)
-    retry_after = svc.settings.retry_after_seconds
+    task = await run.intake.create(key, image_request, idempotency_key=idempotency_key(request),
+                                   route=request.url.path)
+    retry_after = run.settings.retry_after_seconds
     if wants_async(request, body):
         return accepted(retry_after, task)
-    done = await wait_for_result(svc, task)
+    done = await run.tasks.result(task)
     if done.status is TaskStatus.SUCCEEDED:
-        return JSONResponse(await native.image_response(svc, done))
+        return JSONResponse(await native.image_response(run.links, done))
     # Still running after sync_wait_seconds: hand over the task instead of holding the line.
     return accepted(retry_after, done)
 
 
 @router.post("/v1/images/generations", tags=["images"],
              openapi_extra=openapi_json_body(GENERATION_REQUEST))
-async def create_generation(request: Request) -> Response:
+async def create_generation(request: Request, run: CreationDep) -> Response:
     key = await api_key(request)
     body = await json_body(request)
-    image_request = normalize(body, services(request).catalog, operation="generate")
-    return await run_request(request, key, body, image_request)
+    image_request = normalize(body, run.catalog, operation="generate")
+    return await run_request(request, run, key, body, image_request)

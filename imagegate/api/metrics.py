@@ -12,29 +12,18 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from imagegate.api.admin_auth import require_admin
-from imagegate.api.deps import services
-from imagegate.errors import NotFoundError
-from imagegate.metrics import Metrics
+from imagegate.api.deps import MetricsDep, ProvidersDep
 from imagegate.providers.breaker import BreakerState
 from imagegate.providers.routing import Channel
 
 router = APIRouter()
 
 
-def _metrics(request: Request) -> Metrics:
-    # `Services.metrics` is optional so that services built without it keep working.
-    found: Metrics | None = getattr(services(request), "metrics", None)
-    if found is None:
-        raise NotFoundError("Metrics are not enabled in this process", code="unknown_url")
-    return found
-
-
 @router.get("/metrics", include_in_schema=False)
-async def prometheus(request: Request) -> Response:
-    metrics = _metrics(request)
+async def prometheus(metrics: MetricsDep) -> Response:
     await metrics.refresh()
     body, content_type = metrics.render()
     return Response(body, headers={"content-type": content_type})
@@ -81,6 +70,6 @@ def channel_info(channel: Channel) -> dict[str, Any]:
 
 
 @router.get("/admin/channels", dependencies=[Depends(require_admin)], include_in_schema=False)
-async def admin_channels(request: Request) -> list[dict[str, Any]]:
+async def admin_channels(providers: ProvidersDep) -> list[dict[str, Any]]:
     """Every configured channel's live state (empty when the sandbox serves everything)."""
-    return [channel_info(c) for c in services(request).providers.channels()]
+    return [channel_info(c) for c in providers.channels()]

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from imagegate.api.deps import api_key, services
+from imagegate.api.deps import CatalogDep, ProvidersDep, api_key
 from imagegate.api.responses import JSONResponse
 
 router = APIRouter(tags=["models"])
 
 
 @router.get("/v1/models")
-async def list_models(request: Request) -> JSONResponse:
+async def list_models(request: Request, catalog: CatalogDep, providers: ProvidersDep
+                      ) -> JSONResponse:
     key = await api_key(request)
-    svc = services(request)
-    served_by = svc.providers.describe()
+    served_by = providers.describe()
     data = [
         {
             "id": spec.name,
@@ -26,8 +26,8 @@ async def list_models(request: Request) -> JSONResponse:
             "provider": served_by.get(spec.name),
             "capabilities": spec.to_public(),
         }
-        for spec in svc.catalog.models.values()
-        if svc.providers.serves(spec.name)
+        for spec in catalog.models.values()
+        if providers.serves(spec.name)
         and (key.allowed_models is None or spec.name in key.allowed_models)
     ]
     return JSONResponse({"object": "list", "data": data})

@@ -18,11 +18,10 @@ import orjson
 from starlette.responses import StreamingResponse
 
 from imagegate.accounts.keys import ApiKey
-from imagegate.api.submit import create_task
+from imagegate.api.creation import Creation
+from imagegate.domain.images import PartialImage
 from imagegate.domain.request import ImageRequest
 from imagegate.domain.task import Task, TaskStatus
-from imagegate.providers.base import PartialImage
-from imagegate.services import Services
 from imagegate.tasks.events import Subscription
 
 _ZERO_USAGE = {"input_tokens": 0, "input_tokens_details": {"text_tokens": 0, "image_tokens": 0},
@@ -52,7 +51,7 @@ def _partial_event(prefix: str, request: ImageRequest, partial: PartialImage,
     return sse(f"{prefix}.partial_image", data)
 
 
-async def _final_events(svc: Services, prefix: str, request: ImageRequest, task: Task,
+async def _final_events(run: Creation, prefix: str, request: ImageRequest, task: Task,
                         extras: bool) -> AsyncIterator[bytes]:
     if task.status is not TaskStatus.SUCCEEDED:
         error = task.error or {"message": f"The task ended {task.status.value}",
@@ -61,10 +60,9 @@ async def _final_events(svc: Services, prefix: str, request: ImageRequest, task:
         return
     usage = (task.result or {}).get("usage") or _ZERO_USAGE
     for index, image in enumerate(task.images):
-        data = await svc.blobs.get(image.key)
         event = {
             "type": f"{prefix}.completed",
-            "b64_json": base64.b64encode(data).decode(),
+            "b64_json": await run.links.b64(image),
             "usage": usage,
             **_common(request),
         }
@@ -73,21 +71,21 @@ async def _final_events(svc: Services, prefix: str, request: ImageRequest, task:
         yield sse(f"{prefix}.completed", event)
 
 
-async def _follow(svc: Services, task: Task, sub: Subscription, prefix: str,
+async def _follow(run: Creation, task: Task, sub: Subscription, prefix: str,
                   request: ImageRequest, extras: bool) -> AsyncIterator[bytes]:
     yield f": task_id={task.id}\n\n".encode()
-    keepalive = svc.settings.stream_keepalive_seconds
-    deadline = time.monotonic() + svc.settings.sync_wait_seconds
+    keepalive = run.settings.stream_keepalive_seconds
+    deadline = time.monotonic() + run.tasks.sync_wait_seconds
     last_sent = time.monotonic()
     while True:
         for partial in sub.take_partials():
             yield _partial_event(prefix, request, partial, extras)
             last_sent = time.monotonic()
-        current = await svc.store.get(task.id)
+        current = await run.tasks.lookup(task.id)
         if current is None or current.status.terminal:
             for partial in sub.take_partials():  # sent between the last wake-up and the end
                 yield _partial_event(prefix, request, partial, extras)
-            async for chunk in _final_events(svc, prefix, request, current or task, extras):
+            async for chunk in _final_events(run, prefix, request, current or task, extras):
                 yield chunk
             return
         if time.monotonic() > deadline:
@@ -98,28 +96,28 @@ async def _follow(svc: Services, task: Task, sub: Subscription, prefix: str,
             return
         # Wake on the task's events; re-read at least every poll interval in case an event
         # went to another process.
-        await sub.wait(min(keepalive, svc.settings.poll_interval_seconds))
+        await sub.wait(min(keepalive, run.tasks.poll_interval))
         if time.monotonic() - last_sent >= keepalive:
             yield b": keep-alive\n\n"
             last_sent = time.monotonic()
 
 
-async def stream_response(svc: Services, key: ApiKey, request: ImageRequest, *,
+async def stream_response(run: Creation, key: ApiKey, request: ImageRequest, *,
                           openai_fields_only: bool = False, idempotency_key: str | None = None,
                           route: str = "") -> StreamingResponse:
     """`openai_fields_only` leaves out the native extras (`image_index`) for the openai
     profile; the task id still travels in a header and an SSE comment, which clients skip."""
     prefix = "image_edit" if request.operation == "edit" else "image_generation"
-    task_id = svc.tasks.new_task_id()
+    task_id = run.intake.new_task_id()
     # Subscribe before the task exists, so not even its first partial image can be missed.
-    subscription = svc.events.subscribe(task_id)
+    subscription = run.tasks.subscribe(task_id)
     sub = await subscription.__aenter__()
     try:
-        task = await create_task(svc, key, request, task_id, idempotency_key=idempotency_key,
-                                 route=route)
+        task = await run.intake.create(key, request, task_id, idempotency_key=idempotency_key,
+                                       route=route)
         if task.id != task_id:  # an idempotent replay: follow the earlier task instead
             await subscription.__aexit__(None, None, None)
-            subscription = svc.events.subscribe(task.id)
+            subscription = run.tasks.subscribe(task.id)
             sub = await subscription.__aenter__()
     except BaseException as exc:
         await subscription.__aexit__(type(exc), exc, exc.__traceback__)
@@ -127,8 +125,8 @@ async def stream_response(svc: Services, key: ApiKey, request: ImageRequest, *,
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for chunk in _follow(svc, task, sub, prefix, request,
-                                           not openai_fields_only):
+            async for chunk in _follow(run, task, sub, prefix, request,
+                                       not openai_fields_only):
                 yield chunk
         finally:  # also on client disconnect: the task itself is not touched
             await subscription.__aexit__(None, None, None)

@@ -14,12 +14,13 @@ import re
 
 from fastapi import APIRouter, Request
 
-from imagegate.api.deps import api_key, services
+from imagegate.api import deps
+from imagegate.api.deps import api_key
 from imagegate.api.profiles import native
 from imagegate.api.responses import JSONResponse
 from imagegate.domain.task import Task
 from imagegate.errors import NotFoundError
-from imagegate.services import Services
+from imagegate.storage.links import ResultLinks
 
 router = APIRouter(tags=["tasks"])
 
@@ -29,33 +30,32 @@ def not_found(task_id: str) -> NotFoundError:
                          code="task_not_found")
 
 
-async def owned_task(request: Request) -> tuple[Services, Task]:
+async def owned_task(request: Request) -> Task:
     """The `{task_id}` of the path as its owner sees it; every profile's task route reads
     tasks this way."""
     key = await api_key(request)
     task_id: str = request.path_params["task_id"]
-    svc = services(request)
-    task = await svc.tasks.get(task_id, key.id)
+    task = await (await deps.tasks(request)).get(task_id, key.id)
     if task is None:
         raise not_found(task_id)
-    return svc, task
+    return task
 
 
 async def get_task(request: Request) -> JSONResponse:
     """Also serves the older path /v1/images/tasks/{id}: the same object."""
-    svc, task = await owned_task(request)
-    return JSONResponse(await native.task_object(svc, task))
+    task = await owned_task(request)
+    links: ResultLinks = await deps.links(request)
+    return JSONResponse(await native.task_object(links, task))
 
 
 async def cancel_task(request: Request) -> JSONResponse:
     """Idempotent: cancelling a finished or already-cancelled task returns it unchanged."""
     key = await api_key(request)
     task_id: str = request.path_params["task_id"]
-    svc = services(request)
-    task = await svc.tasks.cancel(task_id, key.id)
+    task = await (await deps.tasks(request)).cancel(task_id, key.id)
     if task is None:
         raise not_found(task_id)
-    return JSONResponse(await native.task_object(svc, task))
+    return JSONResponse(await native.task_object(await deps.links(request), task))
 
 
 # For HotRoutesMiddleware, which serves these before the router (same endpoint).

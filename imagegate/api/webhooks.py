@@ -10,29 +10,16 @@ Another key's delivery gets the same 404 as an id that never existed.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
-from imagegate.api.deps import api_key
+from imagegate.api.deps import DispatcherDep, WebhookStoreDep, api_key
 from imagegate.api.responses import JSONResponse
 from imagegate.errors import ConflictError, InvalidRequestError, NotFoundError
-from imagegate.webhooks.sender import WebhookDispatcher
-from imagegate.webhooks.store import WebhookStore
 
 router = APIRouter(tags=["webhooks"])
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-
-
-def _backends(request: Request) -> tuple[WebhookStore, WebhookDispatcher | None]:
-    # Read off app.state like `deps.services`; typed here so this router needs only the
-    # two attributes it uses (`Services.webhooks`, `Services.dispatcher`).
-    svc: Any = request.app.state.services
-    store: WebhookStore = svc.webhooks
-    dispatcher: WebhookDispatcher | None = getattr(svc, "dispatcher", None)
-    return store, dispatcher
 
 
 def _not_found(delivery_id: str) -> NotFoundError:
@@ -54,18 +41,16 @@ def _limit(raw: str | None) -> int:
 
 
 @router.get("/v1/webhooks")
-async def webhook_settings(request: Request) -> JSONResponse:
+async def webhook_settings(request: Request, store: WebhookStoreDep) -> JSONResponse:
     """The key's default URL and its signing secret, to verify `webhook-signature` with."""
     key = await api_key(request)
-    store, _ = _backends(request)
     url, secret = await store.key_webhook(key.id)
     return JSONResponse({"object": "webhook_settings", "url": url, "secret": secret})
 
 
 @router.get("/v1/webhooks/deliveries")
-async def list_deliveries(request: Request) -> JSONResponse:
+async def list_deliveries(request: Request, store: WebhookStoreDep) -> JSONResponse:
     key = await api_key(request)
-    store, _ = _backends(request)
     query = request.query_params
     limit = _limit(query.get("limit"))
     after, before = query.get("after") or None, query.get("before") or None
@@ -86,9 +71,9 @@ async def list_deliveries(request: Request) -> JSONResponse:
 
 
 @router.get("/v1/webhooks/deliveries/{delivery_id}")
-async def get_delivery(request: Request, delivery_id: str) -> JSONResponse:
+async def get_delivery(request: Request, delivery_id: str, store: WebhookStoreDep
+                       ) -> JSONResponse:
     key = await api_key(request)
-    store, _ = _backends(request)
     delivery = await store.get_for_key(delivery_id, key.id)
     if delivery is None:
         raise _not_found(delivery_id)
@@ -96,10 +81,10 @@ async def get_delivery(request: Request, delivery_id: str) -> JSONResponse:
 
 
 @router.post("/v1/webhooks/deliveries/{delivery_id}/retry")
-async def retry_delivery(request: Request, delivery_id: str) -> JSONResponse:
+async def retry_delivery(request: Request, delivery_id: str, store: WebhookStoreDep,
+                         dispatcher: DispatcherDep) -> JSONResponse:
     """Requeue a failed delivery for a fresh round of attempts (same id, same body)."""
     key = await api_key(request)
-    store, dispatcher = _backends(request)
     if not await store.requeue(delivery_id, key.id):
         delivery = await store.get_for_key(delivery_id, key.id)
         if delivery is None:

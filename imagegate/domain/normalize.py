@@ -1,11 +1,18 @@
 """Every request check lives here: raw JSON body → `ImageRequest` or a 400 naming `param`.
 
+`normalize` runs a fixed list of named steps (`_STEPS`), each reading a few fields of the body
+and returning the `ImageRequest` fields it settles; the first failing check raises, so the
+order of the list is the order clients see errors in.
+
 Reference images are only *collected* here (aliases, forms, count, `blob:`); turning them into
-bytes is the ingest step's job (`imagegate.ingest`), which runs after this.
+bytes is the ingest step's job (`imagegate.ingest`), which runs after this. A `webhook_url` is
+only type-checked here: whether imagegate may call it is network policy, judged by the task
+intake (`net/urls.py`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from imagegate.domain.catalog import Catalog, ModelSpec
@@ -20,7 +27,6 @@ from imagegate.domain.sizes import (
     tier_for_pixels,
 )
 from imagegate.errors import InvalidRequestError, ModelNotFoundError
-from imagegate.webhooks.signing import validate_webhook_url
 
 # Fields this module understands; anything else is a vendor extra: ignored but recorded.
 KNOWN_FIELDS = frozenset(
@@ -179,23 +185,13 @@ def _reference_value(item: Any, where: str) -> str:
     return value
 
 
-def normalize(
-    body: dict[str, Any],
-    catalog: Catalog,
-    *,
-    operation: str = "generate",
-    references: tuple[ReferenceSource, ...] | None = None,
-    mask: ReferenceSource | None = None,
-) -> ImageRequest:
-    """The single entry point: a parsed JSON (or multipart) body → a valid ImageRequest.
+Fields = dict[str, Any]
+"""Some of the `ImageRequest` fields, as a step settles them."""
+Step = Callable[[dict[str, Any], ModelSpec, Fields], Fields]
+"""(body, model, fields settled so far) -> the fields this step settles."""
 
-    `references`/`mask` let a multipart surface pass uploaded files; JSON bodies leave them None
-    and the aliases are read from the body.
-    """
-    if not isinstance(body, dict):
-        raise bad("The request body must be a JSON object", "body", "invalid_type")
-    spec = resolve_model(body, catalog)
 
+def _prompt(body: dict[str, Any], spec: ModelSpec, _done: Fields) -> Fields:
     prompt = _opt_str(body, "prompt")
     if prompt is None or not prompt.strip():
         raise bad("'prompt' is required", "prompt", "missing_required_parameter")
@@ -205,20 +201,31 @@ def normalize(
             f"{spec.max_prompt_chars}",
             "prompt",
         )
+    return {"prompt": prompt}
 
+
+def _size(body: dict[str, Any], spec: ModelSpec, _done: Fields) -> Fields:
     try:
         width, height, tier = resolve_size(
             spec, _opt_str(body, "size"), _opt_str(body, "resolution")
         )
     except SizeError as exc:
         raise bad(str(exc), exc.param) from None
+    return {"width": width, "height": height, "tier": tier, "size_label": f"{width}x{height}"}
 
+
+def _count(body: dict[str, Any], spec: ModelSpec, done: Fields) -> Fields:
     n = _opt_int(body, "n")
     n = 1 if n is None else n
+    tier = done["tier"]
     limit = spec.max_n(tier)
     if not 1 <= n <= limit:
         raise bad(f"'n' must be between 1 and {limit} for {spec.name} at {tier}; got {n}", "n")
+    return {"n": n}
 
+
+def _output(body: dict[str, Any], spec: ModelSpec, _done: Fields) -> Fields:
+    """Format, compression and background: each depends on the one before."""
     fmt_raw = _opt_str(body, "output_format")
     fmt = _FORMAT_ALIASES.get(fmt_raw.strip().lower(), "") if fmt_raw else "png"
     if fmt_raw and (not fmt or fmt not in spec.output_formats):
@@ -227,7 +234,6 @@ def normalize(
             f"got {fmt_raw!r}",
             "output_format",
         )
-
     compression = _opt_int(body, "output_compression")
     if compression is not None:
         if not 0 <= compression <= 100:
@@ -239,14 +245,17 @@ def normalize(
             raise bad("'output_compression' applies to jpeg and webp only", "output_compression")
         if fmt == "png":
             compression = None
-
     background = _choice(_opt_str(body, "background"), "background", _BACKGROUNDS, "auto")
     if background == "transparent":
         if not spec.transparent_background:
             raise bad(f"{spec.name} does not support transparent backgrounds", "background")
         if fmt not in ("png", "webp"):
             raise bad("a transparent background needs output_format png or webp", "background")
+    return {"output_format": fmt, "output_compression": compression, "background": background}
 
+
+def _rendering(body: dict[str, Any], spec: ModelSpec, _done: Fields) -> Fields:
+    """Quality, moderation, style, user and how the result is handed back."""
     quality = _choice(_opt_str(body, "quality"), "quality", spec.qualities, spec.default_quality)
     moderation = _choice(_opt_str(body, "moderation"), "moderation", _MODERATIONS, "auto")
     style_raw = _opt_str(body, "style")
@@ -260,7 +269,12 @@ def normalize(
     if response_format not in spec.response_formats:
         raise bad(f"{spec.name} does not offer response_format {response_format!r}",
                   "response_format")
+    return {"quality": quality, "moderation": moderation, "style": style, "user": user,
+            "response_format": response_format}
 
+
+def _delivery(body: dict[str, Any], _spec: ModelSpec, _done: Fields) -> Fields:
+    """How the client follows the task: waiting, streaming, routing, a webhook."""
     opt_bool(body, "wait_for_result")  # type-checked here; the API layer reads it
     stream = bool(opt_bool(body, "stream"))
     partial_images = _opt_int(body, "partial_images") or 0
@@ -271,12 +285,18 @@ def normalize(
         # The 004 seed's (and OpenAI's) exact message, so clients can match on it.
         raise InvalidRequestError("Streaming must have non-zero partial images",
                                   param="partial_images", code=None)
+    return {"stream": stream, "partial_images": partial_images,
+            "official_fallback": bool(opt_bool(body, "official_fallback")),
+            "webhook_url": _opt_str(body, "webhook_url")}
 
-    official_fallback = bool(opt_bool(body, "official_fallback"))
-    webhook_url = _opt_str(body, "webhook_url")
-    if webhook_url is not None:
-        webhook_url = validate_webhook_url(webhook_url)
 
+_STEPS: tuple[Step, ...] = (_prompt, _size, _count, _output, _rendering, _delivery)
+
+
+def _inputs(body: dict[str, Any], spec: ModelSpec, operation: str,
+            references: tuple[ReferenceSource, ...] | None,
+            mask: ReferenceSource | None) -> Fields:
+    """Reference images and the mask: collected (not loaded) and counted."""
     refs = references if references is not None else collect_references(body)
     if mask is None:
         mask_field = "mask_url" if body.get("mask_url") else "mask"
@@ -294,29 +314,32 @@ def normalize(
         )
     if mask is not None and not refs:
         raise bad("a mask needs at least one reference image", mask.field)
+    return {"references": refs, "mask": mask}
 
+
+def normalize(
+    body: dict[str, Any],
+    catalog: Catalog,
+    *,
+    operation: str = "generate",
+    references: tuple[ReferenceSource, ...] | None = None,
+    mask: ReferenceSource | None = None,
+) -> ImageRequest:
+    """The single entry point: a parsed JSON (or multipart) body → a valid ImageRequest.
+
+    `references`/`mask` let a multipart surface pass uploaded files; JSON bodies leave them None
+    and the aliases are read from the body.
+    """
+    if not isinstance(body, dict):
+        raise bad("The request body must be a JSON object", "body", "invalid_type")
+    spec = resolve_model(body, catalog)
+    fields: Fields = {}
+    for step in _STEPS:
+        fields.update(step(body, spec, fields))
+    fields.update(_inputs(body, spec, operation, references, mask))
     return ImageRequest(
         operation="edit" if operation == "edit" else "generate",
         model=spec.name,
-        prompt=prompt,
-        n=n,
-        width=width,
-        height=height,
-        tier=tier,
-        size_label=f"{width}x{height}",
-        output_format=fmt,  # type: ignore[arg-type]  # checked against _FORMAT_ALIASES
-        output_compression=compression,
-        background=background,  # type: ignore[arg-type]
-        quality=quality,
-        moderation=moderation,
-        style=style,
-        user=user,
-        response_format=response_format,  # type: ignore[arg-type]
-        references=refs,
-        mask=mask,
-        stream=stream,
-        partial_images=partial_images,
         ignored_fields=tuple(sorted(k for k in body if k not in KNOWN_FIELDS)),
-        official_fallback=official_fallback,
-        webhook_url=webhook_url,
+        **fields,
     )

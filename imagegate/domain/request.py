@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-OutputFormat = Literal["png", "jpeg", "webp"]
+from imagegate.domain.images import MIME_TYPES, ImageFormat
+
 Background = Literal["auto", "transparent", "opaque"]
 ResponseFormat = Literal["url", "b64_json", "data_url"]
 Operation = Literal["generate", "edit"]
 
-CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ class ImageRequest:
     height: int
     tier: str  # "1k" | "2k" | "4k": what `n` limits and prices key on
     size_label: str  # the `WxH` string reported back in responses
-    output_format: OutputFormat
+    output_format: ImageFormat
     output_compression: int | None
     background: Background
     quality: str
@@ -93,7 +93,7 @@ class ImageRequest:
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES[self.output_format]
+        return MIME_TYPES[self.output_format]
 
     def to_json(self) -> dict[str, Any]:
         """What the task row stores; `from_json` is its exact inverse."""

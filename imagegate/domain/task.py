@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,13 @@ def new_id(prefix: str) -> str:
 
 def new_token(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
+
+
+def new_owner_id() -> str:
+    """A lease owner's name (a worker, a webhook dispatcher): host and pid say who holds a
+    lease when an operator looks at the table; the random part keeps two owners in one
+    process apart."""
+    return f"{socket.gethostname()[:24]}-{os.getpid()}-{new_token(4)}"
 
 
 @dataclass(frozen=True, slots=True)

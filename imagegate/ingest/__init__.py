@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 
 from imagegate.domain.request import ImageRequest, ReferenceSource, StoredReference
 from imagegate.errors import ImagegateError, InvalidRequestError, PayloadTooLargeError
-from imagegate.ingest.fetch import Fetcher, FetchError
 from imagegate.ingest.images import ImageRejected, validate
+from imagegate.net.fetch import Fetcher, FetchError
 from imagegate.storage.base import BlobStore
 
 _BASE64 = re.compile(r"^[A-Za-z0-9+/_\-\s]*={0,2}\s*$")

@@ -21,17 +21,11 @@ import re
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pyvips
 
-ImageFormat = Literal["png", "jpeg", "webp"]
-
-CONTENT_TYPES: dict[ImageFormat, str] = {
-    "png": "image/png",
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-}
+from imagegate.domain.images import MIME_TYPES, ImageFormat
 
 # libvips loader names (its `vips-loader` metadata) for the formats we accept.
 _LOADERS: dict[ImageFormat, str] = {
@@ -283,7 +277,7 @@ def header_info(data: bytes) -> ImageInfo:
         width, height = _webp_size(data)
     if width <= 0 or height <= 0:
         raise _corrupt(f"zero dimension {width}x{height}")
-    return ImageInfo(format=fmt, content_type=CONTENT_TYPES[fmt], width=width, height=height)
+    return ImageInfo(format=fmt, content_type=MIME_TYPES[fmt], width=width, height=height)
 
 
 def check_dimensions(info: ImageInfo, max_pixels: int, max_edge: int = DEFAULT_MAX_EDGE) -> None:

@@ -11,20 +11,11 @@ import abc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from imagegate.domain.images import GeneratedImage, PartialImage, ReferenceImage
 from imagegate.domain.request import ImageRequest
 
 ProgressCallback = Callable[[int], Awaitable[None]]
 """Called with a progress percentage (0-100); cheap to call often, the worker throttles."""
-
-
-@dataclass(frozen=True, slots=True)
-class PartialImage:
-    """A progressively refined preview for streaming clients (`partial_images` of them per
-    image, in order)."""
-
-    image_index: int
-    partial_index: int
-    data: bytes
 
 
 PartialCallback = Callable[[PartialImage], Awaitable[None]]
@@ -36,28 +27,12 @@ async def no_partials(_partial: PartialImage) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class GeneratedImage:
-    data: bytes
-    content_type: str
-    width: int
-    height: int
-    revised_prompt: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class ProviderResult:
     images: list[GeneratedImage]
     usage: dict[str, object] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ReferenceImage:
-    """A validated input image (reference or mask), loaded from the task's blobs."""
-
-    data: bytes
-    content_type: str
-    width: int
-    height: int
+    # Which upstream channel produced the images (set by routing); None means the provider
+    # itself (its `name`). The task records it, so the worker never needs to know routing.
+    channel: str | None = None
 
 
 UpstreamCallback = Callable[[str, str], Awaitable[None]]
@@ -67,7 +42,9 @@ happens, that `channel` holds this job under `upstream_task_id` (see `SYNC_CALL`
 SYNC_CALL = "sync-call"
 """The upstream id recorded just before a synchronous (non-resumable) upstream call. A worker
 that finds it on a task it claims knows a crash cut that call off: the upstream may have
-produced (and charged for) the image, so the task is failed and refunded, never resubmitted."""
+produced (and charged for) the image, so the task is failed and refunded, never resubmitted.
+That check is the worker's alone (`tasks/worker.py`): no provider ever sees a job carrying
+this id."""
 
 
 async def _forget_upstream(_channel: str, _upstream_id: str) -> None:
@@ -110,6 +87,10 @@ class Provider(abc.ABC):
         When `job.request.partial_images` > 0, a provider that can preview sends that many
         partial images per image through `partial` before returning; one that cannot sends
         none (streaming clients then get only the final images)."""
+
+    def describe(self) -> str:
+        """What serves a model through this provider, for `/v1/models` and the banner."""
+        return self.name
 
     async def aclose(self) -> None:  # noqa: B027 - most providers hold nothing to release
         """Release connections and threads."""

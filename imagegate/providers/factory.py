@@ -15,26 +15,32 @@ when a channel uses them.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
+from imagegate import plugins
 from imagegate.config import ChannelConfig, Settings
 from imagegate.domain.catalog import Catalog
-from imagegate.ingest.fetch import Fetcher, FetchLimits
-from imagegate.ingest.guard import AddressPolicy
 from imagegate.metrics import Metrics
+from imagegate.net.fetch import Fetcher, FetchLimits
+from imagegate.net.guard import AddressPolicy
 from imagegate.providers.base import Provider
 from imagegate.providers.breaker import CircuitBreaker, Clock
-from imagegate.providers.registry import ProviderRegistry, describe_route
+from imagegate.providers.registry import ProviderRegistry
 from imagegate.providers.results import ResultDownloader
-from imagegate.providers.routing import Channel, RetryPolicy, RoutedProvider, Sleep
+from imagegate.providers.routing import (
+    Channel,
+    RetryPolicy,
+    RoutedProvider,
+    Sleep,
+    describe_route,
+)
 from imagegate.providers.sandbox import SandboxProvider
 
 ADAPTERS: Mapping[str, str] = MappingProxyType({
@@ -122,15 +128,6 @@ def _check_secret(ch: ChannelConfig) -> None:
             f"{exc.strerror or exc}") from None
 
 
-def resolve_adapter(spec: str) -> Callable[..., Provider]:
-    """"module:Class" -> the class."""
-    module_name, _, attr = spec.partition(":")
-    target: Any = getattr(importlib.import_module(module_name), attr)
-    if not callable(target):
-        raise ValueError(f"adapter {spec!r} is not callable")
-    return target  # type: ignore[no-any-return]
-
-
 def build_providers(
     settings: Settings,
     catalog: Catalog,
@@ -167,7 +164,7 @@ def build_providers(
             raise ValueError(f"channel {ch.name!r}: unknown adapter {ch.adapter!r}")
         if not isinstance(entry, str):
             return entry(ch, downloader)
-        cls = resolve_adapter(entry)
+        cls: Callable[..., Provider] = plugins.load(entry)
         if "catalog" in inspect.signature(cls).parameters:
             # The OpenAI adapters map sizes by the model rules of the catalog in use.
             return cls(ch, downloader, catalog=catalog)

@@ -19,11 +19,11 @@ from typing import Any
 
 from imagegate.config import ChannelConfig
 from imagegate.domain.catalog import Catalog, ModelSpec, load_catalog
+from imagegate.domain.images import GeneratedImage
 from imagegate.errors import ProviderError
 from imagegate.providers import openai_wire as wire
 from imagegate.providers.base import (
     SYNC_CALL,
-    GeneratedImage,
     PartialCallback,
     ProgressCallback,
     Provider,

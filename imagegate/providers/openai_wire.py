@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 
 from imagegate.domain.catalog import Catalog, ModelSpec
+from imagegate.domain.images import ReferenceImage, format_of
 from imagegate.domain.request import ImageRequest
-from imagegate.providers.base import ReferenceImage
 from imagegate.providers.upstream import bad_response
 
 GPT_IMAGE_QUALITIES = ("auto", "low", "medium", "high")
@@ -28,7 +28,6 @@ EDIT_FIELDS = frozenset({
     "model", "prompt", "n", "size", "quality", "background", "output_format",
     "output_compression", "user", "response_format",
 })
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +100,7 @@ def generation_body(request: ImageRequest, upstream_model: str,
 
 
 def filename(index: int, content_type: str, stem: str = "image") -> str:
-    return f"{stem}_{index}.{_EXTENSIONS.get(content_type, 'png')}"
+    return f"{stem}_{index}.{format_of(content_type) or 'png'}"
 
 
 def edit_form(body: dict[str, Any], references: tuple[ReferenceImage, ...],

@@ -21,16 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from imagegate.config import ChannelConfig
+from imagegate.domain.images import GeneratedImage, ReferenceImage
 from imagegate.errors import ProviderError, ProviderRejectedError
 from imagegate.providers.base import (
-    SYNC_CALL,
-    GeneratedImage,
     PartialCallback,
     ProgressCallback,
     Provider,
     ProviderJob,
     ProviderResult,
-    ReferenceImage,
     no_partials,
 )
 from imagegate.providers.results import ResultDownloader
@@ -179,8 +177,8 @@ class AsyncTaskProvider(Provider):
         return await self._download(state, job.request.n)
 
     def _resumable_id(self, job: ProviderJob) -> str | None:
-        if job.upstream_task_id and job.upstream_task_id != SYNC_CALL \
-                and job.upstream_channel == self.name:
+        # Never SYNC_CALL: the worker fails an interrupted sync call before building a job.
+        if job.upstream_task_id and job.upstream_channel == self.name:
             return job.upstream_task_id
         return None
 

@@ -6,16 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from imagegate.config import ChannelConfig
 from imagegate.errors import ServiceUnavailableError
 from imagegate.providers.base import Provider
-from imagegate.providers.routing import Channel, RoutedProvider
-
-
-def describe_route(configs: Sequence[ChannelConfig]) -> str:
-    """A model's channels in the order of preference, official backups marked."""
-    ordered = sorted(configs, key=lambda c: (c.official, -c.priority))
-    return ", ".join(f"{c.name} (official)" if c.official else c.name for c in ordered)
+from imagegate.providers.routing import Channel
 
 
 class ProviderRegistry:
@@ -42,13 +35,7 @@ class ProviderRegistry:
     def describe(self) -> dict[str, str]:
         """model -> what serves it: `sandbox`, or the channel names of its route in the order
         of preference (official backups marked)."""
-        out: dict[str, str] = {}
-        for model, provider in self.by_model.items():
-            if isinstance(provider, RoutedProvider):
-                out[model] = describe_route([c.config for c in provider.channels])
-            else:
-                out[model] = provider.name
-        return out
+        return {model: provider.describe() for model, provider in self.by_model.items()}
 
     def channels(self) -> list[Channel]:
         """Every configured channel, once each, in config order (empty: sandbox only)."""

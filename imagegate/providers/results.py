@@ -22,10 +22,10 @@ import re
 
 from yarl import URL
 
+from imagegate.domain.images import GeneratedImage
 from imagegate.errors import ProviderError
-from imagegate.ingest.fetch import Fetcher, FetchError
 from imagegate.ingest.images import ImageRejected, validate
-from imagegate.providers.base import GeneratedImage
+from imagegate.net.fetch import Fetcher, FetchError
 from imagegate.providers.upstream import UpstreamClient
 
 _WHITESPACE = re.compile(rb"\s+")

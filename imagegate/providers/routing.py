@@ -32,7 +32,6 @@ from imagegate.errors import (
 )
 from imagegate.metrics import ChannelGauges, Metrics, Outcome
 from imagegate.providers.base import (
-    SYNC_CALL,
     PartialCallback,
     ProgressCallback,
     Provider,
@@ -128,6 +127,12 @@ class Channel:
             await self.provider.aclose()
 
 
+def describe_route(configs: Sequence[ChannelConfig]) -> str:
+    """A model's channels in the order of preference, official backups marked."""
+    ordered = sorted(configs, key=lambda c: (c.official, -c.priority))
+    return ", ".join(f"{c.name} (official)" if c.official else c.name for c in ordered)
+
+
 def outcome_of(exc: BaseException | None) -> Outcome:
     if exc is None:
         return "success"
@@ -165,19 +170,12 @@ class RoutedProvider(Provider):
         self._sleep = sleep
         self._clock = clock
 
+    def describe(self) -> str:
+        return describe_route([c.config for c in self.channels])
+
     async def generate(self, job: ProviderJob, progress: ProgressCallback,
                        partial: PartialCallback = no_partials) -> ProviderResult:
-        result, _channel = await self.generate_routed(job, progress, partial)
-        return result
-
-    async def generate_routed(self, job: ProviderJob, progress: ProgressCallback,
-                              partial: PartialCallback = no_partials
-                              ) -> tuple[ProviderResult, str]:
-        """`generate`, also naming the channel that produced the result."""
-        if job.upstream_task_id == SYNC_CALL:
-            raise ProviderError(
-                "The upstream call was interrupted by a restart; it was not repeated, to avoid "
-                "paying twice", retryable=False, code="upstream_interrupted")
+        """The result names the channel that produced it (`ProviderResult.channel`)."""
         tried: set[str] = set()
         last: ProviderError | None = None
         fresh = job
@@ -195,7 +193,7 @@ class RoutedProvider(Provider):
             # Resume even through an open breaker: the task already lives upstream.
             resume = channel.breaker.acquire() or Ticket.NORMAL
             try:
-                return await self._call(channel, job, progress, partial, resume), channel.name
+                return await self._call(channel, job, progress, partial, resume)
             except ProviderError as exc:
                 if not exc.retryable:
                     raise
@@ -219,7 +217,7 @@ class RoutedProvider(Provider):
             attempts += 1
             tried.add(channel.name)
             try:
-                return await self._call(channel, fresh, progress, partial, ticket), channel.name
+                return await self._call(channel, fresh, progress, partial, ticket)
             except ProviderError as exc:
                 if not exc.retryable:
                     raise
@@ -291,7 +289,7 @@ class RoutedProvider(Provider):
             raise
         channel.breaker.success(ticket)
         self._report(channel, None, started)
-        return result
+        return replace(result, channel=channel.name)
 
     def _report(self, channel: Channel, exc: Exception | None, started: float) -> None:
         seconds = max(0.0, self._clock() - started)

@@ -24,18 +24,16 @@ from typing import Any
 
 import pyvips
 
+from imagegate.domain.images import GeneratedImage, PartialImage, ReferenceImage
 from imagegate.domain.request import ImageRequest
 from imagegate.errors import ProviderError
 from imagegate.providers import sandbox_compose as compose
 from imagegate.providers.base import (
-    GeneratedImage,
     PartialCallback,
-    PartialImage,
     ProgressCallback,
     Provider,
     ProviderJob,
     ProviderResult,
-    ReferenceImage,
     no_partials,
 )
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pyvips
 
+from imagegate.domain.images import ReferenceImage
 from imagegate.errors import ProviderError
-from imagegate.providers.base import ReferenceImage
 
 MAX_THUMBNAILS = 16
 _BASE_MIX = 0.5  # weight of the first reference in the background

@@ -8,6 +8,7 @@ from typing import Any
 import obstore
 from obstore.store import LocalStore, MemoryStore
 
+from imagegate.config import Settings
 from imagegate.storage.base import BlobNotFoundError, BlobStore
 
 
@@ -48,3 +49,13 @@ class ObstoreBlobStore(BlobStore):
             await obstore.delete_async(self._store, key)
         except FileNotFoundError:
             pass
+
+
+def local_store(settings: Settings) -> BlobStore:
+    """`blob_store = "local"`: files under `blob_dir` (default `<data_dir>/blobs`)."""
+    return ObstoreBlobStore.local(Path(settings.effective_blob_dir))
+
+
+def memory_store(_settings: Settings) -> BlobStore:
+    """`blob_store = "memory"`: lost on restart; for tests and throw-away runs."""
+    return ObstoreBlobStore.memory()

@@ -11,7 +11,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from imagegate.providers.base import PartialImage
+from imagegate.config import Settings
+from imagegate.domain.images import PartialImage
 
 
 class Subscription:
@@ -107,3 +108,7 @@ class MemoryEventBus(EventBus):
             return False
         self._work.clear()
         return True
+
+
+def memory_bus(_settings: Settings) -> EventBus:
+    return MemoryEventBus()

@@ -18,6 +18,7 @@ from imagegate.db.database import ConditionFailed, Database, Row, Step
 from imagegate.db.tables import api_keys, tasks, webhook_deliveries
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import InsufficientBalanceError, RateLimitError, TaskCancelledError
+from imagegate.webhooks import outbox
 
 _ACTIVE = (TaskStatus.QUEUED.value, TaskStatus.IN_PROGRESS.value)
 
@@ -98,6 +99,7 @@ class TaskStore:
                     lease_expires_at=None, error=_b("error"))
         )
         self._bill = billing.BillingStatements()
+        self._outbox = outbox.OutboxStatements()
 
     def _claim_statement(self) -> sa.Update:
         pick = (
@@ -271,7 +273,7 @@ class TaskStore:
         return await self._finish([
             Step(self._succeed, params, require="owned"),
             *billing.settle_steps(self._bill, task, produced, now),
-            *billing.webhook_steps(self._bill, task, "image.task.succeeded", now),
+            *outbox.finish_steps(self._outbox, task, "image.task.succeeded", now),
         ])
 
     async def fail(self, task: Task, owner: str, error: dict[str, Any]) -> bool:
@@ -282,7 +284,7 @@ class TaskStore:
         return await self._finish([
             Step(self._fail, params, require="owned"),
             *billing.refund_steps(self._bill, task, now),
-            *billing.webhook_steps(self._bill, task, "image.task.failed", now),
+            *outbox.finish_steps(self._outbox, task, "image.task.failed", now),
         ])
 
     async def _finish(self, steps: list[Step]) -> bool:
@@ -326,7 +328,7 @@ class TaskStore:
             Step(self._cancel, {"b_id": task_id, "b_key_id": key_id, "b_now": now,
                                 "b_error": error}, require="active"),
             *billing.refund_steps(self._bill, task, now),
-            *billing.webhook_steps(self._bill, task, "image.task.cancelled", now),
+            *outbox.finish_steps(self._outbox, task, "image.task.cancelled", now),
         ])
         return await self.get_for_key(task_id, key_id)
 
@@ -356,7 +358,7 @@ class TaskStore:
                 Step(self._give_up, {"b_id": task.id, "b_now": now, "b_error": error},
                      require="expired"),
                 *billing.refund_steps(self._bill, task, now),
-                *billing.webhook_steps(self._bill, task, "image.task.failed", now),
+                *outbox.finish_steps(self._outbox, task, "image.task.failed", now),
             ])
         requeued = await self._db.write(
             tasks.update()

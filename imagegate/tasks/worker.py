@@ -11,34 +11,29 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from imagegate.domain.images import PartialImage, ReferenceImage, format_of
 from imagegate.domain.request import ImageRequest, StoredReference
-from imagegate.domain.task import StoredImage, Task, new_token
+from imagegate.domain.task import StoredImage, Task, new_owner_id
 from imagegate.errors import ImagegateError, ProviderError
 from imagegate.providers.base import (
     SYNC_CALL,
     PartialCallback,
-    PartialImage,
     ProgressCallback,
     ProviderJob,
     ProviderResult,
-    ReferenceImage,
     UpstreamCallback,
 )
 from imagegate.providers.registry import ProviderRegistry
-from imagegate.providers.routing import RoutedProvider
 from imagegate.storage.base import BlobStore
 from imagegate.tasks.events import EventBus
 from imagegate.tasks.store import TaskStore
 
 log = logging.getLogger("imagegate.worker")
 
-_EXT = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +61,6 @@ async def _etag(data: bytes) -> str:
     return (await asyncio.to_thread(hashlib.sha256, data)).hexdigest()[:32]
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()[:24]}-{os.getpid()}-{new_token(4)}"
-
-
 class Worker:
     def __init__(
         self,
@@ -87,7 +78,7 @@ class Worker:
         self._blobs = blobs
         self._config = config
         self._housekeeping = tuple(housekeeping)
-        self.owner = worker_id()
+        self.owner = new_owner_id()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
         self._loops: list[asyncio.Task[None]] = []
@@ -245,10 +236,8 @@ class Worker:
                 remember_upstream=self._upstream_recorder(task.id),
             )
             progress, partial = self._progress_reporter(task.id), self._partial_reporter(task.id)
-            if isinstance(provider, RoutedProvider):
-                result, served_by = await provider.generate_routed(job, progress, partial)
-            else:
-                result, served_by = await provider.generate(job, progress, partial), provider.name
+            result = await provider.generate(job, progress, partial)
+            served_by = result.channel or provider.name
             images = await self._store_images(task, result)
             if await self._store.succeed(
                 task, self.owner, {"images": [i.to_json() for i in images],
@@ -318,7 +307,7 @@ class Worker:
         stored: list[StoredImage] = []
         try:
             for index, image in enumerate(result.images):
-                ext = _EXT.get(image.content_type, "bin")
+                ext = format_of(image.content_type) or "bin"
                 # The attempt is in the key so a stale worker can never overwrite (or delete)
                 # the images of a later run of the same task.
                 key = f"tasks/{task.id}/{task.attempts}/{index}.{ext}"

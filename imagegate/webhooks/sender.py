@@ -31,15 +31,10 @@ from yarl import URL
 
 from imagegate import __version__
 from imagegate.config import Settings
+from imagegate.domain.task import new_owner_id
 from imagegate.errors import NotFoundError
-from imagegate.ingest.guard import (
-    AddressPolicy,
-    FetchRefusedError,
-    GuardedResolver,
-    find_refusal,
-    parse_host_literal,
-)
-from imagegate.tasks.worker import worker_id
+from imagegate.net.guard import AddressPolicy, FetchRefusedError, find_refusal
+from imagegate.net.session import GuardedSession
 from imagegate.webhooks import signing
 from imagegate.webhooks.store import Delivery, WebhookStore
 
@@ -115,33 +110,26 @@ class WebhookDispatcher:
     ) -> None:
         self._store = store
         self._render = render
-        self._policy = policy
         self._config = config
-        self._inner_resolver = resolver
-        self.owner = worker_id()
+        self.owner = new_owner_id()
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._resolver: GuardedResolver | None = None
+        # Redirects are never followed (see the module docstring), so the session only ever
+        # connects to the receiver's own URL, judged by the guard.
+        self._client = GuardedSession(
+            policy,
+            timeout=aiohttp.ClientTimeout(total=config.timeout_seconds),
+            headers={"User-Agent": f"imagegate-webhooks/{__version__}"},
+            limit=config.concurrency,
+            resolver=resolver,
+        )
 
     def notify(self) -> None:
         """New deliveries may be due now (a task finished, a retry was requested)."""
         self._wake.set()
 
     async def start(self) -> None:
-        self._resolver = GuardedResolver(self._policy, self._inner_resolver)
-        self._session = aiohttp.ClientSession(
-            # A cached DNS answer would skip the resolver, and with it the guard.
-            connector=aiohttp.TCPConnector(resolver=self._resolver, use_dns_cache=False,
-                                           limit=self._config.concurrency),
-            timeout=aiohttp.ClientTimeout(total=self._config.timeout_seconds),
-            headers={"User-Agent": f"imagegate-webhooks/{__version__}"},
-            # No proxies from the environment (they would connect out of the guard's sight),
-            # no cookies carried from one receiver to the next.
-            trust_env=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
         self._loop_task = asyncio.create_task(self._loop(), name="imagegate-webhooks")
 
     async def stop(self) -> None:
@@ -157,12 +145,7 @@ class WebhookDispatcher:
         if running:
             with contextlib.suppress(Exception):  # else the leases lapse on their own
                 await self._store.release([did for did, _ in running], self.owner)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._resolver is not None:
-            await self._resolver.close()
-            self._resolver = None
+        await self._client.aclose()
 
     async def _loop(self) -> None:
         while True:
@@ -244,10 +227,11 @@ class WebhookDispatcher:
                  delivery.attempts, error)
 
     async def _post(self, delivery: Delivery, body: bytes, secret: str) -> Outcome:
-        if self._session is None:
-            raise RuntimeError("WebhookDispatcher.start() was not called")
         try:
-            url = self._check_target(URL(delivery.url))
+            url = URL(delivery.url)
+            if url.scheme not in ("http", "https") or not url.raw_host:
+                raise ValueError("not an http(s) URL with a host")
+            url = self._client.check_target(url)
         except FetchRefusedError as exc:
             return Outcome(error=f"refused: {exc.public_reason}", permanent=True)
         except ValueError:
@@ -255,7 +239,7 @@ class WebhookDispatcher:
         host = url.raw_host
         sent = signing.headers(secret, delivery.id, int(time.time()), body)
         try:
-            async with self._session.post(url, data=body, headers=sent,
+            async with self._client.session.post(url, data=body, headers=sent,
                                           allow_redirects=False) as response:
                 status = response.status
                 if 200 <= status < 300:
@@ -275,23 +259,6 @@ class WebhookDispatcher:
             if isinstance(exc, aiohttp.ClientConnectorError):
                 return Outcome(error=f"could not connect to {host}")
             return Outcome(error=f"the connection to {host} failed")
-
-    def _check_target(self, url: URL) -> URL:
-        """Judge what the resolver never sees: the scheme and IP-literal hosts."""
-        host = url.raw_host
-        if url.scheme not in ("http", "https") or not host:
-            raise ValueError("not an http(s) URL with a host")
-        if self._policy.host_allowed(host):
-            return url
-        literal = parse_host_literal(host)
-        if literal is None:
-            return url  # a name: GuardedResolver judges what it resolves to
-        verdict = self._policy.classify(literal)
-        if verdict is not None:
-            raise FetchRefusedError(host, f"{host} is {verdict.kind_phrase}")
-        if literal.version == 4 and host != str(literal):
-            return url.with_host(str(literal))  # dial the address that was checked
-        return url
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -25,7 +25,7 @@ from imagegate.app import build_app
 from imagegate.config import Settings
 from imagegate.db.database import read_scalar
 from imagegate.db.tables import api_keys, ledger, tasks
-from imagegate.services import Services, build_services
+from imagegate.wiring import Backends, build_backends
 
 ADMIN_TOKEN = "admin-token-for-tests"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -51,7 +51,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str,
 
 
 class App:
-    def __init__(self, client: httpx.AsyncClient, services: Services) -> None:
+    def __init__(self, client: httpx.AsyncClient, services: Backends) -> None:
         self.client = client
         self.services = services
 
@@ -150,7 +150,7 @@ async def open_app(tmp_path: Path, **overrides: Any) -> AsyncIterator[App]:
     values: dict[str, Any] = {"data_dir": tmp_path, "blob_store": "memory",
                               "admin_token": ADMIN_TOKEN, "poll_interval_seconds": 0.05,
                               "upstream_backoff_seconds": 0.01, **overrides}
-    services = await build_services(Settings(**values))
+    services = await build_backends(Settings(**values))
     try:
         if services.db.dialect == "postgresql":
             await services.db.write(sa.text(f"TRUNCATE {_TABLES}"))

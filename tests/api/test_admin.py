@@ -15,7 +15,7 @@ from imagegate.api import admin, usage
 from imagegate.app import build_app
 from imagegate.config import Settings
 from imagegate.db.tables import api_keys, ledger
-from imagegate.services import Services, build_services
+from imagegate.wiring import Backends, build_backends
 
 pytestmark = pytest.mark.anyio
 
@@ -23,7 +23,7 @@ ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 
 class Admin:
-    def __init__(self, client: httpx.AsyncClient, services: Services) -> None:
+    def __init__(self, client: httpx.AsyncClient, services: Backends) -> None:
         self.client = client
         self.services = services
 
@@ -51,7 +51,7 @@ class Admin:
 async def env(tmp_path: Path) -> AsyncIterator[Admin]:
     settings = Settings(data_dir=tmp_path, blob_store="memory", run_workers=False,
                         admin_token="test-admin-token")
-    services = await build_services(settings)
+    services = await build_backends(settings)
     app = build_app(settings, services)
     paths = {getattr(r, "path", None) for r in app.routes}
     for router, path in ((admin.router, "/admin/keys"), (usage.router, "/v1/usage")):

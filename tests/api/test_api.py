@@ -16,13 +16,13 @@ from imagegate.app import build_app
 from imagegate.config import Settings
 from imagegate.db.database import read_scalar
 from imagegate.db.tables import tasks
-from imagegate.services import Services, build_services
+from imagegate.wiring import Backends, build_backends
 
 pytestmark = pytest.mark.anyio
 
 
 class Env:
-    def __init__(self, client: httpx.AsyncClient, services: Services, key: str) -> None:
+    def __init__(self, client: httpx.AsyncClient, services: Backends, key: str) -> None:
         self.client = client
         self.services = services
         self.key = key
@@ -52,7 +52,7 @@ class Env:
 async def _env(tmp_path: Path, **overrides: Any) -> AsyncIterator[Env]:
     settings = Settings(data_dir=tmp_path, blob_store="memory", poll_interval_seconds=0.2,
                         **overrides)
-    services = await build_services(settings)
+    services = await build_backends(settings)
     key, _ = await services.keys.create("test")
     app = build_app(settings, services)
     transport = httpx.ASGITransport(app=app)
@@ -135,7 +135,7 @@ async def test_signed_url_tampering(env: Env) -> None:
     path, query = url.split("?")
     params = dict(p.split("=", 1) for p in query.split("&"))
     bad_sig = f"{path}?exp={params['exp']}&sig={params['sig'][:-2]}AA"
-    expired_sig = env.services.signer.path(path.split("/")[3], 0, 1000)
+    expired_sig = env.services.links.signer.path(path.split("/")[3], 0, 1000)
     for u in (bad_sig, f"{path}?exp={int(params['exp']) + 1}&sig={params['sig']}",
               expired_sig, path, path[:-1] + "1?" + query):
         r = await env.client.get(u)
@@ -218,7 +218,7 @@ async def test_unexpected_error_is_json_500_with_request_id(env: Env,
     async def broken(*_a: Any, **_k: Any) -> None:
         raise RuntimeError("database exploded")
 
-    monkeypatch.setattr(env.services.tasks, "submit", broken)
+    monkeypatch.setattr(env.services.store, "create", broken)
     r = await env.post({"prompt": "x"})
     assert r.status_code == 500
     err = r.json()["error"]

@@ -8,7 +8,6 @@ import random
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "providers"))
 
 from routing_support import Scripted, make_job, no_progress
 
+from imagegate.api import deps
 from imagegate.api import metrics as metrics_api
 from imagegate.channels_cli import channels_app, fetch_channels, live_table
 from imagegate.config import load_settings
@@ -44,8 +44,10 @@ async def _error(_request: Request, exc: Exception) -> JSONResponse:
 
 def small_app(registry: ProviderRegistry, metrics: Metrics) -> FastAPI:
     app = FastAPI()
-    app.state.services = SimpleNamespace(providers=registry, metrics=metrics,
-                                         admin_token=ADMIN)
+    # Only what these routes depend on, nothing else built.
+    app.dependency_overrides.update({deps.providers: lambda: registry,
+                                     deps.metrics: lambda: metrics,
+                                     deps.admin_token: lambda: ADMIN})
     app.add_exception_handler(ImagegateError, _error)
     app.include_router(metrics_api.router)
     return app

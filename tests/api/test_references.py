@@ -21,7 +21,7 @@ from imagegate.app import build_app
 from imagegate.config import Settings
 from imagegate.db.database import read_scalar
 from imagegate.db.tables import tasks
-from imagegate.services import Services, build_services
+from imagegate.wiring import Backends, build_backends
 
 pytestmark = pytest.mark.anyio
 
@@ -93,7 +93,7 @@ def image_server() -> Iterator[ImageServer]:
 
 
 class Env:
-    def __init__(self, client: httpx.AsyncClient, services: Services, key: str, blob_dir: Path
+    def __init__(self, client: httpx.AsyncClient, services: Backends, key: str, blob_dir: Path
                  ) -> None:
         self.client, self.services, self.key, self.blob_dir = client, services, key, blob_dir
         self.auth = {"Authorization": f"Bearer {key}"}
@@ -126,7 +126,7 @@ async def env(tmp_path: Path, image_server: ImageServer) -> AsyncIterator[Env]:
         # The test image server is on loopback, which the SSRF guard refuses by default.
         fetch_allow_networks=["127.0.0.1/32"],
     )
-    services = await build_services(settings)
+    services = await build_backends(settings)
     key, _ = await services.keys.create("refs")
     app = build_app(settings, services)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),

@@ -14,7 +14,7 @@ import pyvips
 
 from imagegate.app import build_app
 from imagegate.config import Settings
-from imagegate.services import build_services
+from imagegate.wiring import build_backends
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +51,7 @@ class Client:
 
 async def _client(tmp_path: Path, **settings: Any) -> AsyncIterator[Client]:
     s = Settings(data_dir=tmp_path, blob_store="memory", poll_interval_seconds=0.1, **settings)
-    svc = await build_services(s)
+    svc = await build_backends(s)
     key, _ = await svc.keys.create("stream")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(s, svc)),
                                  base_url="http://t", timeout=30) as http:

@@ -23,13 +23,13 @@ from imagegate.app import build_app
 from imagegate.config import Settings
 from imagegate.db.database import read_scalar
 from imagegate.db.tables import tasks
-from imagegate.services import Services, build_services
+from imagegate.wiring import Backends, build_backends
 
 APIMART_TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 
 class Env:
-    def __init__(self, app: FastAPI, client: httpx.AsyncClient, services: Services,
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient, services: Backends,
                  key: str) -> None:
         self.app = app
         self.client = client
@@ -74,7 +74,7 @@ class Env:
 async def open_env(tmp_path: Path, **overrides: Any) -> AsyncIterator[Env]:
     settings = Settings(data_dir=tmp_path, blob_store="memory",
                         **{"poll_interval_seconds": 0.2, **overrides})
-    services = await build_services(settings)
+    services = await build_backends(settings)
     try:
         key, _ = await services.keys.create("test")
         app = build_app(settings, services)

@@ -291,7 +291,7 @@ async def test_unexpected_error_is_a_500_in_the_apimart_shape(
     async def broken(*_a: Any, **_k: Any) -> None:
         raise RuntimeError("database exploded")
 
-    monkeypatch.setattr(env.services.tasks, "submit", broken)
+    monkeypatch.setattr(env.services.store, "create", broken)
     r = await env.post(SUBMIT, {"prompt": "x"})
     message = assert_error(r, 500, "server_error")
     assert r.headers["x-request-id"] in message and "exploded" not in r.text

@@ -9,9 +9,9 @@ import asyncio
 from typing import Any
 
 from imagegate.config import ChannelConfig
+from imagegate.domain.images import GeneratedImage
 from imagegate.domain.request import ImageRequest
 from imagegate.providers.base import (
-    GeneratedImage,
     PartialCallback,
     ProgressCallback,
     Provider,
@@ -116,3 +116,8 @@ def make_job(task_id: str = "task-1", **kwargs: Any) -> ProviderJob:
 
 async def no_progress(_pct: int) -> None:
     """Progress callback of tests that do not look at progress."""
+
+
+async def channel_of(router: Provider, job: ProviderJob, progress: ProgressCallback) -> str | None:
+    """The channel a routed call was served by (`ProviderResult.channel`)."""
+    return (await router.generate(job, progress)).channel

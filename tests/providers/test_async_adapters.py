@@ -12,15 +12,16 @@ import pytest
 from pydantic import SecretStr
 
 from imagegate.config import ChannelConfig
+from imagegate.domain.images import ReferenceImage
 from imagegate.domain.request import ImageRequest
 from imagegate.errors import ProviderError, ProviderRejectedError
 from imagegate.fakes.apimart_api import FakeApimart
 from imagegate.fakes.async_tasks import FakeTaskUpstream
 from imagegate.fakes.dimilinks_api import FakeDimilinks
-from imagegate.ingest.fetch import Fetcher
-from imagegate.ingest.guard import AddressPolicy
+from imagegate.net.fetch import Fetcher
+from imagegate.net.guard import AddressPolicy
 from imagegate.providers.apimart import ApimartProvider
-from imagegate.providers.base import ProviderJob, ProviderResult, ReferenceImage
+from imagegate.providers.base import ProviderJob, ProviderResult
 from imagegate.providers.dimilinks import DimilinksProvider
 from imagegate.providers.polling import AsyncTaskProvider
 from imagegate.providers.results import ResultDownloader

@@ -13,8 +13,8 @@ from pydantic import SecretStr
 from imagegate.config import ChannelConfig
 from imagegate.errors import ProviderError
 from imagegate.fakes.openai_api import FakeOpenAI
-from imagegate.ingest.fetch import Fetcher
-from imagegate.ingest.guard import AddressPolicy
+from imagegate.net.fetch import Fetcher
+from imagegate.net.guard import AddressPolicy
 from imagegate.providers.results import ResultDownloader
 from imagegate.providers.upstream import UpstreamClient
 

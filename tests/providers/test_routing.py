@@ -17,13 +17,13 @@ from routing_support import (
     Clock,
     Scripted,
     Sleeps,
+    channel_of,
     make_channel,
     make_job,
     no_progress,
 )
 
 from imagegate.errors import ProviderError, ProviderRejectedError, ServiceUnavailableError
-from imagegate.providers.base import SYNC_CALL
 from imagegate.providers.breaker import BreakerState
 from imagegate.providers.routing import Channel, RetryPolicy, RoutedProvider
 
@@ -49,7 +49,7 @@ async def test_highest_priority_tier_first() -> None:
     router, _ = route([make_channel(low, clock, priority=0),
                        make_channel(high, clock, priority=5)], clock)
     for i in range(20):
-        _, name = await router.generate_routed(make_job(f"t{i}"), no_progress)
+        name = await channel_of(router, make_job(f"t{i}"), no_progress)
         assert name == "high"
     assert not low.calls
 
@@ -61,7 +61,7 @@ async def test_weighted_choice_within_a_tier() -> None:
                        make_channel(standby, clock, weight=0)], clock, seed=1)
     picks: Counter[str] = Counter()
     for i in range(4000):
-        _, name = await router.generate_routed(make_job(f"t{i}"), no_progress)
+        name = await channel_of(router, make_job(f"t{i}"), no_progress)
         picks[name] += 1
     assert picks["standby"] == 0  # weight 0: only when nothing else can serve
     assert 0.72 < picks["a"] / 4000 < 0.78
@@ -75,7 +75,7 @@ async def test_weight_zero_serves_when_nothing_else_can() -> None:
                        make_channel(standby, clock, weight=0)], clock, attempts=1)
     with pytest.raises(ProviderError):
         await router.generate(make_job(), no_progress)
-    _, name = await router.generate_routed(make_job("t2"), no_progress)
+    name = await channel_of(router, make_job("t2"), no_progress)
     assert name == "standby"
 
 
@@ -85,7 +85,8 @@ async def test_retries_retryable_errors_with_jittered_backoff() -> None:
                              ProviderError("slow", code="upstream_timeout")])
     router, sleeps = route([make_channel(only, clock)], clock, attempts=3, backoff=1.0,
                            backoff_max=1.5)
-    result, name = await router.generate_routed(make_job(), no_progress)
+    result = await router.generate(make_job(), no_progress)
+    name = result.channel
     assert name == "only" and len(result.images) == 1
     assert len(only.calls) == 3
     assert len(sleeps.waits) == 2
@@ -98,7 +99,7 @@ async def test_retry_after_is_honoured() -> None:
     only = Scripted("only", [ProviderError("slow down", retry_after=7.0,
                                            code="upstream_rate_limited")])
     router, sleeps = route([make_channel(only, clock)], clock, backoff=0.01)
-    _, name = await router.generate_routed(make_job(), no_progress)
+    name = await channel_of(router, make_job(), no_progress)
     assert name == "only"
     assert sleeps.waits and sleeps.waits[0] >= 7.0
 
@@ -120,7 +121,7 @@ async def test_rate_limited_channel_fails_over_without_waiting_for_it() -> None:
     b = Scripted("b")
     router, sleeps = route([make_channel(a, clock, priority=1), make_channel(b, clock)],
                            clock, backoff=0.01)
-    _, name = await router.generate_routed(make_job(), no_progress)
+    name = await channel_of(router, make_job(), no_progress)
     assert name == "b"
     assert all(w < 20 for w in sleeps.waits)
 
@@ -129,7 +130,7 @@ async def test_failover_prefers_a_different_channel() -> None:
     clock = Clock()
     a, b = Scripted("a", [server_error()]), Scripted("b", [server_error()])
     router, _ = route([make_channel(a, clock), make_channel(b, clock)], clock, attempts=3)
-    _, name = await router.generate_routed(make_job(), no_progress)
+    name = await channel_of(router, make_job(), no_progress)
     # Whichever went first failed, the second call went to the other one, the third back.
     assert len(a.calls) + len(b.calls) == 3
     assert {len(a.calls), len(b.calls)} == {1, 2}
@@ -142,7 +143,7 @@ async def test_failover_to_a_lower_priority_tier() -> None:
     backup = Scripted("backup")
     router, _ = route([make_channel(primary, clock, priority=10),
                        make_channel(backup, clock, priority=1)], clock)
-    _, name = await router.generate_routed(make_job(), no_progress)
+    name = await channel_of(router, make_job(), no_progress)
     assert name == "backup"
     assert len(primary.calls) == 1 and len(backup.calls) == 1
 
@@ -184,14 +185,14 @@ async def test_breaker_opens_and_the_channel_is_skipped_then_half_opens() -> Non
     chan = make_channel(flaky, clock, priority=5, failures=2, cooldown=60)
     router, _ = route([chan, make_channel(steady, clock)], clock, attempts=2)
     for i in range(2):  # each: flaky fails, steady serves
-        _, name = await router.generate_routed(make_job(f"t{i}"), no_progress)
+        name = await channel_of(router, make_job(f"t{i}"), no_progress)
         assert name == "steady"
     assert chan.breaker.state is BreakerState.OPEN
-    _, name = await router.generate_routed(make_job("t3"), no_progress)
+    name = await channel_of(router, make_job("t3"), no_progress)
     assert name == "steady" and len(flaky.calls) == 2  # skipped while open
     clock.t += 60
     assert chan.breaker.state is BreakerState.HALF_OPEN
-    _, name = await router.generate_routed(make_job("t4"), no_progress)
+    name = await channel_of(router, make_job("t4"), no_progress)
     assert name == "flaky"  # the trial call succeeded
     assert chan.breaker.state is BreakerState.CLOSED
 
@@ -219,7 +220,7 @@ async def test_official_channels_only_with_official_fallback() -> None:
     with pytest.raises(ProviderError):
         await router.generate(make_job("t1"), no_progress)
     assert not official.calls and len(reseller.calls) == 3
-    _, name = await router.generate_routed(make_job("t2", official_fallback=True), no_progress)
+    name = await channel_of(router, make_job("t2", official_fallback=True), no_progress)
     assert name == "official"  # only after the reseller failed
     assert len(reseller.calls) == 4
 
@@ -230,7 +231,7 @@ async def test_official_fallback_still_prefers_healthy_non_official() -> None:
     router, _ = route([make_channel(reseller, clock),
                        make_channel(official, clock, official=True, priority=99)], clock)
     for i in range(10):
-        _, name = await router.generate_routed(make_job(f"t{i}", official_fallback=True),
+        name = await channel_of(router, make_job(f"t{i}", official_fallback=True),
                                                no_progress)
         assert name == "reseller"
     assert not official.calls
@@ -247,7 +248,7 @@ async def test_official_fallback_when_non_official_unavailable() -> None:
     assert chan.breaker.state is BreakerState.OPEN
     with pytest.raises(ServiceUnavailableError):
         await router.generate(make_job("t2"), no_progress)
-    _, name = await router.generate_routed(make_job("t3", official_fallback=True), no_progress)
+    name = await channel_of(router, make_job("t3", official_fallback=True), no_progress)
     assert name == "official"
 
 
@@ -255,7 +256,7 @@ async def test_models_with_only_official_channels_serve_normally() -> None:
     clock = Clock()
     official = Scripted("openai")
     router, _ = route([make_channel(official, clock, official=True)], clock)
-    _, name = await router.generate_routed(make_job(), no_progress)
+    name = await channel_of(router, make_job(), no_progress)
     assert name == "openai"
 
 
@@ -265,7 +266,7 @@ async def test_resume_goes_to_the_stored_channel_first() -> None:
     router, _ = route([make_channel(preferred, clock, priority=10),
                        make_channel(holder, clock)], clock)
     job = make_job(upstream_channel="holder", upstream_task_id="up-123")
-    _, name = await router.generate_routed(job, no_progress)
+    name = await channel_of(router, job, no_progress)
     assert name == "holder" and not preferred.calls
     assert holder.calls[0] is job  # passed as is: the adapter resumes polling up-123
     assert router.resumable
@@ -280,7 +281,7 @@ async def test_resume_through_an_open_breaker() -> None:
         await router.generate(make_job("t0"), no_progress)
     assert chan.breaker.state is BreakerState.OPEN
     job = make_job(upstream_channel="holder", upstream_task_id="up-1")
-    _, name = await router.generate_routed(job, no_progress)
+    name = await channel_of(router, job, no_progress)
     assert name == "holder"
 
 
@@ -290,22 +291,10 @@ async def test_failed_resume_submits_afresh_elsewhere() -> None:
     other = Scripted("other")
     router, _ = route([make_channel(holder, clock), make_channel(other, clock)], clock)
     job = make_job(upstream_channel="holder", upstream_task_id="up-9")
-    _, name = await router.generate_routed(job, no_progress)
+    name = await channel_of(router, job, no_progress)
     assert name == "other"
     assert other.calls[0].upstream_channel is None
     assert other.calls[0].upstream_task_id is None
-
-
-async def test_sync_call_marker_fails_without_any_call() -> None:
-    clock = Clock()
-    a = Scripted("a")
-    router, _ = route([make_channel(a, clock)], clock)
-    with pytest.raises(ProviderError) as info:
-        await router.generate(make_job(upstream_channel="a", upstream_task_id=SYNC_CALL),
-                              no_progress)
-    assert info.value.code == "upstream_interrupted"
-    assert info.value.retryable is False
-    assert not a.calls
 
 
 async def test_resume_on_a_channel_no_longer_configured_is_not_resubmitted() -> None:
@@ -326,7 +315,7 @@ async def test_concurrency_limit_per_channel() -> None:
     router, _ = route([chan], clock)
 
     async def one(i: int) -> str:
-        _, name = await router.generate_routed(make_job(f"t{i}"), no_progress)
+        name = await channel_of(router, make_job(f"t{i}"), no_progress)
         return name
 
     runs = [asyncio.create_task(one(i)) for i in range(6)]
@@ -345,13 +334,13 @@ async def test_full_channel_is_avoided_within_a_tier() -> None:
     router, _ = route([make_channel(busy, clock, concurrency=1, weight=100),
                        make_channel(free, clock, weight=1)], clock, seed=3)
     # Occupy the busy channel's only slot, then every other task goes to the free one.
-    first = asyncio.create_task(router.generate_routed(make_job("hold"), no_progress))
+    first = asyncio.create_task(router.generate(make_job("hold"), no_progress))
     await busy.entered.wait()
     for i in range(5):
-        _, name = await router.generate_routed(make_job(f"t{i}"), no_progress)
+        name = await channel_of(router, make_job(f"t{i}"), no_progress)
         assert name == "free"
     gate.set()
-    assert (await first)[1] == "busy"
+    assert (await first).channel == "busy"
 
 
 async def test_cancellation_frees_the_slot_and_the_trial() -> None:

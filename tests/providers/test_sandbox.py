@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import pyvips
 
-from imagegate.domain.request import ImageRequest, OutputFormat
+from imagegate.domain.images import ImageFormat, ReferenceImage
+from imagegate.domain.request import ImageRequest
 from imagegate.errors import ProviderError
-from imagegate.providers.base import ProviderJob, ProviderResult, ReferenceImage
+from imagegate.providers.base import ProviderJob, ProviderResult
 from imagegate.providers.sandbox import SandboxProvider, render_image, render_partial
 
 MAGIC: dict[str, tuple[bytes, ...]] = {
@@ -28,7 +29,7 @@ def make_request(
     width: int = 1024,
     height: int = 1024,
     n: int = 1,
-    output_format: OutputFormat = "png",
+    output_format: ImageFormat = "png",
     output_compression: int | None = None,
     background: Any = "auto",
 ) -> ImageRequest:
@@ -83,7 +84,7 @@ def run_generate(
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
 @pytest.mark.parametrize(("width", "height"), [(1024, 1024), (1536, 512), (864, 1536)])
-def test_exact_size_and_format(fmt: OutputFormat, width: int, height: int) -> None:
+def test_exact_size_and_format(fmt: ImageFormat, width: int, height: int) -> None:
     request = make_request(width=width, height=height, output_format=fmt)
     result = run_generate(SandboxProvider(), request)
     assert len(result.images) == 1
@@ -125,7 +126,7 @@ def test_n_images_are_distinct() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["png", "webp"])
-def test_transparent_background_has_real_alpha(fmt: OutputFormat) -> None:
+def test_transparent_background_has_real_alpha(fmt: ImageFormat) -> None:
     data = render_image(make_request(output_format=fmt, background="transparent"), 0)
     decoded = decode(data)
     assert decoded.bands == 4
@@ -241,7 +242,7 @@ def test_usage_is_a_deterministic_openai_shaped_estimate() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
-def test_render_partial_same_size_and_format(fmt: OutputFormat) -> None:
+def test_render_partial_same_size_and_format(fmt: ImageFormat) -> None:
     request = make_request(width=1536, height=864, output_format=fmt)
     final = render_image(request, 0)
     previews = [render_partial(request, 0, step, 3) for step in range(3)]
@@ -462,7 +463,7 @@ def test_large_reference_is_shrunk() -> None:
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
 @pytest.mark.parametrize(("width", "height"), [(1024, 1024), (1536, 512), (864, 1536)])
-def test_exact_size_and_format_with_inputs(fmt: OutputFormat, width: int, height: int) -> None:
+def test_exact_size_and_format_with_inputs(fmt: ImageFormat, width: int, height: int) -> None:
     request = make_request(width=width, height=height, output_format=fmt)
     refs = (solid_ref(RED), solid_ref((120,), fmt="jpeg"), solid_ref((0, 0, 255, 128)))
     mask = rect_mask(300, 200, (10, 10, 100, 100))
@@ -476,7 +477,7 @@ def test_exact_size_and_format_with_inputs(fmt: OutputFormat, width: int, height
 
 
 @pytest.mark.parametrize("fmt", ["png", "webp"])
-def test_transparent_background_with_references_keeps_alpha(fmt: OutputFormat) -> None:
+def test_transparent_background_with_references_keeps_alpha(fmt: ImageFormat) -> None:
     request = make_request(output_format=fmt, background="transparent")
     decoded = decode(render_image(request, 0, references=(solid_ref(RED),)))
     assert decoded.bands == 4

@@ -12,11 +12,12 @@ import pytest
 from imagegate.db.database import Database, open_database
 from imagegate.db.tables import api_keys, tasks
 from imagegate.domain.catalog import load_catalog
+from imagegate.domain.images import GeneratedImage
 from imagegate.domain.normalize import normalize
 from imagegate.domain.task import Task, TaskStatus, new_id
 from imagegate.errors import ProviderError
 from imagegate.providers.base import (
-    GeneratedImage,
+    SYNC_CALL,
     PartialCallback,
     ProgressCallback,
     Provider,
@@ -212,3 +213,18 @@ async def test_reclaiming_its_own_running_task_does_not_start_it_twice(rig: Rig)
         await asyncio.sleep(0.02)
     task = await rig.until(tid, TaskStatus.SUCCEEDED)
     assert provider.calls == [tid] and task.attempts == 2
+
+
+async def test_interrupted_sync_call_fails_without_calling_the_provider(rig: Rig) -> None:
+    """A task whose upstream id is SYNC_CALL lost a synchronous upstream call to a crash: the
+    upstream may have made (and billed) the image, so no provider is asked again."""
+    tid = await rig.submit()
+    claimed = await rig.store.claim("dead-worker", 30)
+    assert claimed is not None and claimed.id == tid
+    assert await rig.store.set_upstream(tid, "dead-worker", "ch1", SYNC_CALL)
+    await rig.store.release([tid], "dead-worker")  # as the reaper would after the crash
+    provider = Scripted()
+    await rig.worker(provider)
+    task = await rig.until(tid, TaskStatus.FAILED)
+    assert task.error is not None and task.error["code"] == "upstream_interrupted"
+    assert provider.calls == []

@@ -13,14 +13,14 @@ import pytest
 from imagegate.app import build_app
 from imagegate.config import Settings
 from imagegate.db.tables import webhook_deliveries
-from imagegate.services import Services, build_services
 from imagegate.webhooks.store import WebhookStore
+from imagegate.wiring import Backends, build_backends
 
 pytestmark = pytest.mark.anyio
 
 
 class Env:
-    def __init__(self, client: httpx.AsyncClient, services: Services) -> None:
+    def __init__(self, client: httpx.AsyncClient, services: Backends) -> None:
         self.client = client
         self.services = services
         self.store = WebhookStore(services.db)
@@ -30,7 +30,7 @@ class Env:
         self.notified += 1
 
     async def stop(self) -> None:
-        """Services.aclose stops its dispatcher; this stand-in has nothing to stop."""
+        """Backends.aclose stops its dispatcher; this stand-in has nothing to stop."""
 
     async def key(self) -> tuple[str, dict[str, str]]:
         plaintext, key = await self.services.keys.create("t")
@@ -51,7 +51,7 @@ class Env:
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     settings = Settings(data_dir=tmp_path, blob_store="memory", run_workers=False)
-    services = await build_services(settings)
+    services = await build_backends(settings)
     app = build_app(settings, services)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

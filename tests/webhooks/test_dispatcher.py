@@ -17,7 +17,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from imagegate.db.database import Database
-from imagegate.ingest.guard import AddressPolicy
+from imagegate.net.guard import AddressPolicy
 from imagegate.webhooks.sender import DispatchConfig, WebhookDispatcher
 from imagegate.webhooks.store import Delivery, WebhookStore
 

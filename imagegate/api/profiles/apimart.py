@@ -14,27 +14,27 @@ base URL and key changed. A presentation layer over the native core: the same no
 
 from __future__ import annotations
 
-import base64
 from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from imagegate.accounts.keys import ApiKey
-from imagegate.api.deps import api_key, json_body, services
+from imagegate.api import deps
+from imagegate.api.creation import Creation, CreationDep, idempotency_key
+from imagegate.api.deps import LinksDep, TasksDep, api_key, json_body
 from imagegate.api.edits import read_edit_input
 from imagegate.api.openapi import EDIT_REQUEST, GENERATION_REQUEST
 from imagegate.api.openapi import json_body as openapi_json_body
-from imagegate.api.profiles import native
 from imagegate.api.profiles.errors import apimart_error
 from imagegate.api.responses import JSONResponse
-from imagegate.api.submit import create_task
 from imagegate.api.tasks import not_found, owned_task
+from imagegate.domain.catalog import Catalog
 from imagegate.domain.normalize import normalize
 from imagegate.domain.request import ImageRequest, ReferenceSource
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import InvalidRequestError, error_from_json
-from imagegate.services import Services
+from imagegate.storage.links import ResultLinks
 
 PREFIX = "/apimart/v1"
 router = APIRouter(tags=["apimart"])
@@ -65,55 +65,47 @@ def task_cost(task: Task) -> float:
     return 0.0
 
 
-def _prepare(svc: Services, body: dict[str, Any], operation: str,
+def _prepare(catalog: Catalog, body: dict[str, Any], operation: str,
              refs: tuple[ReferenceSource, ...] | None = None,
              mask: ReferenceSource | None = None) -> ImageRequest:
     dropped = [k for k in _NOT_APIMART if k in body]
     kept = {k: v for k, v in body.items() if k not in _NOT_APIMART}
-    image_request = normalize(kept, svc.catalog, operation=operation, references=refs,
+    image_request = normalize(kept, catalog, operation=operation, references=refs,
                               mask=mask)
     ignored = tuple(sorted({*image_request.ignored_fields, *dropped}))
     return replace(image_request, ignored_fields=ignored)
 
 
-async def _submit(request: Request, svc: Services, key: ApiKey,
+async def _submit(request: Request, run: Creation, key: ApiKey,
                   image_request: ImageRequest) -> JSONResponse:
-    task = await create_task(svc, key, image_request,
-                             idempotency_key=request.headers.get("idempotency-key"),
-                             route=request.url.path)
+    task = await run.intake.create(key, image_request, idempotency_key=idempotency_key(request),
+                                   route=request.url.path)
     return JSONResponse({"code": 200, "data": [{"status": "submitted", "task_id": task.id}]})
 
 
 @router.post(f"{PREFIX}/images/generations",
              openapi_extra=openapi_json_body(GENERATION_REQUEST))
-async def apimart_create_generation(request: Request) -> JSONResponse:
+async def apimart_create_generation(request: Request, run: CreationDep) -> JSONResponse:
     key = await api_key(request)
-    svc = services(request)
     body = await json_body(request)
-    return await _submit(request, svc, key, _prepare(svc, body, "generate"))
+    return await _submit(request, run, key, _prepare(run.catalog, body, "generate"))
 
 
 @router.post(f"{PREFIX}/images/edits",
              openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
-async def apimart_create_edit(request: Request) -> JSONResponse:
+async def apimart_create_edit(request: Request, run: CreationDep) -> JSONResponse:
     key = await api_key(request)
-    svc = services(request)
-    body, refs, mask = await read_edit_input(request, svc)
-    return await _submit(request, svc, key, _prepare(svc, body, "edit", refs, mask))
+    body, refs, mask = await read_edit_input(request, run.settings)
+    return await _submit(request, run, key, _prepare(run.catalog, body, "edit", refs, mask))
 
 
-async def _image(svc: Services, task: Task, index: int) -> dict[str, Any]:
+async def _image(links: ResultLinks, task: Task, index: int) -> dict[str, Any]:
     """One result image: its URL (as a one-element list, the seed's shape) and expiry (s)."""
-    if svc.settings.url_mode == "data":  # the operator chose data: URLs everywhere
-        image = task.images[index]
-        encoded = base64.b64encode(await svc.blobs.get(image.key)).decode()
-        return {"url": [f"data:{image.content_type};base64,{encoded}"],
-                "expires_at": int(task.expires_at)}
-    url, exp_ms = native.signed_url(svc, task, index)
+    url, exp_ms = await links.url(task, index)
     return {"url": [url], "expires_at": exp_ms // 1000}
 
 
-async def task_data(svc: Services, task: Task) -> dict[str, Any]:
+async def task_data(links: ResultLinks, task: Task) -> dict[str, Any]:
     """A task in the seed's shape. As the seed documents, `completed` and `actual_time`
     appear once the task has ended, `result` only when it completed, `error` only when it
     carries one (failed, or cancelled with a reason)."""
@@ -131,7 +123,7 @@ async def task_data(svc: Services, task: Task) -> dict[str, Any]:
         # From the two reported integers, so a client's `completed - created` agrees.
         data["actual_time"] = int(task.completed_at) - int(task.created_at)
     if task.status is TaskStatus.SUCCEEDED:
-        data["result"] = {"images": [await _image(svc, task, i)
+        data["result"] = {"images": [await _image(links, task, i)
                                      for i in range(len(task.images))]}
     if task.error is not None:
         data["error"], _ = apimart_error(error_from_json(task.error))
@@ -141,8 +133,8 @@ async def task_data(svc: Services, task: Task) -> dict[str, Any]:
 async def get_task(request: Request) -> JSONResponse:
     """`GET /apimart/v1/tasks/{task_id}`. A plain Starlette route like the native poll (the
     hottest path; see `api/tasks.py`). Another key's task is the same 404 as none."""
-    svc, task = await owned_task(request)
-    return JSONResponse({"code": 200, "data": await task_data(svc, task)})
+    task = await owned_task(request)
+    return JSONResponse({"code": 200, "data": await task_data(await deps.links(request), task)})
 
 
 def _task_ids(body: dict[str, Any]) -> list[str]:
@@ -169,17 +161,16 @@ def _task_ids(body: dict[str, Any]) -> list[str]:
     "properties": {"task_ids": {"type": "array", "items": {"type": "string"},
                                 "minItems": 1, "maxItems": MAX_BATCH}},
 }))
-async def apimart_batch_tasks(request: Request) -> JSONResponse:
+async def apimart_batch_tasks(request: Request, tasks: TasksDep, links: LinksDep
+                              ) -> JSONResponse:
     """Up to 100 tasks in one call: `data[i]` answers `task_ids[i]` (duplicates included), so
     a client can zip the two lists. An id that does not exist, or belongs to another key,
     answers `{"id", "status": "failed", "progress": 0, "error": {"code": 404, …}}`: an ended
     entry with the reason, so a client polling until every entry has ended stops, instead of
     waiting forever for an entry that will never come."""
     key = await api_key(request)
-    svc = services(request)
     ids = _task_ids(await json_body(request))
-    found = {t.id: t for t in await svc.store.get_many(list(dict.fromkeys(ids)))
-             if t.key_id == key.id}
+    found = await tasks.get_many(ids, key.id)
     data: list[dict[str, Any]] = []
     for task_id in ids:
         task = found.get(task_id)
@@ -187,7 +178,7 @@ async def apimart_batch_tasks(request: Request) -> JSONResponse:
             error, _ = apimart_error(not_found(task_id))
             data.append({"id": task_id, "status": "failed", "progress": 0, "error": error})
         else:
-            data.append(await task_data(svc, task))
+            data.append(await task_data(links, task))
     return JSONResponse({"code": 200, "data": data})
 
 

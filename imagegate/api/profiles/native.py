@@ -5,61 +5,37 @@ Other profiles (openai, apimart) will rename and wrap these; none holds business
 
 from __future__ import annotations
 
-import asyncio
-import base64
 from typing import Any
 
 from imagegate.domain.request import ImageRequest
 from imagegate.domain.task import StoredImage, Task, TaskStatus
-from imagegate.services import Services
+from imagegate.storage.links import ResultLinks
 
 
 def file_id(task_id: str, index: int) -> str:
     return f"file_{task_id.removeprefix('img_')}_{index}"
 
 
-def signed_url(svc: Services, task: Task, index: int) -> tuple[str, int]:
-    """The signed URL of result image `index` (relative, or absolute when configured) and
-    its expiry in ms. Other profiles present the same URL, so it is built in one place."""
-    settings = svc.settings
-    exp = svc.signer.expiry(not_after=task.expires_at)
-    path = svc.signer.path(task.id, index, exp)
-    if settings.url_mode == "absolute" and settings.public_base_url:
-        path = settings.public_base_url + path
-    return path, exp
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-async def _image_item(
-    svc: Services, task: Task, index: int, image: StoredImage, response_format: str
-) -> dict[str, Any]:
-    settings = svc.settings
+async def _image_item(links: ResultLinks, task: Task, index: int, image: StoredImage,
+                      response_format: str) -> dict[str, Any]:
     item: dict[str, Any] = {"file_id": file_id(task.id, index)}
-    if response_format == "b64_json" or response_format == "data_url" or \
-            settings.url_mode == "data":
-        data = await svc.blobs.get(image.key)
-        # A 4K PNG is ~10 MB: encoding it inline would stall every other request meanwhile.
-        encoded = (base64.b64encode(data).decode() if len(data) < 256 * 1024
-                   else await asyncio.to_thread(_b64, data))
-        if response_format == "b64_json":
-            item["b64_json"] = encoded
-        else:
-            item["url"] = f"data:{image.content_type};base64,{encoded}"
-    if "url" not in item:
-        item["url"], _ = signed_url(svc, task, index)
+    if response_format == "b64_json":
+        item["b64_json"] = await links.b64(image)
+        item["url"], _ = links.signed_url(task, index)
+    elif response_format == "data_url":
+        item["url"] = await links.data_url(image)
+    else:
+        item["url"], _ = await links.url(task, index)
     if image.revised_prompt:
         item["revised_prompt"] = image.revised_prompt
     return item
 
 
-async def image_response(svc: Services, task: Task) -> dict[str, Any]:
+async def image_response(links: ResultLinks, task: Task) -> dict[str, Any]:
     """The synchronous response body (also a succeeded task's `result`)."""
     request = ImageRequest.from_json(task.request)
     data = [
-        await _image_item(svc, task, i, image, request.response_format)
+        await _image_item(links, task, i, image, request.response_format)
         for i, image in enumerate(task.images)
     ]
     body: dict[str, Any] = {
@@ -81,7 +57,7 @@ def submit_response(task: Task) -> dict[str, Any]:
     return {"created": int(task.created_at), "task_id": task.id, "data": []}
 
 
-async def task_object(svc: Services, task: Task) -> dict[str, Any]:
+async def task_object(links: ResultLinks, task: Task) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": task.id,
         "task_id": task.id,
@@ -96,7 +72,7 @@ async def task_object(svc: Services, task: Task) -> dict[str, Any]:
         "error": None,
     }
     if task.status is TaskStatus.SUCCEEDED:
-        body["result"] = await image_response(svc, task)
+        body["result"] = await image_response(links, task)
     elif task.error is not None:
         body["error"] = task.error
     return body

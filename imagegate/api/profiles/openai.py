@@ -24,7 +24,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from imagegate.accounts.keys import ApiKey
-from imagegate.api.deps import api_key, json_body, services
+from imagegate.api.creation import Creation, CreationDep, idempotency_key
+from imagegate.api.deps import CatalogDep, api_key, json_body
 from imagegate.api.edits import read_edit_input
 from imagegate.api.openapi import EDIT_REQUEST, GENERATION_REQUEST
 from imagegate.api.openapi import json_body as openapi_json_body
@@ -32,7 +33,7 @@ from imagegate.api.profiles import native
 from imagegate.api.profiles.errors import render_error
 from imagegate.api.responses import JSONResponse
 from imagegate.api.stream import stream_response
-from imagegate.api.submit import create_task, wait_for_result
+from imagegate.config import Settings
 from imagegate.domain.catalog import ModelSpec
 from imagegate.domain.normalize import normalize, opt_bool, resolve_model
 from imagegate.domain.request import ReferenceSource
@@ -43,7 +44,7 @@ from imagegate.errors import (
     ModelNotFoundError,
     TaskCancelledError,
 )
-from imagegate.services import Services
+from imagegate.storage.links import ResultLinks
 
 PREFIX = "/openai/v1"
 router = APIRouter(tags=["openai"])
@@ -79,9 +80,9 @@ def openai_body(body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
     return body
 
 
-async def image_response(svc: Services, task: Task, spec: ModelSpec) -> dict[str, Any]:
+async def image_response(links: ResultLinks, task: Task, spec: ModelSpec) -> dict[str, Any]:
     """The native response with every field OpenAI does not send left out."""
-    full = await native.image_response(svc, task)
+    full = await native.image_response(links, task)
     wanted = "b64_json" if task.request.get("response_format") == "b64_json" else "url"
     data = [{k: item[k] for k in (wanted, "revised_prompt") if k in item}
             for item in full["data"]]
@@ -91,9 +92,9 @@ async def image_response(svc: Services, task: Task, spec: ModelSpec) -> dict[str
     return body
 
 
-def _still_running(request: Request, svc: Services, task: Task) -> JSONResponse:
+def _still_running(request: Request, settings: Settings, task: Task) -> JSONResponse:
     exc = ImagegateError(
-        f"The image was not ready within {svc.settings.sync_wait_seconds:g} s. It is still "
+        f"The image was not ready within {settings.sync_wait_seconds:g} s. It is still "
         f"being made as task {task.id}: fetch it with GET /v1/tasks/{task.id} instead of "
         "retrying, which would start a second generation.",
         code="timeout",
@@ -102,41 +103,39 @@ def _still_running(request: Request, svc: Services, task: Task) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={"x-should-retry": "false"})
 
 
-async def _run(request: Request, key: ApiKey, body: dict[str, Any], operation: str,
-               refs: tuple[ReferenceSource, ...] | None = None,
+async def _run(request: Request, run: Creation, key: ApiKey, body: dict[str, Any],
+               operation: str, refs: tuple[ReferenceSource, ...] | None = None,
                mask: ReferenceSource | None = None) -> Response:
-    svc = services(request)
-    spec = resolve_model(body, svc.catalog)
-    image_request = normalize(openai_body(body, spec), svc.catalog, operation=operation,
+    spec = resolve_model(body, run.catalog)
+    image_request = normalize(openai_body(body, spec), run.catalog, operation=operation,
                               references=refs, mask=mask)
     if image_request.stream:
-        return await stream_response(svc, key, image_request, openai_fields_only=True,
-                                     idempotency_key=request.headers.get("idempotency-key"),
+        return await stream_response(run, key, image_request, openai_fields_only=True,
+                                     idempotency_key=idempotency_key(request),
                                      route=request.url.path)
-    task = await create_task(svc, key, image_request,
-                             idempotency_key=request.headers.get("idempotency-key"),
-                             route=request.url.path)
-    done = await wait_for_result(svc, task)
+    task = await run.intake.create(key, image_request, idempotency_key=idempotency_key(request),
+                                   route=request.url.path)
+    done = await run.tasks.result(task)
     if done.status is TaskStatus.CANCELLED:  # cancelled with no error recorded
         raise TaskCancelledError(f"Task {done.id} was cancelled before it finished")
     if done.status is not TaskStatus.SUCCEEDED:
-        return _still_running(request, svc, done)
-    return JSONResponse(await image_response(svc, done, spec))
+        return _still_running(request, run.settings, done)
+    return JSONResponse(await image_response(run.links, done, spec))
 
 
 @router.post(f"{PREFIX}/images/generations",
              openapi_extra=openapi_json_body(GENERATION_REQUEST))
-async def openai_create_generation(request: Request) -> Response:
+async def openai_create_generation(request: Request, run: CreationDep) -> Response:
     key = await api_key(request)
-    return await _run(request, key, await json_body(request), "generate")
+    return await _run(request, run, key, await json_body(request), "generate")
 
 
 @router.post(f"{PREFIX}/images/edits",
              openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
-async def openai_create_edit(request: Request) -> Response:
+async def openai_create_edit(request: Request, run: CreationDep) -> Response:
     key = await api_key(request)
-    body, refs, mask = await read_edit_input(request, services(request))
-    return await _run(request, key, body, "edit", refs, mask)
+    body, refs, mask = await read_edit_input(request, run.settings)
+    return await _run(request, run, key, body, "edit", refs, mask)
 
 
 def _model(name: str) -> dict[str, Any]:
@@ -144,15 +143,16 @@ def _model(name: str) -> dict[str, Any]:
 
 
 @router.get(f"{PREFIX}/models")
-async def openai_list_models(request: Request) -> JSONResponse:
+async def openai_list_models(request: Request, catalog: CatalogDep) -> JSONResponse:
     await api_key(request)
-    names = services(request).catalog.names()
+    names = catalog.names()
     return JSONResponse({"object": "list", "data": [_model(n) for n in names]})
 
 
 @router.get(f"{PREFIX}/models/{{model}}")
-async def openai_retrieve_model(request: Request, model: str) -> JSONResponse:
+async def openai_retrieve_model(request: Request, model: str, catalog: CatalogDep
+                                ) -> JSONResponse:
     await api_key(request)
-    if services(request).catalog.get(model) is None:
+    if catalog.get(model) is None:
         raise ModelNotFoundError(f"The model '{model}' does not exist", param="model")
     return JSONResponse(_model(model))

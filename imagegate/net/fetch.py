@@ -16,12 +16,8 @@ from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from imagegate import __version__
-from imagegate.ingest.guard import (
-    AddressPolicy,
-    GuardedResolver,
-    find_refusal,
-    parse_host_literal,
-)
+from imagegate.net.guard import AddressPolicy, FetchRefusedError, find_refusal
+from imagegate.net.session import GuardedSession
 
 MiB = 1024 * 1024
 
@@ -68,54 +64,29 @@ class Fetcher:
         *,
         resolver: AbstractResolver | None = None,
     ) -> None:
-        self._policy = policy
         self._limits = limits if limits is not None else FetchLimits()
-        self._inner_resolver = resolver
-        self._session: aiohttp.ClientSession | None = None
-        self._resolver: GuardedResolver | None = None
-
-    def _open_session(self) -> aiohttp.ClientSession:
-        # Made on first use because aiohttp binds a session to the loop it was created in.
-        if self._session is None or self._session.closed:
-            self._resolver = GuardedResolver(self._policy, self._inner_resolver)
-            connector = aiohttp.TCPConnector(
-                resolver=self._resolver,
-                # A cached answer would skip the resolver, and with it the guard.
-                use_dns_cache=False,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(
-                    total=self._limits.total_timeout, sock_connect=self._limits.connect_timeout
-                ),
-                headers={
-                    "User-Agent": f"imagegate/{__version__}",
-                    "Accept": "image/*",
-                    # Images are compressed already; raw bytes keep the cap honest (a small
-                    # gzip body cannot inflate past it).
-                    "Accept-Encoding": "identity",
-                },
-                auto_decompress=False,
-                # No proxies from the environment: a proxy would resolve and connect for us,
-                # out of the guard's sight.
-                trust_env=False,
-                # No cookies either, so one URL's server cannot set any for the next.
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
+        self._client = GuardedSession(
+            policy,
+            timeout=aiohttp.ClientTimeout(total=self._limits.total_timeout,
+                                          sock_connect=self._limits.connect_timeout),
+            headers={
+                "User-Agent": f"imagegate/{__version__}",
+                "Accept": "image/*",
+                # Images are compressed already; raw bytes keep the cap honest (a small gzip
+                # body cannot inflate past it).
+                "Accept-Encoding": "identity",
+            },
+            auto_decompress=False,
+            resolver=resolver,
+        )
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._resolver is not None:
-            await self._resolver.close()
-            self._resolver = None
+        await self._client.aclose()
 
     async def fetch(self, url: str, *, max_bytes: int | None = None) -> bytes:
         cap = self._limits.max_bytes if max_bytes is None else max_bytes
         first = current = _parse_url(url)
-        session = self._open_session()
+        session = self._client.session
         try:
             # One deadline for the whole chain; ClientTimeout alone would restart per hop.
             async with asyncio.timeout(self._limits.total_timeout):
@@ -166,31 +137,19 @@ class Fetcher:
             raise FetchError("fetch_failed", message) from None
 
     def _check_target(self, url: URL) -> URL:
-        """Refuse a bad scheme or a refused literal host before anything is sent.
-
-        aiohttp hands IP literals straight to the connection, skipping the resolver (see
-        `connector._resolve_host`), so this is the only check they get.
-        """
+        """Refuse a bad scheme or a refused literal host before anything is sent (every hop
+        of a redirect chain comes through here)."""
         if url.scheme not in _SCHEMES:
             raise FetchError(
                 "url_scheme",
                 f"Only http and https URLs can be fetched, not {url.scheme or 'this'} URLs",
             )
-        host = url.raw_host
-        if not host:
+        if not url.raw_host:
             raise FetchError("url_scheme", "The URL has no host")
-        if self._policy.host_allowed(host):
-            return url
-        literal = parse_host_literal(host)
-        if literal is None:
-            return url  # a name: the resolver judges what it resolves to
-        verdict = self._policy.classify(literal)
-        if verdict is not None:
-            raise _refused(f"{host} is {verdict.kind_phrase}")
-        if literal.version == 4 and host != str(literal):
-            # aiohttp rejects legacy forms like 2130706433; connect to the address we checked.
-            return url.with_host(str(literal))
-        return url
+        try:
+            return self._client.check_target(url)
+        except FetchRefusedError as exc:
+            raise _refused(exc.public_reason) from None
 
 
 def _parse_url(url: str) -> URL:

@@ -23,8 +23,8 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from imagegate import __version__
-from imagegate.ingest.fetch import Fetcher, FetchError, FetchLimits
-from imagegate.ingest.guard import AddressPolicy, FetchRefusedError, GuardedResolver
+from imagegate.net.fetch import Fetcher, FetchError, FetchLimits
+from imagegate.net.guard import AddressPolicy, FetchRefusedError, GuardedResolver
 
 pytestmark = pytest.mark.anyio
 

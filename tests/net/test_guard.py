@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from imagegate.ingest.guard import (
+from imagegate.net.guard import (
     AddressPolicy,
     FetchRefusedError,
     GuardedResolver,

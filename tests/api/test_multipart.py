@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagegate.ingest.multipart import (
+from imagegate.api.multipart import (
     MultipartError,
     MultipartForm,
     MultipartLimits,

@@ -1,0 +1,63 @@
+"""How a stored result image leaves imagegate: a signed URL (relative or absolute, as the
+operator's `url_mode` says), a `data:` URL, or base64 — and the check of a signed URL when it
+comes back. Every profile and the webhook payloads render results through one `ResultLinks`,
+so a URL looks the same wherever it appears."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Literal
+
+from imagegate.domain.task import StoredImage, Task
+from imagegate.storage.base import BlobStore
+from imagegate.storage.signing import UrlSigner
+
+UrlMode = Literal["relative", "absolute", "data"]
+
+# Below this, base64 inline is cheaper than a hop to a thread; above it (a 4K PNG is ~10 MB)
+# encoding on the event loop would stall every other request meanwhile.
+_INLINE_B64 = 256 * 1024
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class ResultLinks:
+    def __init__(self, signer: UrlSigner, blobs: BlobStore, *, url_mode: UrlMode = "relative",
+                 public_base_url: str | None = None) -> None:
+        self.signer = signer
+        self._blobs = blobs
+        self.url_mode: UrlMode = url_mode
+        self._base = public_base_url or ""
+
+    def signed_url(self, task: Task, index: int) -> tuple[str, int]:
+        """The signed URL of result image `index` and its expiry in ms (never after the task
+        itself expires)."""
+        exp = self.signer.expiry(not_after=task.expires_at)
+        path = self.signer.path(task.id, index, exp)
+        if self.url_mode == "absolute" and self._base:
+            path = self._base + path
+        return path, exp
+
+    async def url(self, task: Task, index: int) -> tuple[str, int]:
+        """The URL the operator's `url_mode` gives result image `index`, and when it expires
+        (ms): a signed URL, or a `data:` URL that lasts as long as the task."""
+        if self.url_mode == "data":
+            return await self.data_url(task.images[index]), int(task.expires_at * 1000)
+        return self.signed_url(task, index)
+
+    async def read(self, image: StoredImage) -> bytes:
+        return await self._blobs.get(image.key)
+
+    async def b64(self, image: StoredImage) -> str:
+        data = await self.read(image)
+        return _b64(data) if len(data) < _INLINE_B64 else await asyncio.to_thread(_b64, data)
+
+    async def data_url(self, image: StoredImage) -> str:
+        return f"data:{image.content_type};base64,{await self.b64(image)}"
+
+    def verify(self, task_id: str, index: int, exp_ms: int, sig: str) -> bool:
+        """Whether a signed URL's parts are genuine and unexpired (constant-time compare)."""
+        return self.signer.verify(task_id, index, exp_ms, sig)

@@ -1,0 +1,103 @@
+"""The create path: the one way a normalized request becomes a task, whichever surface it
+came through (native, openai, apimart; JSON, multipart or a stream).
+
+In order, and nothing is changed before a check passes: the webhook URL may be called later
+(net policy) → the key may use the model → some channel serves the model → an
+`Idempotency-Key` seen before answers with its task (no rate-limit hit, no charge) → the rate
+limit → the price (catalog) → the request's images are fetched, validated and stored → the
+hold, the task row and the idempotency record in ONE transaction (`TaskStore.create`). If
+that transaction refuses (402, 429, a lost idempotency race), the stored images are removed
+again: a refused request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy.exc
+
+from imagegate.accounts import idempotency
+from imagegate.accounts.idempotency import IdempotencyStore
+from imagegate.accounts.keys import ApiKey
+from imagegate.accounts.limits import RateLimiter
+from imagegate.domain.catalog import Catalog
+from imagegate.domain.request import ImageRequest
+from imagegate.domain.task import Task, new_id
+from imagegate.errors import ModelNotAllowedError, ModelNotFoundError, NotFoundError
+from imagegate.ingest import Ingestor
+from imagegate.net.urls import validate_webhook_url
+from imagegate.providers.registry import ProviderRegistry
+from imagegate.tasks.events import EventBus
+from imagegate.tasks.store import TaskStore
+
+
+class TaskIntake:
+    def __init__(self, *, catalog: Catalog, providers: ProviderRegistry,
+                 idempotency: IdempotencyStore, limiter: RateLimiter, ingestor: Ingestor,
+                 store: TaskStore, events: EventBus, retention_seconds: float) -> None:
+        self._catalog = catalog
+        self._providers = providers
+        self._idempotency = idempotency
+        self._limiter = limiter
+        self._ingestor = ingestor
+        self._store = store
+        self._events = events
+        self._retention = retention_seconds
+
+    @staticmethod
+    def new_task_id() -> str:
+        return new_id("img_")
+
+    async def create(self, key: ApiKey, request: ImageRequest, task_id: str | None = None, *,
+                     idempotency_key: str | None = None, route: str = "") -> Task:
+        """Create the task of `request` for `key` (see the module docstring for the checks).
+        Pass `task_id` to know the id before the task exists (a stream subscribes first).
+        With an `idempotency_key` seen before (same body) the earlier task is returned."""
+        if request.webhook_url is not None:
+            validate_webhook_url(request.webhook_url)
+        if key.allowed_models is not None and request.model not in key.allowed_models:
+            raise ModelNotAllowedError(
+                f"This API key may not use the model {request.model!r}", param="model"
+            )
+        if not self._providers.serves(request.model):
+            # The 004 seed's 404: the model exists but is not enabled on this deployment.
+            raise ModelNotFoundError(
+                f"The model {request.model!r} is not served here: no channel is configured "
+                "for it", param="model",
+            )
+        idem = request_hash = None
+        if idempotency_key is not None:
+            idem = idempotency.check_key(idempotency_key)
+            request_hash = idempotency.fingerprint(route, request)
+            seen = await self._idempotency.lookup(key.id, idem)
+            if seen is not None:  # a replay is not a new request: no rate-limit hit, no charge
+                return await self._replayed(key, idempotency.replay(seen, request_hash))
+        await self._limiter.check(key)
+        unit_price = self._catalog.models[request.model].price(request.tier, request.quality)
+        task_id = task_id or self.new_task_id()
+        request = await self._ingestor.prepare(request, task_id)
+        steps = () if idem is None or request_hash is None else self._idempotency.record_steps(
+            key.id, idem, request_hash, task_id)
+        try:
+            task = await self._store.create(
+                task_id=task_id, key_id=key.id, operation=request.operation,
+                model=request.model, request=request.to_json(),
+                retention_seconds=self._retention, unit_price=unit_price, extra_steps=steps,
+            )
+        except sqlalchemy.exc.IntegrityError:
+            await self._ingestor.discard(task_id)
+            # Lost a race with the same Idempotency-Key: answer with the winner's task.
+            seen = await self._idempotency.lookup(key.id, idem) if idem else None
+            if seen is None or request_hash is None:
+                raise
+            return await self._replayed(key, idempotency.replay(seen, request_hash))
+        except BaseException:
+            await self._ingestor.discard(task_id)  # no task row, so no blobs either
+            raise
+        await self._events.work_queued()
+        return task
+
+    async def _replayed(self, key: ApiKey, task_id: str) -> Task:
+        task = await self._store.get_for_key(task_id, key.id)
+        if task is None:  # removed by retention while its idempotency record lived on
+            raise NotFoundError(f"The task {task_id} of this Idempotency-Key no longer exists",
+                                param="Idempotency-Key")
+        return task
