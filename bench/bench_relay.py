@@ -114,7 +114,7 @@ def fake_main(argv: Sequence[str]) -> int:
 async def _serve_fake(port: int, latency: float, image: bytes) -> None:
     from aiohttp import web
 
-    from imagegate.fakes.openai_api import FakeOpenAI
+    from imagegate.testing.upstreams.openai_api import FakeOpenAI
 
     fake = FakeOpenAI(api_key=FAKE_KEY, latency=latency, fixed_image=image)
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from imagegate.fakes.common import FakeUpstream, RecordedRequest
+from imagegate.testing.upstreams.common import FakeUpstream, RecordedRequest
 
 T = TypeVar("T")
 F = TypeVar("F", bound=FakeUpstream)

@@ -1,5 +1,5 @@
 """Relay to upstreams, end to end: `imagegate serve` as a real process, configured with
-`[[channels]]` that point at the fake upstreams (imagegate.fakes) on loopback.
+`[[channels]]` that point at the fake upstreams (imagegate.testing.upstreams) on loopback.
 
 - every adapter (openai, openai_compatible with absolute and relative result URLs,
   dimilinks, apimart) generates, sync and async, and the image imagegate serves from its own
@@ -41,11 +41,11 @@ from relay_support import (
     write_config,
 )
 
-from imagegate.fakes.apimart_api import FakeApimart
-from imagegate.fakes.async_tasks import FakeTaskUpstream
-from imagegate.fakes.common import FakeUpstream
-from imagegate.fakes.dimilinks_api import FakeDimilinks
-from imagegate.fakes.openai_api import FakeOpenAI, ResultMode
+from imagegate.testing.upstreams.apimart_api import FakeApimart
+from imagegate.testing.upstreams.async_tasks import FakeTaskUpstream
+from imagegate.testing.upstreams.common import FakeUpstream
+from imagegate.testing.upstreams.dimilinks_api import FakeDimilinks
+from imagegate.testing.upstreams.openai_api import FakeOpenAI, ResultMode
 
 pytestmark = pytest.mark.e2e
 

@@ -15,9 +15,6 @@ from imagegate.config import ChannelConfig
 from imagegate.domain.images import ReferenceImage
 from imagegate.domain.request import ImageRequest
 from imagegate.errors import ProviderError, ProviderRejectedError
-from imagegate.fakes.apimart_api import FakeApimart
-from imagegate.fakes.async_tasks import FakeTaskUpstream
-from imagegate.fakes.dimilinks_api import FakeDimilinks
 from imagegate.net.fetch import Fetcher
 from imagegate.net.guard import AddressPolicy
 from imagegate.providers.apimart import ApimartProvider
@@ -25,6 +22,9 @@ from imagegate.providers.base import ProviderJob, ProviderResult
 from imagegate.providers.dimilinks import DimilinksProvider
 from imagegate.providers.polling import AsyncTaskProvider
 from imagegate.providers.results import ResultDownloader
+from imagegate.testing.upstreams.apimart_api import FakeApimart
+from imagegate.testing.upstreams.async_tasks import FakeTaskUpstream
+from imagegate.testing.upstreams.dimilinks_api import FakeDimilinks
 
 pytestmark = pytest.mark.anyio
 
@@ -83,12 +83,15 @@ async def open_rig(dialect: str, *, latency: float = 0.0, progress_per_poll: int
         await fake.stop()
 
 
-def make_request(prompt: str = "a red fox in snow", n: int = 1) -> ImageRequest:
+def make_request(prompt: str = "a red fox in snow", n: int = 1, width: int = 1024,
+                 height: int = 768, tier: str = "1k") -> ImageRequest:
+    # The fakes hold each seed's rules: 1024x768 is in 002's table (4:3 at 1k), and n > 1
+    # needs 2k or 4k on the 000 seed's service.
     return ImageRequest(
-        operation="generate", model="gpt-image-2", prompt=prompt, n=n, width=256, height=192,
-        tier="1k", size_label="256x192", output_format="png", output_compression=None,
-        background="auto", quality="auto", moderation="auto", style=None, user=None,
-        response_format="url",
+        operation="generate", model="gpt-image-2", prompt=prompt, n=n, width=width,
+        height=height, tier=tier, size_label=f"{width}x{height}", output_format="png",
+        output_compression=None, background="auto", quality="auto", moderation="auto",
+        style=None, user=None, response_format="url",
     )
 
 
@@ -111,9 +114,9 @@ def dialect(request: pytest.FixtureRequest) -> str:
 
 async def test_text_to_image(dialect: str) -> None:
     async with open_rig(dialect) as rig:
-        result = await rig.run(rig.job(make_request(n=2)))
+        result = await rig.run(rig.job(make_request(n=2, width=2048, height=1152, tier="2k")))
         assert [(i.width, i.height, i.content_type) for i in result.images] == \
-            [(256, 192, "image/png")] * 2
+            [(2048, 1152, "image/png")] * 2
         assert all(i.data.startswith(PNG) for i in result.images)
         assert rig.fake.submissions == 1
         (upstream_id,) = rig.fake.tasks
@@ -122,7 +125,7 @@ async def test_text_to_image(dialect: str) -> None:
         body = sent.json
         assert body["model"] == "gpt-image-2-up"  # the channel's model map
         assert (body["prompt"], body["n"], body["size"], body["resolution"]) == \
-            ("a red fox in snow", 2, "256x192", "1k")
+            ("a red fox in snow", 2, "2048x1152", "2k")
         assert "image_urls" not in body
         if dialect == "dimilinks":
             assert sent.query["async"] == "true"

@@ -18,14 +18,14 @@ from imagegate.config import ChannelConfig
 from imagegate.domain.images import ReferenceImage
 from imagegate.domain.request import ImageRequest
 from imagegate.errors import ProviderError, ProviderRejectedError
-from imagegate.fakes.common import RecordedRequest
-from imagegate.fakes.openai_api import FakeOpenAI, ResultMode
 from imagegate.net.fetch import Fetcher
 from imagegate.net.guard import AddressPolicy
 from imagegate.providers.base import SYNC_CALL, ProviderJob, ProviderResult
 from imagegate.providers.openai import OpenAIProvider
 from imagegate.providers.openai_compatible import DEFAULT_FIELDS, OpenAICompatibleProvider
 from imagegate.providers.results import ResultDownloader
+from imagegate.testing.upstreams.common import RecordedRequest
+from imagegate.testing.upstreams.openai_api import FakeOpenAI, ResultMode
 
 pytestmark = pytest.mark.anyio
 

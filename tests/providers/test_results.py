@@ -12,11 +12,11 @@ from pydantic import SecretStr
 
 from imagegate.config import ChannelConfig
 from imagegate.errors import ProviderError
-from imagegate.fakes.openai_api import FakeOpenAI
 from imagegate.net.fetch import Fetcher
 from imagegate.net.guard import AddressPolicy
 from imagegate.providers.results import ResultDownloader
 from imagegate.providers.upstream import UpstreamClient
+from imagegate.testing.upstreams.openai_api import FakeOpenAI
 
 pytestmark = pytest.mark.anyio
 

@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from imagegate.config import ChannelConfig
 from imagegate.errors import ProviderError, ProviderRejectedError
-from imagegate.fakes.openai_api import FakeOpenAI
 from imagegate.providers.upstream import UpstreamClient, retry_after_seconds, translate
+from imagegate.testing.upstreams.openai_api import FakeOpenAI
 
 pytestmark = pytest.mark.anyio
 

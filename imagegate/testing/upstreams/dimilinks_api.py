@@ -7,6 +7,7 @@
   `result` is the sync response body.
 - Results are RELATIVE signed paths `/p/img/<task>/<i>?exp=<ms>&sig=...`, served here
   without a bearer, as the seed documents (the quirk adapters must resolve).
+- Requests are checked by the seeds' own rules (`dimilinks_rules`): a broken one is a 400.
 - Errors `{"error": {message, type, code}}`; a prompt with "forbidden" fails the task as a
   content-policy violation, `fail_task_next()` fails the next one generically, an unknown
   task id is a 404.
@@ -22,8 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
-from imagegate.fakes.async_tasks import FakeTask, FakeTaskUpstream
-from imagegate.fakes.common import RecordedRequest
+from imagegate.testing.upstreams import dimilinks_rules as rules
+from imagegate.testing.upstreams.async_tasks import FakeTask, FakeTaskUpstream
+from imagegate.testing.upstreams.common import RecordedRequest
 
 _ERRORS: dict[int, tuple[str, str, str]] = {  # status -> (type, code, message)
     400: ("invalid_request_error", "invalid_value", "Invalid request"),
@@ -35,10 +37,7 @@ _ERRORS: dict[int, tuple[str, str, str]] = {  # status -> (type, code, message)
     500: ("server_error", "internal_error", "Internal server error"),
     503: ("service_unavailable", "service_unavailable", "Service temporarily unavailable"),
 }
-_MAX_N = 4
-_MAX_REFERENCES = 9
 _URL_TTL_MS = 86_400_000
-_EDIT_FILE_FIELDS = ("image", "image[]", "images", "images[]", "mask")
 
 
 class FakeDimilinks(FakeTaskUpstream):
@@ -72,14 +71,12 @@ class FakeDimilinks(FakeTaskUpstream):
         record, answer = await self.begin(request)
         if answer is not None:
             return answer
-        problem = _check(record, edit=request.path.endswith("/edits"))
-        if problem is None:
-            try:
-                task = self.create_task(record, "img_")
-            except ValueError as exc:
-                problem = str(exc)
-        if problem is not None:
-            return self.json_response(self.error_body(400, problem), status=400)
+        files = [(part.name, len(part.data)) for part in record.files()]
+        try:
+            size = rules.check(record.fields(), files, edit=request.path.endswith("/edits"))
+        except rules.Refusal as exc:
+            return self.json_response(self.error_body(400, str(exc)), status=400)
+        task = self.create_task(record, "img_", size)
         if _wants_async(request, record):
             return self.json_response({"created": int(task.created), "task_id": task.id,
                                        "data": []})
@@ -160,26 +157,3 @@ def _wants_async(request: web.Request, record: RecordedRequest) -> bool:
             or query.get("wait_for_result", "").lower() == "false"
             or "respond-async" in request.headers.get("Prefer", "").lower()
             or wait is False or (isinstance(wait, str) and wait.lower() == "false"))
-
-
-def _check(record: RecordedRequest, *, edit: bool) -> str | None:
-    """Why the request is invalid, as the seed's limits say; None when it is fine."""
-    fields = record.fields()
-    if not isinstance(fields.get("prompt"), str) or not fields["prompt"]:
-        return "prompt is required"
-    n = fields.get("n", 1)
-    if not str(n).isdigit() or not 1 <= int(n) <= _MAX_N:
-        return f"n must be between 1 and {_MAX_N}"
-    if edit:
-        files = [p for p in record.files() if p.name in _EDIT_FILE_FIELDS
-                 or p.name.startswith("image_")]
-        if not files:
-            return "at least one image file is required"
-        return None
-    refs = fields.get("image_urls")
-    count = len(refs) if isinstance(refs, list) else 1 if refs else 0
-    if count > _MAX_REFERENCES:
-        return f"image_urls exceeds max {_MAX_REFERENCES}"
-    if fields.get("mask_url") and not count:
-        return "mask_url needs at least one reference image"
-    return None

@@ -5,6 +5,8 @@
 - `GET /v1/tasks/{task_id}` -> `{code: 200, data: {id, status (pending, processing,
   completed, failed), progress, created, completed, estimated_time, actual_time, cost,
   result: {images: [{url: [<absolute URL>], expires_at}]}, error}}`.
+- Requests are checked by the seed's own rules (`apimart_rules`): its size × resolution
+  table, `n`, `image_urls`; a broken one is a 400.
 - Errors `{"error": {code: <HTTP status>, message, type}}` with the seed's own messages for
   400/401/402/429/500/503; an unknown task id is a 404 in the same shape. A prompt with
   "forbidden" fails the task (content policy), `fail_task_next()` fails the next one.
@@ -17,8 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from imagegate.fakes.async_tasks import FakeTask, FakeTaskUpstream
-from imagegate.fakes.common import RecordedRequest
+from imagegate.testing.upstreams import apimart_rules as rules
+from imagegate.testing.upstreams.async_tasks import FakeTask, FakeTaskUpstream
 
 # The seed's documented error bodies, word for word; 403/404 are not documented there and
 # get the nearest type (as imagegate's own apimart profile spells them).
@@ -32,8 +34,6 @@ _ERRORS: dict[int, tuple[str, str]] = {  # status -> (type, message)
     500: ("server_error", "服务器错误"),
     503: ("service_unavailable", "上游暂时不可用，请稍后再试"),
 }
-_MAX_N = 10
-_MAX_REFERENCES = 16
 _URL_TTL_S = 86_400
 _ESTIMATED_S = {"1k": 60, "2k": 120, "4k": 180}
 _STATUS = {"queued": "pending", "running": "processing", "succeeded": "completed",
@@ -60,14 +60,11 @@ class FakeApimart(FakeTaskUpstream):
         record, answer = await self.begin(request)
         if answer is not None:
             return answer
-        problem = _check(record)
-        if problem is None:
-            try:
-                task = self.create_task(record, "task_01KPQ7J7DWB7", default_size="1:1")
-            except ValueError as exc:
-                problem = str(exc)
-        if problem is not None:
-            return self.json_response(self.error_body(400, problem), status=400)
+        try:
+            size = rules.check(record.fields())
+        except rules.Refusal as exc:
+            return self.json_response(self.error_body(400, str(exc)), status=400)
+        task = self.create_task(record, "task_01KPQ7J7DWB7", size)
         return self.json_response({"code": 200,
                                    "data": [{"status": "submitted", "task_id": task.id}]})
 
@@ -97,19 +94,3 @@ class FakeApimart(FakeTaskUpstream):
         status = 400 if task.failure.kind == "content_policy" else 500
         inner: dict[str, Any] = self.error_body(status, task.failure.message)["error"]
         return inner
-
-
-def _check(record: RecordedRequest) -> str | None:
-    """Why the request is invalid, as the seed's limits say; None when it is fine."""
-    fields = record.fields()
-    if not isinstance(fields.get("prompt"), str) or not fields["prompt"]:
-        return "prompt 不能为空"
-    n = fields.get("n", 1)
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= _MAX_N:
-        return f"n 必须是 1 - {_MAX_N} 的整数"  # the seed insists on a bare number
-    refs = fields.get("image_urls")
-    if refs is not None and not isinstance(refs, list):
-        return "image_urls must be an array"
-    if refs is not None and len(refs) > _MAX_REFERENCES:
-        return f"image_urls exceeds max {_MAX_REFERENCES}"
-    return None

@@ -1,12 +1,12 @@
 """A fake of the OpenAI Images API, and of resellers that speak it (the 003 and 004 seeds).
 
-Official behaviour (the default): per-model parameter and size validation as OpenAI does it
-(gpt-image-1 class: three sizes; gpt-image-2 class: free `WxH` under the flexible rules;
-DALL·E 3/2: their sizes and qualities), `response_format` refused by gpt-image models, which
-always answer base64 with `usage`; DALL·E answers a URL unless asked for `b64_json`; a prompt
-containing "forbidden" is blocked by "the safety system" (400 `moderation_blocked`, or
-`content_policy_violation` for DALL·E). Error bodies are OpenAI's
-`{"error": {message, type, param, code}}`.
+Official behaviour (the default): per-model parameter and size validation by the seeds' own
+rules, written out in `openai_rules` (gpt-image-1 class: three sizes; gpt-image-2 class: free
+`WxH` under 004's custom-size rules; DALL·E 3/2: their sizes and qualities), `response_format`
+refused by gpt-image models, which always answer base64 with `usage`; DALL·E answers a URL
+unless asked for `b64_json`; a prompt containing "forbidden" is blocked by "the safety
+system" (400 `moderation_blocked`, or `content_policy_violation` for DALL·E). Error bodies
+are OpenAI's `{"error": {message, type, param, code}}`.
 
 Reseller behaviour: `accepted_fields` replaces the per-model allowlist (anything else is
 `unknown_parameter`), `reseller=True` accepts the 004 seed's `image` array on generations,
@@ -28,47 +28,10 @@ from typing import Any, Literal
 import pyvips
 from aiohttp import web
 
-from imagegate.domain.sizes import FlexibleRules, SizeError, check_flexible, parse_wxh
-from imagegate.fakes.common import FakeUpstream, RecordedRequest
+from imagegate.testing.upstreams.common import FakeUpstream, RecordedRequest
+from imagegate.testing.upstreams.openai_rules import Rejection, family, parse_wxh, validate
 
 ResultMode = Literal["b64", "url", "relative_url", "data_url", "url_list", "empty_b64_with_url"]
-
-_GPT_SIZES = frozenset({"1024x1024", "1536x1024", "1024x1536", "auto"})
-_DALLE3_SIZES = frozenset({"1024x1024", "1792x1024", "1024x1792"})
-_DALLE2_SIZES = frozenset({"256x256", "512x512", "1024x1024"})
-_GPT_ENUMERATED = frozenset({"gpt-image-1", "gpt-image-1.5", "gpt-image-1-mini"})
-_GPT_PARAMS = frozenset({
-    "model", "prompt", "n", "size", "quality", "background", "output_format",
-    "output_compression", "moderation", "user", "stream", "partial_images",
-})
-_GPT_EDIT_PARAMS = (_GPT_PARAMS - {"moderation"}) | {"input_fidelity", "image", "image[]", "mask"}
-_PARAMS: dict[str, frozenset[str]] = {
-    "dall-e-3": frozenset({"model", "prompt", "n", "size", "quality", "style", "response_format",
-                           "user"}),
-    "dall-e-2": frozenset({"model", "prompt", "n", "size", "response_format", "user"}),
-}
-_DALLE2_EDIT_PARAMS = _PARAMS["dall-e-2"] | {"image", "mask"}
-_QUALITIES = {"gpt": {"auto", "low", "medium", "high"}, "dall-e-3": {"standard", "hd"},
-              "dall-e-2": {"standard"}}
-_FILE_FIELDS = frozenset({"image", "image[]", "mask"})
-
-
-class Rejection(Exception):
-    def __init__(self, status: int, message: str, *, param: str | None = None,
-                 code: str | None = None, error_type: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code = status, message, param, code
-        self.error_type = error_type
-
-
-def _family(model: str) -> str | None:
-    if model in ("dall-e-3", "dall-e-2"):
-        return model
-    if model in _GPT_ENUMERATED:
-        return "gpt"
-    if model.startswith("gpt-image-2"):
-        return "gpt2"
-    return None
 
 
 class FakeOpenAI(FakeUpstream):
@@ -113,9 +76,7 @@ class FakeOpenAI(FakeUpstream):
                           "code": code or default_code}}
 
     def rejection_response(self, exc: Rejection) -> web.Response:
-        body = {"error": {"message": exc.message, "type": exc.error_type, "param": exc.param,
-                          "code": exc.code}}
-        return self.json_response(body, status=exc.status)
+        return self.json_response(exc.body(), status=exc.status)
 
     # ------------------------------------------------------------------ endpoints
 
@@ -156,76 +117,22 @@ class FakeOpenAI(FakeUpstream):
 
     def _validate(self, params: dict[str, Any], record: RecordedRequest, *,
                   edit: bool) -> tuple[str, str, int]:
-        model = str(params.get("model") or "dall-e-2")
-        fam = _family(model)
-        if fam is None:
-            raise Rejection(404, f"The model `{model}` does not exist or you do not have "
-                            "access to it.", code="model_not_found")
-        self._check_params(params, fam, edit=edit)
-        prompt = params.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            raise Rejection(400, "Missing required parameter: 'prompt'.", param="prompt",
-                            code="missing_required_parameter")
-        n = _int(params.get("n", 1), "n")
-        if not 1 <= n <= 10 or (fam == "dall-e-3" and n != 1):
-            raise Rejection(400, f"Invalid 'n': {n}.", param="n", code="invalid_value")
-        size = str(params.get("size") or "auto")
-        self._check_size(fam, model, size)
-        quality = params.get("quality")
-        if quality is not None and quality not in _QUALITIES["gpt" if "gpt" in fam else fam]:
-            raise Rejection(400, f"Invalid value: '{quality}'.", param="quality",
-                            code="invalid_value")
-        if params.get("background") == "transparent" and fam == "gpt2":
-            raise Rejection(400, "Transparent background is not supported for this model.",
-                            param="background", code="invalid_value")
-        if edit and not (record.files("image[]") or record.files("image")
-                         or params.get("image[]")):
-            raise Rejection(400, "Missing required parameter: 'image'.", param="image",
-                            code="missing_required_parameter")
-        if "forbidden" in prompt.lower():
+        has_image = bool(record.files("image[]") or record.files("image")
+                         or params.get("image[]"))
+        model, fam, size, n = validate(params, edit=edit, has_image=has_image,
+                                       accepted_fields=self.accepted_fields,
+                                       reseller=self.reseller)
+        if "forbidden" in str(params["prompt"]).lower():
             code = "content_policy_violation" if fam.startswith("dall-e") else "moderation_blocked"
             raise Rejection(400, "Your request was rejected as a result of our safety system. "
                             "Your request may contain content that is not allowed by our "
                             "safety system.", code=code, error_type="image_generation_user_error")
         return model, size, n
 
-    def _check_params(self, params: dict[str, Any], fam: str, *, edit: bool) -> None:
-        if self.accepted_fields is not None:
-            allowed = self.accepted_fields | (_FILE_FIELDS if edit else frozenset())
-        elif fam in _PARAMS:
-            allowed = _DALLE2_EDIT_PARAMS if edit else _PARAMS[fam]
-        else:
-            allowed = _GPT_EDIT_PARAMS if edit else _GPT_PARAMS
-        if self.reseller and not edit:
-            allowed = allowed | {"image"}
-        for key in params:
-            if key not in allowed:
-                raise Rejection(400, f"Unknown parameter: '{key}'.", param=key,
-                                code="unknown_parameter")
-
-    @staticmethod
-    def _check_size(fam: str, model: str, size: str) -> None:
-        bad = Rejection(400, f"Invalid size '{size}' for {model}.", param="size",
-                        code="invalid_value")
-        if fam == "gpt":
-            if size not in _GPT_SIZES:
-                raise bad
-        elif fam == "gpt2":
-            wh = parse_wxh(size)
-            if size != "auto" and wh is None:
-                raise bad
-            if wh is not None:
-                try:
-                    check_flexible(*wh, FlexibleRules())
-                except SizeError:
-                    raise bad from None
-        elif size not in (_DALLE3_SIZES if fam == "dall-e-3" else _DALLE2_SIZES):
-            raise bad
-
     # ------------------------------------------------------------------ answers
 
     def _answer(self, model: str, params: dict[str, Any], size: str, n: int) -> web.Response:
-        fam = _family(model) or "gpt"
+        fam = family(model) or "gpt"
         w, h = parse_wxh(size) or (1024, 1024)
         fmt = str(params.get("output_format") or "png") if "gpt" in fam else "png"
         mode = self.result_mode
@@ -279,11 +186,3 @@ class FakeOpenAI(FakeUpstream):
         rgb = pyvips.Image.new_from_buffer(self.png(width, height, seed), "")
         saved = rgb.jpegsave_buffer(Q=80) if fmt == "jpeg" else rgb.webpsave_buffer(Q=80)
         return bytes(saved)
-
-
-def _int(value: Any, param: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise Rejection(400, f"Invalid type for '{param}'.", param=param,
-                        code="invalid_type") from None

@@ -3,7 +3,9 @@ knobs that make them fail, and planned faults for the task-polling route.
 
 Progress advances over `latency` seconds from submission, or, deterministically for tests,
 by `progress_per_poll` points on every poll of the task (then `latency` is ignored). The
-dialect subclasses only present these tasks in their seed's shapes.
+dialect subclasses check requests by their own seed's rules (`dimilinks_rules`,
+`apimart_rules`), which also decide the pixels a task renders, and present these tasks in
+their seed's shapes.
 """
 
 from __future__ import annotations
@@ -14,14 +16,12 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from imagegate.domain.sizes import RATIO_TABLE, parse_wxh
-from imagegate.fakes.common import FakeUpstream, Fault, RecordedRequest
+from imagegate.testing.upstreams.common import FakeUpstream, Fault, RecordedRequest
 
 Phase = Literal["queued", "running", "succeeded", "failed"]
 # A prompt containing this word makes the task fail as a content-policy violation, as a
 # real upstream's moderation would after accepting the task.
 FORBIDDEN_WORD = "forbidden"
-_MAX_EDGE = 4096  # the fake renders whatever size it is asked for; keep it bounded
 
 
 @dataclass
@@ -75,11 +75,11 @@ class FakeTaskUpstream(FakeUpstream):
     # ------------------------------------------------------------------ tasks
 
     def create_task(self, record: RecordedRequest, prefix: str,
-                    default_size: str = "1024x1024") -> FakeTask:
+                    size: tuple[int, int]) -> FakeTask:
+        """Accept a request the dialect's rules passed; `size` is the pixels it renders."""
         fields = record.fields()
         prompt = str(fields.get("prompt") or "")
-        width, height = self.dimensions(str(fields.get("size") or default_size),
-                                        str(fields.get("resolution") or "1k"))
+        width, height = size
         failure: Failure | None = None
         if FORBIDDEN_WORD in prompt.lower():
             failure = Failure("content_policy",
@@ -96,17 +96,6 @@ class FakeTaskUpstream(FakeUpstream):
         self.tasks[task.id] = task
         self.submissions += 1
         return task
-
-    @staticmethod
-    def dimensions(size: str, resolution: str) -> tuple[int, int]:
-        wh = parse_wxh(size)
-        if wh is None:
-            wh = RATIO_TABLE.get("1:1" if size == "auto" else size, {}).get(resolution)
-        if wh is None:
-            raise ValueError(f"size {size!r} with resolution {resolution!r} is not supported")
-        if not (0 < wh[0] <= _MAX_EDGE and 0 < wh[1] <= _MAX_EDGE):
-            raise ValueError(f"size {size!r} is out of range")
-        return wh
 
     def advance(self, task: FakeTask, *, poll: bool = True) -> tuple[Phase, int]:
         """The task's phase and progress now (a poll counts towards `progress_per_poll`)."""

@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from imagegate.fakes.apimart_api import FakeApimart
-from imagegate.fakes.dimilinks_api import FakeDimilinks
+from imagegate.testing.upstreams.apimart_api import FakeApimart
+from imagegate.testing.upstreams.dimilinks_api import FakeDimilinks
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +38,8 @@ async def test_dimilinks_async_task_and_relative_signed_urls() -> None:
                                                                       "succeeded", 100)
         url = task["result"]["data"][0]["url"]
         assert url.startswith(f"/p/img/{task['id']}/0?exp=") and "&sig=" in url
-        assert task["result"]["size"] == "1536x864"  # 16:9 at 1k, the seed's table
+        # 16:9 at 1k; the 000 seed has no table, so the pixels are the fake's own choice
+        assert task["result"]["size"] == "1536x864"
         async with http.get(url) as r:  # no bearer: the URL carries its own signature
             assert (r.status, r.content_type) == (200, "image/png")
         async with http.get(url.split("&sig=")[0] + "&sig=bad") as r:

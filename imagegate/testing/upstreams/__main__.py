@@ -1,5 +1,5 @@
-"""`python -m imagegate.fakes <dialect> [--port N] [--api-key K] [--latency S]`: run one fake
-upstream in the foreground until interrupted."""
+"""`python -m imagegate.testing.upstreams <dialect> [--port N] [--api-key K] [--latency S]`:
+run one fake upstream in the foreground until interrupted."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import argparse
 import asyncio
 import importlib
 
-from imagegate.fakes import DIALECTS
-from imagegate.fakes.common import FakeUpstream
+from imagegate.testing.upstreams import DIALECTS
+from imagegate.testing.upstreams.common import FakeUpstream
 
 
 def _load(dialect: str) -> type[FakeUpstream]:
@@ -29,7 +29,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m imagegate.fakes")
+    parser = argparse.ArgumentParser(prog="python -m imagegate.testing.upstreams")
     parser.add_argument("dialect", choices=sorted(DIALECTS))
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default="sk-fake")

@@ -1,0 +1,193 @@
+"""FakeOpenAI holds the 003 and 004 seeds' own rules (`openai_rules`), not the gateway's: the
+sizes and parameters those seeds list are accepted, the ones they rule out are refused, in
+OpenAI's error shape `{"error": {message, type, param, code}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from imagegate.testing.upstreams.openai_api import FakeOpenAI
+
+pytestmark = pytest.mark.anyio
+
+AUTH = {"Authorization": "Bearer sk-fake"}
+
+
+async def generate(body: dict[str, Any]) -> tuple[int, Any]:
+    async with FakeOpenAI() as fake, aiohttp.ClientSession(fake.url) as http:
+        async with http.post("/v1/images/generations", json=body, headers=AUTH) as r:
+            return r.status, await r.json(content_type=None)
+
+
+def assert_refused(status: int, body: Any, param: str | None,
+                   code: str | None = "invalid_value") -> dict[str, Any]:
+    assert status == 400, body
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param,
+                                                              code)
+    return error
+
+
+# ---------------------------------------------------------------- gpt-image-2 (004)
+
+@pytest.mark.parametrize(("size", "rendered"), [
+    # 004's size table
+    ("1024x1024", "1024x1024"), ("1536x1024", "1536x1024"), ("1024x1536", "1024x1536"),
+    ("2048x2048", "2048x2048"), ("2048x1152", "2048x1152"), ("3840x2160", "3840x2160"),
+    ("2160x3840", "2160x3840"), ("auto", "1024x1024"),
+    # custom sizes at the edges of 004's rules
+    ("1024x640", "1024x640"),  # exactly 655 360 pixels
+    ("2864x960", "2864x960"),  # 2.98:1, just under 3:1
+    ("1280x720", "1280x720"),
+])
+async def test_gpt_image_2_sizes_the_seed_allows(size: str, rendered: str) -> None:
+    status, body = await generate({"model": "gpt-image-2", "prompt": "p", "size": size})
+    assert status == 200, body
+    assert body["size"] == rendered
+
+
+@pytest.mark.parametrize(("size", "why"), [
+    ("1000x1000", "multiple of 16"),
+    ("3856x2176", "at most 3840"),
+    ("3072x1024", "less than 3:1"),  # 004 says "< 3:1": exactly 3:1 is out
+    ("1024x3072", "less than 3:1"),
+    ("1008x640", "between 655360 and 8294400"),
+    ("3840x2176", "between 655360 and 8294400"),
+    ("1024X1024", "WxH"),
+    ("1024*1024", "WxH"),
+    ("16:9", "WxH"),
+])
+async def test_gpt_image_2_sizes_the_seed_refuses(size: str, why: str) -> None:
+    status, body = await generate({"model": "gpt-image-2-pro", "prompt": "p", "size": size})
+    error = assert_refused(status, body, "size")
+    assert size in error["message"] and why in error["message"]
+
+
+async def test_gpt_image_2_has_no_transparent_background() -> None:
+    status, body = await generate({"model": "gpt-image-2", "prompt": "p",
+                                   "background": "transparent"})
+    assert_refused(status, body, "background")
+
+
+async def test_stream_needs_partial_images_word_for_word() -> None:
+    status, body = await generate({"model": "gpt-image-2", "prompt": "p", "stream": True})
+    assert status == 400
+    assert body == {"error": {"message": "Streaming must have non-zero partial images",
+                              "type": "invalid_request_error", "param": None, "code": None}}
+    status, body = await generate({"model": "gpt-image-2", "prompt": "p", "stream": True,
+                                   "partial_images": 4})
+    assert_refused(status, body, "partial_images")
+
+
+async def test_response_format_is_unknown_to_gpt_image_models() -> None:
+    status, body = await generate({"model": "gpt-image-2", "prompt": "p",
+                                   "response_format": "url"})
+    assert_refused(status, body, "response_format", "unknown_parameter")
+
+
+async def test_the_seeds_gpt_image_2_examples() -> None:
+    for body in ({"model": "gpt-image-2", "prompt": "A sharp product hero image",
+                  "size": "1024x1024", "quality": "high", "n": 1},
+                 {"model": "gpt-image-2", "prompt": "a white desk lamp", "size": "1536x1024",
+                  "quality": "medium", "output_format": "webp"}):
+        status, answer = await generate(body)
+        assert status == 200, answer
+        assert answer["output_format"] == body.get("output_format", "png")
+
+
+# ---------------------------------------------------------------- enumerated sizes (003)
+
+@pytest.mark.parametrize(("model", "size"), [
+    ("gpt-image-1", "1024x1024"), ("gpt-image-1", "1536x1024"), ("gpt-image-1", "1024x1536"),
+    ("gpt-image-1", "auto"),
+    ("dall-e-3", "1024x1024"), ("dall-e-3", "1792x1024"), ("dall-e-3", "1024x1792"),
+    ("dall-e-2", "256x256"), ("dall-e-2", "512x512"), ("dall-e-2", "1024x1024"),
+])
+async def test_enumerated_sizes_the_seed_lists(model: str, size: str) -> None:
+    status, body = await generate({"model": model, "prompt": "p", "size": size})
+    assert status == 200, body
+
+
+@pytest.mark.parametrize(("model", "size"), [
+    ("gpt-image-1", "2048x2048"), ("gpt-image-1", "1792x1024"), ("gpt-image-1.5", "1280x720"),
+    ("dall-e-3", "1536x1024"), ("dall-e-3", "512x512"), ("dall-e-3", "auto"),
+    ("dall-e-2", "1792x1024"), ("dall-e-2", "auto"),
+])
+async def test_enumerated_sizes_the_seed_does_not_list(model: str, size: str) -> None:
+    status, body = await generate({"model": model, "prompt": "p", "size": size})
+    error = assert_refused(status, body, "size")
+    assert error["message"] == f"Invalid size '{size}' for {model}."
+
+
+# ---------------------------------------------------------------- other parameters (003)
+
+async def test_the_seeds_dalle_examples() -> None:
+    examples = [
+        {"model": "dall-e-3", "prompt": "一只可爱的小猫", "n": 1, "size": "1024x1024"},
+        {"model": "dall-e-3", "prompt": "未来主义城市天际线", "n": 1, "size": "1792x1024",
+         "quality": "hd", "style": "vivid"},
+        {"model": "dall-e-2", "prompt": "抽象艺术", "n": 4, "size": "256x256"},
+    ]
+    for example in examples:
+        status, body = await generate(example)
+        assert status == 200, body
+        assert len(body["data"]) == example["n"]
+
+
+@pytest.mark.parametrize(("body", "param", "code"), [
+    ({"model": "dall-e-3", "n": 2, "size": "1024x1024"}, "n", "invalid_value"),
+    ({"model": "gpt-image-1", "n": 11}, "n", "invalid_value"),
+    ({"model": "dall-e-2", "n": 0, "size": "256x256"}, "n", "invalid_value"),
+    ({"model": "gpt-image-1", "n": "two"}, "n", "invalid_type"),
+    ({"model": "gpt-image-1", "quality": "hd"}, "quality", "invalid_value"),
+    ({"model": "dall-e-3", "quality": "high", "size": "1024x1024"}, "quality", "invalid_value"),
+    ({"model": "dall-e-2", "quality": "hd", "size": "256x256"}, "quality", "invalid_value"),
+    ({"model": "dall-e-3", "style": "bold", "size": "1024x1024"}, "style", "invalid_value"),
+    ({"model": "dall-e-3", "response_format": "png", "size": "1024x1024"}, "response_format",
+     "invalid_value"),
+    ({"model": "dall-e-3", "background": "opaque", "size": "1024x1024"}, "background",
+     "unknown_parameter"),
+    ({"model": "dall-e-2", "style": "vivid", "size": "256x256"}, "style", "unknown_parameter"),
+    ({"model": "gpt-image-1", "output_format": "gif"}, "output_format", "invalid_value"),
+    ({"model": "gpt-image-1", "output_compression": 101}, "output_compression",
+     "invalid_value"),
+    ({"model": "gpt-image-1", "moderation": "high"}, "moderation", "invalid_value"),
+    ({"model": "gpt-image-1", "background": "transparent", "output_format": "jpeg"},
+     "background", "invalid_value"),
+    ({"model": "gpt-image-1", "prompt": ""}, "prompt", "missing_required_parameter"),
+])
+async def test_parameters_the_seed_refuses(body: dict[str, Any], param: str, code: str) -> None:
+    status, answer = await generate({"prompt": "p", **body})
+    assert_refused(status, answer, param, code)
+
+
+@pytest.mark.parametrize(("model", "limit"), [("dall-e-2", 1000), ("dall-e-3", 4000),
+                                              ("gpt-image-1", 32000)])
+async def test_prompt_length_per_model(model: str, limit: int) -> None:
+    size = "256x256" if model == "dall-e-2" else "1024x1024"
+    status, body = await generate({"model": model, "prompt": "x" * limit, "size": size})
+    assert status == 200, body
+    status, body = await generate({"model": model, "prompt": "x" * (limit + 1), "size": size})
+    assert_refused(status, body, "prompt", "string_above_max_length")
+
+
+@pytest.mark.parametrize("body", [
+    {"model": "dall-e-2", "quality": "auto", "size": "256x256"},  # auto: every model's default
+    {"model": "dall-e-3", "quality": "auto", "size": "1024x1024"},
+    {"model": "gpt-image-1.5", "background": "transparent", "output_format": "webp"},
+    {"model": "gpt-image-1", "output_format": "jpeg", "output_compression": 0},
+    {"model": "gpt-image-1", "stream": True, "partial_images": 3},
+])
+async def test_parameters_the_seed_allows(body: dict[str, Any]) -> None:
+    status, answer = await generate({"prompt": "p", **body})
+    assert status == 200, answer
+
+
+async def test_unknown_model_is_a_404() -> None:
+    status, body = await generate({"model": "gpt-image-9", "prompt": "p"})
+    assert status == 404
+    assert body["error"]["code"] == "model_not_found"
