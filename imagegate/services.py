@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imagegate import secret_files
 from imagegate.accounts.idempotency import IdempotencyStore
 from imagegate.accounts.keys import KeyStore
 from imagegate.accounts.limits import RateLimiter
@@ -67,30 +67,6 @@ class Services:
         await self.events.aclose()
         await self.blobs.aclose()
         await self.db.aclose()
-
-
-def signing_secret(settings: Settings) -> bytes:
-    """The configured secret, or one generated on first start and kept in the data dir."""
-    if settings.signing_secret:
-        return settings.signing_secret.get_secret_value().encode()
-    return _kept_secret(settings.data_dir / "signing.key", secrets.token_urlsafe(48)).encode()
-
-
-def admin_token(settings: Settings) -> str:
-    """The configured admin token, or one generated on first start and kept in the data dir
-    (readable only by its owner), so `imagegate` CLI commands on the same host can use it."""
-    if settings.admin_token:
-        return settings.admin_token.get_secret_value()
-    return _kept_secret(settings.data_dir / "admin.token", "iga_" + secrets.token_urlsafe(32))
-
-
-def _kept_secret(path: Path, fresh: str) -> str:
-    """The secret kept in `path`, written (owner-only) with `fresh` on first use."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(fresh)
-    return path.read_text().strip()
 
 
 def build_blobs(settings: Settings) -> BlobStore:
@@ -158,7 +134,7 @@ async def _assemble(settings: Settings, catalog: Catalog, db: Database,
                           poll_interval=settings.poll_interval_seconds),
         events=events,
         blobs=blobs,
-        signer=UrlSigner(signing_secret(settings), settings.url_ttl_seconds),
+        signer=UrlSigner(secret_files.signing_secret(settings), settings.url_ttl_seconds),
         providers=build_providers(settings, catalog, metrics=metrics),
         ingestor=build_ingestor(settings, blobs),
         idempotency=IdempotencyStore(db, settings.idempotency_ttl_seconds),
@@ -166,7 +142,7 @@ async def _assemble(settings: Settings, catalog: Catalog, db: Database,
         usage=UsageReporter(db, settings.currency),
         webhooks=WebhookStore(db),
         metrics=metrics,
-        admin_token=admin_token(settings),
+        admin_token=secret_files.admin_token(settings),
     )
     run_worker = settings.run_workers if with_worker is None else with_worker
     if run_worker:
