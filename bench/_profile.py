@@ -15,7 +15,7 @@ from pathlib import Path
 
 # Frames every sample of the server carries (the CLI, uvicorn's and asyncio's runners): they
 # say nothing about where time goes, so the inclusive list leaves them out.
-_BORING = ("typer/", "click/", "imagegate/cli.py", "uvicorn/main.py", "uvicorn/server.py",
+_BORING = ("typer/", "click/", "imagegate/cli/", "uvicorn/main.py", "uvicorn/server.py",
            "uvicorn/_compat.py", "asyncio/runners.py", "asyncio/base_events.py",
            "threading.py", "<module>")
 

@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    # The same arguments imagegate.cli.serve passes (loop/http "auto": uvloop + httptools).
+    # The same arguments imagegate.cli.server.serve passes (loop/http "auto": uvloop + httptools).
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=10)
 

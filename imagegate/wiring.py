@@ -12,14 +12,12 @@ adding an implementation is one module and one line in its table.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from imagegate import plugins
+from imagegate import plugins, secret_files
 from imagegate.accounts.idempotency import IdempotencyStore
 from imagegate.accounts.keys import KeyStore
 from imagegate.accounts.limits import RateLimiter
@@ -95,30 +93,6 @@ class Backends:
         await self.events.aclose()
         await self.blobs.aclose()
         await self.db.aclose()
-
-
-def signing_secret(settings: Settings) -> bytes:
-    """The configured secret, or one generated on first start and kept in the data dir."""
-    if settings.signing_secret:
-        return settings.signing_secret.get_secret_value().encode()
-    return _kept_secret(settings.data_dir / "signing.key", secrets.token_urlsafe(48)).encode()
-
-
-def admin_token(settings: Settings) -> str:
-    """The configured admin token, or one generated on first start and kept in the data dir
-    (readable only by its owner), so `imagegate` CLI commands on the same host can use it."""
-    if settings.admin_token:
-        return settings.admin_token.get_secret_value()
-    return _kept_secret(settings.data_dir / "admin.token", "iga_" + secrets.token_urlsafe(32))
-
-
-def _kept_secret(path: Path, fresh: str) -> str:
-    """The secret kept in `path`, written (owner-only) with `fresh` on first use."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(fresh)
-    return path.read_text().strip()
 
 
 def address_policy(settings: Settings) -> AddressPolicy:
@@ -205,12 +179,13 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database) -> Backends:
                           retention_seconds=settings.retention_seconds),
         tasks=TaskService(store, events, poll_interval=settings.poll_interval_seconds,
                           sync_wait_seconds=settings.sync_wait_seconds),
-        links=ResultLinks(UrlSigner(signing_secret(settings), settings.url_ttl_seconds), blobs,
-                          url_mode=settings.url_mode, public_base_url=settings.public_base_url),
+        links=ResultLinks(
+            UrlSigner(secret_files.signing_secret(settings), settings.url_ttl_seconds), blobs,
+            url_mode=settings.url_mode, public_base_url=settings.public_base_url),
         usage=UsageReporter(db, settings.currency),
         webhooks=WebhookStore(db),
         metrics=metrics,
-        admin_token=admin_token(settings),
+        admin_token=secret_files.admin_token(settings),
     )
 
 

@@ -1,4 +1,5 @@
-"""A small asynchronous client for imagegate's native API (used by `imagegate generate`).
+"""A small asynchronous client for imagegate's native API (used by `imagegate generate`),
+and its admin side, `AdminClient` (admin.py; used by `imagegate channels`).
 
 It submits asynchronously and polls, so it never holds one request open for minutes, follows
 `Retry-After`, and downloads results from their signed URLs.
@@ -14,6 +15,17 @@ from typing import Any
 
 import aiohttp
 import orjson
+
+from imagegate.client.admin import (
+    AdminAnswerError,
+    AdminClient,
+    AdminError,
+    ServerUnreachable,
+    UnexpectedAnswer,
+)
+
+__all__ = ["TERMINAL", "AdminAnswerError", "AdminClient", "AdminError", "ClientError",
+           "ImagegateClient", "ServerUnreachable", "UnexpectedAnswer"]
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 

@@ -1,21 +1,18 @@
 """`/metrics` shows per-channel series after routed calls; `/admin/channels` needs the admin
-token and never shows a key. Also `imagegate channels` against a live server and without one."""
+token and never shows a key, in the shape `imagegate channels` renders. (The admin client is
+tested in tests/client, the command itself in tests/cli.)"""
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "providers"))
 
@@ -23,7 +20,7 @@ from routing_support import Scripted, make_job, no_progress
 
 from imagegate.api import deps
 from imagegate.api import metrics as metrics_api
-from imagegate.channels_cli import channels_app, fetch_channels, live_table
+from imagegate.cli.channels import live_table
 from imagegate.config import load_settings
 from imagegate.domain.catalog import load_catalog
 from imagegate.errors import ImagegateError, ProviderError, ProviderRejectedError
@@ -169,57 +166,3 @@ async def test_admin_channels_live_state_without_secrets(env: Env) -> None:
     assert rows["beta"]["models"] == ["gpt-image-2", "gpt-image-1"]
     assert rows["beta"]["health"] == "ok" and rows["beta"]["last_error"] is None
     live_table(resp.json())  # the CLI renders exactly this shape
-
-
-async def serve_json(payload: Any, status: int = 200) -> tuple[web.AppRunner, str]:
-    async def handler(request: web.Request) -> web.Response:
-        if request.headers.get("authorization") != f"Bearer {ADMIN}":
-            return web.json_response({"error": {"message": "The admin token is not valid."}},
-                                     status=403)
-        return web.json_response(payload, status=status)
-
-    app = web.Application()
-    app.router.add_get("/admin/channels", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}"
-
-
-async def test_cli_fetch_against_a_live_server() -> None:
-    rows = [{"name": "alpha", "adapter": "openai", "host": "h", "models": ["m"], "priority": 0,
-             "weight": 1, "official": False, "health": "ok", "breaker": "closed",
-             "in_flight": 0, "concurrency": None, "requests": 0, "errors": 0,
-             "error_rate": 0.0, "p50_seconds": None, "last_error": None}]
-    runner, url = await serve_json(rows)
-    try:
-        assert await fetch_channels(url, ADMIN) == rows
-        with pytest.raises(RuntimeError, match="403: The admin token is not valid"):
-            await fetch_channels(url, "wrong")
-    finally:
-        await runner.cleanup()
-
-
-def test_cli_without_a_server_shows_the_configuration(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    config = tmp_path / "c.toml"
-    config.write_text(f'''
-[[channels]]
-name = "resale"
-adapter = "openai_compatible"
-base_url = "https://resale.example/v1"
-api_key = "{SECRET}"
-models = ["gpt-image-2"]
-''')
-    # A port nothing listens on: the connection is refused at once.
-    result = CliRunner().invoke(channels_app, ["--url", "http://127.0.0.1:9", "--json",
-                                               "--config", str(config),
-                                               "--data-dir", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    shown = json.loads(result.stdout)
-    assert shown["live"] is False and shown["mode"] == "channels"
-    assert [c["name"] for c in shown["channels"]] == ["resale"]
-    assert SECRET not in result.output

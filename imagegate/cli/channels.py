@@ -11,49 +11,23 @@ import asyncio
 import json
 from typing import Annotated, Any
 
-import aiohttp
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from imagegate.cli_options import ConfigOpt, DataDirOpt, JsonOpt, cli_settings
+from imagegate.cli.options import ConfigOpt, DataDirOpt, JsonOpt, cli_settings
+from imagegate.client import AdminClient, AdminError, ServerUnreachable
 from imagegate.config import Settings
+from imagegate.secret_files import read_admin_token
 
 channels_app = typer.Typer(help="Show upstream channels and their live health.",
                            invoke_without_command=True)
 
 
-
-class Unreachable(Exception):
-    """No server answered at the URL."""
-
-
-def local_admin_token(settings: Settings) -> str | None:
-    """The admin token the server on this host uses; never creates one (unlike the server)."""
-    if settings.admin_token is not None:
-        return settings.admin_token.get_secret_value()
-    path = settings.data_dir / "admin.token"
-    return path.read_text().strip() if path.is_file() else None
-
-
-async def fetch_channels(url: str, token: str | None, timeout: float = 5.0
-                         ) -> list[dict[str, Any]]:
-    """`GET {url}/admin/channels`. Raises Unreachable, or RuntimeError with the server's
-    message on any other failure (a wrong token, say)."""
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as s:
-            async with s.get(url.rstrip("/") + "/admin/channels", headers=headers) as resp:
-                body: Any = await resp.json(content_type=None)
-                status = resp.status
-    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-        raise Unreachable(str(exc) or type(exc).__name__) from None
-    except (aiohttp.ClientError, ValueError) as exc:
-        raise RuntimeError(f"unexpected answer from {url}: {exc}") from None
-    if status != 200 or not isinstance(body, list):
-        message = body.get("error", {}).get("message") if isinstance(body, dict) else body
-        raise RuntimeError(f"{url} answered {status}: {message}")
-    return body
+async def _live_rows(url: str, token: str | None) -> list[dict[str, Any]]:
+    # 5 s: a server on this host answers at once; past that, fall back to the configuration.
+    async with AdminClient(url, token, timeout=5.0) as admin:
+        return await admin.channels()
 
 
 def _pct(rate: float) -> str:
@@ -111,13 +85,13 @@ def channels(
     url = url or f"http://{host}:{settings.port}"
     console, err = Console(), Console(stderr=True)
     try:
-        rows = asyncio.run(fetch_channels(url, local_admin_token(settings)))
-    except RuntimeError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    except Unreachable:
+        rows = asyncio.run(_live_rows(url, read_admin_token(settings)))
+    except ServerUnreachable:
         _offline(settings, url, as_json, console, err)
         return
+    except AdminError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps({"live": True, "url": url, "channels": rows}, indent=2))
     elif not rows:

@@ -1,6 +1,6 @@
-"""What every `imagegate` command shares: the `--config`/`--data-dir` options and reading
-the settings with one plain refusal. A module of its own so that the command modules
-(`cli`, `accounts_cli`, `channels_cli`) can all import it at their top."""
+"""What every `imagegate` command shares: the `--config`/`--data-dir`/`--json` options and
+reading the settings with one plain refusal. A module of its own so that every command
+module of this package can import it at its top."""
 
 from __future__ import annotations
 

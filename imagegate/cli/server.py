@@ -1,5 +1,5 @@
-"""The `imagegate` command: serve, worker, migrate, keys, usage. Thin: each command builds settings,
-calls a service and prints."""
+"""`imagegate serve | worker | migrate | version`: running the server and its workers, and
+the schema. Thin: each command builds settings, calls the same objects and prints."""
 
 from __future__ import annotations
 
@@ -15,23 +15,14 @@ from rich.markup import escape
 
 from imagegate import __version__
 from imagegate.accounts.keys import KeyStore
-from imagegate.accounts_cli import keys_app, usage_command
-from imagegate.channels_cli import channels_app
-from imagegate.cli_options import ConfigOpt, DataDirOpt, cli_settings
+from imagegate.cli.options import ConfigOpt, DataDirOpt, cli_settings
 from imagegate.config import Settings
 from imagegate.domain.catalog import load_catalog
 from imagegate.logs import configure_logging
 from imagegate.providers.factory import RoutePlan, plan_routes
-from imagegate.wiring import build_backends as build_services
-from imagegate.wiring import open_database
+from imagegate.wiring import build_backends, open_database
 
 T = TypeVar("T")
-
-cli = typer.Typer(help="imagegate: an image-generation API gateway.", no_args_is_help=True,
-                  add_completion=False)
-cli.add_typer(keys_app, name="keys")
-cli.add_typer(channels_app, name="channels")
-cli.command("usage")(usage_command)
 
 
 def _with_keys(settings: Settings, action: Callable[[KeyStore], Awaitable[T]]) -> T:
@@ -86,7 +77,6 @@ def _banner(settings: Settings, plan: RoutePlan, new_key: str | None,
         console.print("  Create more with `imagegate keys create NAME`.\n")
 
 
-@cli.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
@@ -124,7 +114,6 @@ def serve(
     )
 
 
-@cli.command()
 def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Run task workers only (distributed deployments; share the database and blob store)."""
     settings = cli_settings(config, data_dir=data_dir)
@@ -135,18 +124,17 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        services = await build_services(settings, with_worker=True)
+        backends = await build_backends(settings, with_worker=True)
         Console(stderr=True).print(
-            f"imagegate worker {services.worker.owner if services.worker else ''} running")
+            f"imagegate worker {backends.worker.owner if backends.worker else ''} running")
         try:
             await stop.wait()
         finally:
-            await services.aclose()
+            await backends.aclose()
 
     asyncio.run(run())
 
 
-@cli.command()
 def migrate(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Create or upgrade the database schema (serve does this on start too)."""
     settings = cli_settings(config, data_dir=data_dir)
@@ -159,69 +147,6 @@ def migrate(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     typer.echo(f"database at head: {_redact(settings.effective_database_url)}")
 
 
-@cli.command()
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
-
-
-@cli.command()
-def generate(
-    prompt: Annotated[str, typer.Argument(help="What to draw.")],
-    model: Annotated[str, typer.Option(help="Model id (see GET /v1/models).")] = "gpt-image-2",
-    size: Annotated[str, typer.Option(help="auto, a ratio like 16:9, or WxH.")] = "1:1",
-    resolution: Annotated[str | None, typer.Option(help="1k, 2k or 4k.")] = None,
-    n: Annotated[int, typer.Option("-n", help="Number of images.")] = 1,
-    output_format: Annotated[str, typer.Option("--format", help="png, jpeg or webp.")] = "png",
-    out: Annotated[Path, typer.Option(help="Directory to save the images in.")] = Path("."),
-    base_url: Annotated[str, typer.Option(envvar="IMAGEGATE_URL", help="Server address.")]
-    = "http://127.0.0.1:8000",
-    api_key: Annotated[str, typer.Option(envvar="IMAGEGATE_API_KEY", help="API key.")] = "",
-) -> None:
-    """Generate images through a running server: submit, show progress, save the files."""
-    import aiohttp
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from imagegate.client import ClientError, ImagegateClient
-
-    if not api_key:
-        Console(stderr=True).print("[red]an API key is needed:[/red] --api-key or "
-                                   "$IMAGEGATE_API_KEY")
-        raise typer.Exit(2)
-    body: dict[str, object] = {"model": model, "prompt": prompt, "size": size, "n": n,
-                               "output_format": output_format}
-    if resolution:
-        body["resolution"] = resolution
-
-    async def run() -> list[Path]:
-        async with ImagegateClient(base_url, api_key) as client:
-            task_id, retry_after = await client.submit(body)
-            with Progress(TextColumn("{task.description}"), BarColumn(),
-                          TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                          console=Console(stderr=True)) as bar:
-                row = bar.add_task(task_id, total=100)
-                task = await client.wait(
-                    task_id, first_wait=retry_after, interval=1.0,
-                    on_progress=lambda t: bar.update(row, completed=t["progress"],
-                                                     description=f"{task_id} {t['status']}"),
-                )
-            if task["status"] != "succeeded":
-                raise ClientError(200, {"error": task.get("error") or {}})
-            out.mkdir(parents=True, exist_ok=True)
-            saved = []
-            for i, item in enumerate(task["result"]["data"]):
-                path = out / f"{task_id}_{i}.{task['result']['output_format']}"
-                path.write_bytes(await client.download(item))
-                saved.append(path)
-            return saved
-
-    try:
-        for path in asyncio.run(run()):
-            typer.echo(str(path))
-    except (ClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-
-
-def main() -> None:
-    cli()

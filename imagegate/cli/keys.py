@@ -1,76 +1,30 @@
-"""`imagegate keys …` and `imagegate usage`: keys, balances and usage, straight on the database
-(the server need not run; with SQLite it may, the file is shared safely).
-
-Every refusal (an unknown id, a bad amount, a bad date) is one red line and exit status 1,
-never a traceback.
-"""
+"""`imagegate keys …`: create, list, rotate, revoke and top up keys, straight on the database
+(see accounts.py for how the commands reach it and refuse)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich import box
-from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 
 from imagegate.accounts.key_fields import key_json
 from imagegate.accounts.keys import ApiKey, KeyStore
 from imagegate.accounts.money import format_amount, parse_amount
-from imagegate.accounts.usage import UsageReporter, UsageRow, check_range
-from imagegate.accounts.when import format_when, iso, parse_when
-from imagegate.cli_options import ConfigOpt, DataDirOpt, JsonOpt, cli_settings
+from imagegate.accounts.usage import UsageReporter
+from imagegate.accounts.when import format_when, parse_when
+from imagegate.cli.accounts import checked, fail, print_wide, run_on_accounts
+from imagegate.cli.options import ConfigOpt, DataDirOpt, JsonOpt, cli_settings
 from imagegate.config import Settings
-from imagegate.errors import ImagegateError, InvalidRequestError
-
-T = TypeVar("T")
+from imagegate.errors import InvalidRequestError
 
 keys_app = typer.Typer(help="Create, list, rotate, revoke and top up API keys.",
                        no_args_is_help=True)
 
 KeyIdArg = Annotated[str, typer.Argument(metavar="KEY_ID",
                                          help="The key id (key_…, from `keys list`).")]
-
-
-def _settings(config: Path | None, data_dir: Path | None) -> Settings:
-    return cli_settings(config, data_dir=data_dir)
-
-
-def _fail(message: str) -> typer.Exit:
-    # soft_wrap: one line however narrow the terminal, so scripts can grep it.
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}",
-                                               highlight=False, markup=True)
-    return typer.Exit(1)
-
-
-def _run(settings: Settings,
-         action: Callable[[KeyStore, UsageReporter], Awaitable[T]]) -> T:
-    from imagegate.wiring import open_database
-
-    async def run() -> T:
-        db = await open_database(settings)
-        try:
-            return await action(KeyStore(db), UsageReporter(db, settings.currency))
-        finally:
-            await db.aclose()
-
-    try:
-        return asyncio.run(run())
-    except ImagegateError as exc:
-        raise _fail(exc.message) from None
-
-
-def _checked(fn: Callable[[], T]) -> T:
-    """Input parsed before the database is opened, with the same one-line refusal."""
-    try:
-        return fn()
-    except ImagegateError as exc:
-        raise _fail(exc.message) from None
 
 
 def _check_models(settings: Settings, models: list[str] | None) -> None:
@@ -83,16 +37,6 @@ def _check_models(settings: Settings, models: list[str] | None) -> None:
     if unknown:
         raise InvalidRequestError(f"unknown model(s): {', '.join(unknown)} "
                                   f"(known: {', '.join(catalog.names())})", param="models")
-
-
-def _print_wide(table: Table) -> None:
-    """Print without wrapping cells: ids are copied and output is grepped, so a narrow
-    terminal gets long lines rather than ids broken in two or columns dropped."""
-    console = Console()
-    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
-    if needed > console.width:
-        console = Console(width=needed)
-    console.print(table)
 
 
 def _describe(key: ApiKey) -> list[str]:
@@ -127,17 +71,17 @@ def keys_create(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create a key and print it once (it is stored only as a hash)."""
-    settings = _settings(config, data_dir)
+    settings = cli_settings(config, data_dir=data_dir)
     label = name or name_arg
     if not label:
-        raise _fail("a name is needed: `imagegate keys create NAME`")
+        raise fail("a name is needed: `imagegate keys create NAME`")
     model_list = None if models is None else [m.strip() for m in models.split(",")
                                               if m.strip()]
-    micros = _checked(lambda: None if balance is None
+    micros = checked(lambda: None if balance is None
                       else parse_amount(balance, param="balance"))
-    expires_at = _checked(lambda: None if expires is None
+    expires_at = checked(lambda: None if expires is None
                           else parse_when(expires, param="expires", span=1))
-    _checked(lambda: _check_models(settings, model_list))
+    checked(lambda: _check_models(settings, model_list))
 
     async def create(keys: KeyStore, _: UsageReporter) -> tuple[str, ApiKey, str | None]:
         plaintext, key = await keys.create(
@@ -145,7 +89,7 @@ def keys_create(
             expires_at=expires_at, webhook_url=webhook_url)
         return plaintext, key, await keys.webhook_secret(key.id)
 
-    plaintext, key, secret = _run(settings, create)
+    plaintext, key, secret = run_on_accounts(settings, create)
     if as_json:
         typer.echo(json.dumps({**key_json(key), "key": plaintext, "webhook_secret": secret}))
         return
@@ -157,7 +101,7 @@ def keys_create(
 def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")]
               = False, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List keys: prefix, limits, balance, expiry and status (never the secrets)."""
-    keys = _run(_settings(config, data_dir), lambda store, _: store.list())
+    keys = run_on_accounts(cli_settings(config, data_dir=data_dir), lambda store, _: store.list())
     if as_json:
         for k in keys:
             typer.echo(json.dumps(key_json(k)))
@@ -171,14 +115,15 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON l
                       str(k.rpm or "-"), str(k.concurrency or "-"),
                       view["balance"] or "postpaid", format_when(k.expires_at)[:10],
                       view["status"])
-    _print_wide(table)
+    print_wide(table)
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: KeyIdArg, config: ConfigOpt = None,
                 data_dir: DataDirOpt = None) -> None:
     """Revoke a key; requests with it are refused (401) from then on."""
-    key = _run(_settings(config, data_dir), lambda store, _: store.revoke(key_id))
+    settings = cli_settings(config, data_dir=data_dir)
+    key = run_on_accounts(settings, lambda store, _: store.revoke(key_id))
     typer.echo(f"revoked {key.id} ({key.name})")
 
 
@@ -186,7 +131,8 @@ def keys_revoke(key_id: KeyIdArg, config: ConfigOpt = None,
 def keys_rotate(key_id: KeyIdArg, as_json: JsonOpt = False, config: ConfigOpt = None,
                 data_dir: DataDirOpt = None) -> None:
     """Give a key a new secret; the old one stops working. Id, limits and balance stay."""
-    plaintext, key = _run(_settings(config, data_dir), lambda store, _: store.rotate(key_id))
+    settings = cli_settings(config, data_dir=data_dir)
+    plaintext, key = run_on_accounts(settings, lambda store, _: store.rotate(key_id))
     if as_json:
         typer.echo(json.dumps({**key_json(key), "key": plaintext}))
         return
@@ -205,9 +151,9 @@ def keys_topup(
     as_json: JsonOpt = False, config: ConfigOpt = None, data_dir: DataDirOpt = None,
 ) -> None:
     """Add to a key's balance (a postpaid key becomes prepaid)."""
-    settings = _settings(config, data_dir)
-    micros = _checked(lambda: parse_amount(amount))
-    key = _run(settings, lambda store, _: store.topup(key_id, micros, note))
+    settings = cli_settings(config, data_dir=data_dir)
+    micros = checked(lambda: parse_amount(amount))
+    key = run_on_accounts(settings, lambda store, _: store.topup(key_id, micros, note))
     if as_json:
         typer.echo(json.dumps(key_json(key)))
         return
@@ -224,50 +170,8 @@ def keys_adjust(
     config: ConfigOpt = None, data_dir: DataDirOpt = None,
 ) -> None:
     """Correct a balance by a signed amount; never below zero."""
-    settings = _settings(config, data_dir)
-    micros = _checked(lambda: parse_amount(amount, signed=True))
-    key = _run(settings, lambda store, _: store.adjust(key_id, micros, note))
+    settings = cli_settings(config, data_dir=data_dir)
+    micros = checked(lambda: parse_amount(amount, signed=True))
+    key = run_on_accounts(settings, lambda store, _: store.adjust(key_id, micros, note))
     typer.echo(f"{key.id} ({key.name}): balance {format_amount(key.balance or 0)} "
                f"{settings.currency}")
-
-
-def usage_command(
-    key_id: Annotated[str | None, typer.Option("--key", help="Only this key id.")] = None,
-    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
-    since: Annotated[str | None, typer.Option(help="Start: 7d, 24h, a date or epoch "
-                                              "(default: the beginning).")] = None,
-    until: Annotated[str | None, typer.Option(help="End (exclusive; default: now).")] = None,
-    as_json: JsonOpt = False, config: ConfigOpt = None, data_dir: DataDirOpt = None,
-) -> None:
-    """Usage per key and model from the ledger: tasks, images, spend, refunds, holds."""
-    settings = _settings(config, data_dir)
-    start, end = _checked(lambda: check_range(
-        None if since is None else parse_when(since, param="since", span=-1),
-        None if until is None else parse_when(until, param="until", span=-1)))
-
-    async def report(keys: KeyStore, usage: UsageReporter
-                     ) -> tuple[ApiKey | None, list[UsageRow]]:
-        key = None if key_id is None else await keys.require(key_id)
-        return key, await usage.report(start, end, key_id=key_id, model=model)
-
-    key, rows = _run(settings, report)
-    if as_json:
-        typer.echo(json.dumps({"currency": settings.currency, "since": iso(start),
-                               "until": iso(end), "data": [r.to_json() for r in rows]}))
-        return
-    if key is not None:
-        balance = "postpaid" if key.balance is None else format_amount(key.balance)
-        typer.echo(f"{key.id} ({key.name}): balance {balance}")
-    table = Table("key", "name", "model", "tasks", "images", "spend", "refunds", "held",
-                  title=f"usage {format_when(start)} → {format_when(end)} UTC "
-                        f"({settings.currency})")
-    for r in rows:
-        table.add_row(r.key_id, r.key_name or "?", r.model or "-", str(r.tasks),
-                      str(r.images), format_amount(r.spend), format_amount(r.refunds),
-                      format_amount(r.held))
-    table.add_section()
-    table.add_row("total", "", "", str(sum(r.tasks for r in rows)),
-                  str(sum(r.images for r in rows)), format_amount(sum(r.spend for r in rows)),
-                  format_amount(sum(r.refunds for r in rows)),
-                  format_amount(sum(r.held for r in rows)))
-    _print_wide(table)

@@ -1,0 +1,94 @@
+"""The admin side of the client: the `/admin/…` routes, behind the admin token (used by
+`imagegate channels`).
+
+Its errors keep apart what a caller treats differently: no server answering at all (a CLI
+can fall back to what the configuration says) and a server that answered with an error (a
+wrong token, say), or with something that is not an answer of ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+
+class AdminError(Exception):
+    """Any failure of an admin call."""
+
+
+class ServerUnreachable(AdminError):
+    """No server answered at the URL (connection refused, name not resolved, timed out)."""
+
+
+class AdminAnswerError(AdminError):
+    """The server answered with an error, or with a body that is not what was asked for."""
+
+    def __init__(self, url: str, status: int, message: object) -> None:
+        self.url, self.status, self.message = url, status, message
+        super().__init__(f"{url} answered {status}: {message}")
+
+
+class UnexpectedAnswer(AdminError):
+    """Something answered, but not with JSON (another program on the port, a proxy page)."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        self.url, self.detail = url, detail
+        super().__init__(f"unexpected answer from {url}: {detail}")
+
+
+class AdminClient:
+    """`async with AdminClient(url, token) as admin: rows = await admin.channels()`.
+
+    `admin_token` None sends no `Authorization` header: the server then answers 401, which
+    reaches the caller as an AdminAnswerError like any other refusal."""
+
+    def __init__(self, base_url: str, admin_token: str | None, *,
+                 timeout: float = 30.0) -> None:
+        # Errors name the server as the caller wrote it; requests go to the normalized form.
+        self.url = base_url
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"authorization": f"Bearer {admin_token}"} if admin_token else {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AdminClient:
+        self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use `async with AdminClient(...)`")
+        return self._session
+
+    async def channels(self) -> list[dict[str, Any]]:
+        """`GET /admin/channels`: each upstream channel's configuration and live state."""
+        status, body = await self._get("/admin/channels")
+        if status != 200 or not isinstance(body, list):
+            raise AdminAnswerError(self.url, status, _message(body))
+        return body
+
+    async def _get(self, path: str) -> tuple[int, Any]:
+        try:
+            async with self.session.get(self.base_url + path) as resp:
+                # content_type=None: an error page served as text/html still gets parsed or
+                # reported, rather than refused on its header alone.
+                body: Any = await resp.json(content_type=None)
+                return resp.status, body
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise ServerUnreachable(str(exc) or type(exc).__name__) from None
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise UnexpectedAnswer(self.url, str(exc)) from None
+
+
+def _message(body: Any) -> object:
+    """The `error.message` of an OpenAI-style error body; any other body as it is."""
+    if isinstance(body, dict):
+        error = body.get("error", {})
+        return error.get("message") if isinstance(error, dict) else None
+    return body

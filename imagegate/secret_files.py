@@ -1,0 +1,78 @@
+"""The secrets kept in the data directory: the URL signing key and the admin token.
+
+A configured value always wins. Without one, the server generates the secret on first use and
+keeps it in a file only its owner can read (0600), so that restarts keep handing out valid
+links and `imagegate` commands on the same host (`imagegate channels`) find the admin token
+without it being configured twice. Each file name is spelled here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from imagegate.config import Settings
+
+SIGNING_KEY_FILE = "signing.key"
+ADMIN_TOKEN_FILE = "admin.token"
+
+
+def signing_secret(settings: Settings) -> bytes:
+    """The HMAC secret of signed result URLs: the configured one, or the kept one (created on
+    first use)."""
+    configured = _configured(settings.signing_secret)
+    if configured is not None:
+        return configured.encode()
+    return _kept(settings.data_dir / SIGNING_KEY_FILE,
+                 lambda: secrets.token_urlsafe(48)).encode()
+
+
+def admin_token(settings: Settings) -> str:
+    """The admin API's bearer token as the server uses it: the configured one, or the kept
+    one (created on first use)."""
+    configured = _configured(settings.admin_token)
+    if configured is not None:
+        return configured
+    return _kept(settings.data_dir / ADMIN_TOKEN_FILE, lambda: "iga_" + secrets.token_urlsafe(32))
+
+
+def read_admin_token(settings: Settings) -> str | None:
+    """The admin token a server with these settings uses, for a client on the same host; None
+    when none is configured and no server has created one yet. Never creates the file: only
+    the server decides the token, a client that made one up would lock itself out."""
+    configured = _configured(settings.admin_token)
+    if configured is not None:
+        return configured
+    path = settings.data_dir / ADMIN_TOKEN_FILE
+    return path.read_text().strip() if path.is_file() else None
+
+
+def _configured(value: SecretStr | None) -> str | None:
+    # An empty value counts as unset (the server has always treated it so); the CLI uses the
+    # same rule so that both sides always agree on which token is in force.
+    return value.get_secret_value() if value else None
+
+
+def _kept(path: Path, fresh: Callable[[], str]) -> str:
+    """The secret kept in `path`; on first use, `fresh()` written there, owner-only."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole to a private temporary file, then linked into place: the link fails
+        # if another process (a second server on the same data dir) got there first, so all
+        # of them end up reading one secret, and no reader ever sees a half-written file.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(fresh())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first: theirs is the one kept
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()

@@ -1,0 +1,36 @@
+"""`imagegate version | migrate` in process, and the command list the app is assembled from
+(`serve` and `worker` run servers: tests/e2e starts them as real processes)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from imagegate import __version__
+from imagegate.cli import cli
+
+
+def test_version() -> None:
+    out = CliRunner().invoke(cli, ["version"])
+    assert out.exit_code == 0 and out.stdout == f"{__version__}\n"
+
+
+def test_migrate_creates_the_schema_and_names_the_database(tmp_path: Path) -> None:
+    out = CliRunner().invoke(cli, ["migrate", "--data-dir", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert out.stdout == f"database at head: sqlite:///{tmp_path}/imagegate.db\n"
+    db = sqlite3.connect(tmp_path / "imagegate.db")
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    db.close()
+    assert {"tasks", "api_keys", "ledger"} <= tables
+
+
+def test_every_command_is_listed_in_order() -> None:
+    out = CliRunner().invoke(cli, ["--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    listed = [line.strip("│ ").split()[0] for line in out.stdout.splitlines()
+              if line.startswith("│ ") and not line.startswith("│ --")]
+    assert listed == ["usage", "serve", "worker", "migrate", "version", "generate", "keys",
+                      "channels"]
