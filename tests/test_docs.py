@@ -227,3 +227,38 @@ def test_toml_examples_are_valid() -> None:
     Settings(**settings_example)
     (catalog_example,) = toml_blocks("sizes.md")
     parse_catalog(catalog_example)
+
+
+# -- (f) architecture --------------------------------------------------------------------------
+
+def _named_paths(text: str) -> list[tuple[str, str | None]]:
+    """Every `path` (or `path: Name` / `path (names)`) in code spans that names a file or
+    folder of the project, with the symbol after a colon when one is given."""
+    found = []
+    for span in re.findall(r"`([^`]+)`", text):
+        path, _, symbol = span.partition(": ")
+        if path.startswith(("imagegate/", "tests/", "docs/", "bench/")):
+            found.append((path, symbol.split(".")[0] or None))
+    return found
+
+
+def test_architecture_names_only_paths_that_exist() -> None:
+    root = DOCS.parent
+    named = _named_paths(doc("architecture.md"))
+    assert len(named) > 40  # the page is about the code: it names a lot of it
+    for path, symbol in named:
+        target = root / path
+        assert target.exists(), f"docs/architecture.md names {path}, which does not exist"
+        if symbol and target.is_file():
+            assert re.search(rf"\b(class|def|async def) {re.escape(symbol)}\b|^{symbol} ",
+                             target.read_text(), re.MULTILINE), f"{path} has no {symbol}"
+
+
+def test_architecture_layers_match_the_import_test() -> None:
+    from tests.test_architecture import LAYERS
+
+    rows = table_rows(doc("architecture.md"), "## Layers")
+    documented = {name: int(row["layer"]) for row in rows
+                  for name in re.findall(r"`([^`]+)`", row["modules"])}
+    documented["__init__"] = documented.pop("imagegate")
+    assert documented == {k: v for k, v in LAYERS.items() if k != "__main__"}

@@ -8,7 +8,6 @@ webhook dispatcher; SQLite everywhere, PostgreSQL too where the point is concurr
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from accounts_support import ADMIN, HANG, App, Receiver, bearer, eventually, open_app
-
 from imagegate.db.tables import api_keys, idempotency_keys, ledger, tasks
+from tests.support.accounts import ADMIN, HANG, App, Receiver, bearer, eventually, open_app
 
 pytestmark = pytest.mark.anyio
 
@@ -138,11 +134,11 @@ async def test_apimart_cost_is_the_settled_charge(tmp_path: Path) -> None:
         await eventually(completed, "the apimart task to complete")
         data = (await app.client.get(f"/apimart/v1/tasks/{task_id}",
                                      headers=bearer(plaintext))).json()["data"]
-        charged = await app.services.db.read(
+        charged = await app.backends.db.read(
             sa.select(tasks.c.charged_amount, tasks.c.charge_state).where(tasks.c.id == task_id))
         assert charged[0]["charge_state"] == "settled"
         assert charged[0]["charged_amount"] == 2 * price
-        net = await app.services.db.read(
+        net = await app.backends.db.read(
             sa.select(sa.func.sum(ledger.c.amount).label("net"))
             .where(ledger.c.task_id == task_id))
         assert -int(net[0]["net"]) == 2 * price
@@ -182,7 +178,7 @@ async def test_idempotency_same_body_different_body_and_expiry(tmp_path: Path) -
         assert await app.balance(key.id) == 1_000_000 - price
 
         # Once the record has expired the key names a new request.
-        await app.services.db.write(idempotency_keys.update()
+        await app.backends.db.write(idempotency_keys.update()
                                     .where(idempotency_keys.c.idem_key == "order-42")
                                     .values(expires_at=time.time() - 1))
         later = await app.submit(plaintext, ONE, idem)
@@ -422,7 +418,7 @@ async def test_a_bad_webhook_url_is_400_and_costs_nothing(tmp_path: Path, url: s
 
 
 async def _snapshot(app: App) -> tuple[list[Any], list[Any]]:
-    db = app.services.db
+    db = app.backends.db
     keys = [tuple(r.values()) for r in await db.read(sa.select(api_keys).order_by(api_keys.c.id))]
     rows = [tuple(r.values()) for r in await db.read(sa.select(ledger).order_by(ledger.c.id))]
     return keys, rows

@@ -23,9 +23,9 @@ ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 
 class Admin:
-    def __init__(self, client: httpx.AsyncClient, services: Backends) -> None:
+    def __init__(self, client: httpx.AsyncClient, backends: Backends) -> None:
         self.client = client
-        self.services = services
+        self.backends = backends
 
     async def call(self, method: str, path: str, body: Any = None,
                    headers: dict[str, str] | None = None) -> httpx.Response:
@@ -40,7 +40,7 @@ class Admin:
 
     async def snapshot(self) -> tuple[list[Any], list[Any]]:
         """Everything a refused request must leave as it was."""
-        db = self.services.db
+        db = self.backends.db
         keys = [tuple(r.values()) for r in await db.read(
             sa.select(api_keys).order_by(api_keys.c.id))]
         rows = [tuple(r.values()) for r in await db.read(sa.select(ledger).order_by(ledger.c.id))]
@@ -51,8 +51,8 @@ class Admin:
 async def env(tmp_path: Path) -> AsyncIterator[Admin]:
     settings = Settings(data_dir=tmp_path, blob_store="memory", run_workers=False,
                         admin_token="test-admin-token")
-    services = await build_backends(settings)
-    app = build_app(settings, services)
+    backends = await build_backends(settings)
+    app = build_app(settings, backends)
     paths = {getattr(r, "path", None) for r in app.routes}
     for router, path in ((admin.router, "/admin/keys"), (usage.router, "/v1/usage")):
         if path not in paths:  # until the app wires them itself
@@ -60,9 +60,9 @@ async def env(tmp_path: Path) -> AsyncIterator[Admin]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         try:
-            yield Admin(client, services)
+            yield Admin(client, backends)
         finally:
-            await services.aclose()
+            await backends.aclose()
 
 
 async def test_create_get_list(env: Admin) -> None:
@@ -128,7 +128,7 @@ async def test_topup_and_adjust(env: Admin) -> None:
     assert r.json()["balance"] == "4.00"
     r = await env.call("POST", f"/admin/keys/{kid}/adjust", {"amount": "-1.5", "note": "fix"})
     assert r.status_code == 200 and r.json()["balance"] == "2.50"
-    rows = await env.services.db.read(sa.select(ledger.c.kind, ledger.c.amount, ledger.c.note)
+    rows = await env.backends.db.read(sa.select(ledger.c.kind, ledger.c.amount, ledger.c.note)
                                       .where(ledger.c.key_id == kid).order_by(ledger.c.id))
     assert [(x["kind"], x["amount"], x["note"]) for x in rows] == [
         ("topup", 1_000_000, "initial balance"), ("topup", 2_250_000, "inv 1"),
@@ -139,7 +139,7 @@ async def test_usage_report(env: Admin) -> None:
     kid = (await env.create(name="alice", balance="5"))["id"]
     now = time.time() - 10
     for kind, amount, images in (("hold", -200_000, 2), ("settle", 100_000, -1)):
-        await env.services.db.write(ledger.insert().values(
+        await env.backends.db.write(ledger.insert().values(
             key_id=kid, task_id="img_1", kind=kind, amount=amount, model="gpt-image-2",
             images=images, created_at=now))
     r = await env.call("GET", "/admin/usage", headers=ADMIN)

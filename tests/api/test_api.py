@@ -22,9 +22,9 @@ pytestmark = pytest.mark.anyio
 
 
 class Env:
-    def __init__(self, client: httpx.AsyncClient, services: Backends, key: str) -> None:
+    def __init__(self, client: httpx.AsyncClient, backends: Backends, key: str) -> None:
         self.client = client
-        self.services = services
+        self.backends = backends
         self.key = key
 
     @property
@@ -36,7 +36,7 @@ class Env:
         return await self.client.post(path, json=body, headers={**self.auth, **(headers or {})})
 
     async def task_count(self) -> int:
-        return int(await read_scalar(self.services.db,
+        return int(await read_scalar(self.backends.db,
                                      sa.select(sa.func.count()).select_from(tasks)))
 
     async def wait_terminal(self, task_id: str) -> dict[str, Any]:
@@ -52,15 +52,15 @@ class Env:
 async def _env(tmp_path: Path, **overrides: Any) -> AsyncIterator[Env]:
     settings = Settings(data_dir=tmp_path, blob_store="memory", poll_interval_seconds=0.2,
                         **overrides)
-    services = await build_backends(settings)
-    key, _ = await services.keys.create("test")
-    app = build_app(settings, services)
+    backends = await build_backends(settings)
+    key, _ = await backends.keys.create("test")
+    app = build_app(settings, backends)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         try:
-            yield Env(client, services, key)
+            yield Env(client, backends, key)
         finally:
-            await services.aclose()
+            await backends.aclose()
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ async def test_async_triggers(env: Env, path: str, headers: dict[str, str],
 async def test_other_key_sees_404(env: Env) -> None:
     r = await env.post({"prompt": "mine"}, path="/v1/images/generations?async=true")
     task_id = r.json()["task_id"]
-    other, _ = await env.services.keys.create("other")
+    other, _ = await env.backends.keys.create("other")
     hdr = {"Authorization": f"Bearer {other}"}
     assert (await env.client.get(f"/v1/tasks/{task_id}", headers=hdr)).status_code == 404
     resp = await env.client.post(f"/v1/tasks/{task_id}/cancel", headers=hdr)
@@ -135,7 +135,7 @@ async def test_signed_url_tampering(env: Env) -> None:
     path, query = url.split("?")
     params = dict(p.split("=", 1) for p in query.split("&"))
     bad_sig = f"{path}?exp={params['exp']}&sig={params['sig'][:-2]}AA"
-    expired_sig = env.services.links.signer.path(path.split("/")[3], 0, 1000)
+    expired_sig = env.backends.links.signer.path(path.split("/")[3], 0, 1000)
     for u in (bad_sig, f"{path}?exp={int(params['exp']) + 1}&sig={params['sig']}",
               expired_sig, path, path[:-1] + "1?" + query):
         r = await env.client.get(u)
@@ -187,10 +187,10 @@ async def test_malformed_json_and_auth(env: Env) -> None:
 
 
 async def test_revoked_key_is_refused(env: Env) -> None:
-    plaintext, key = await env.services.keys.create("short-lived")
+    plaintext, key = await env.backends.keys.create("short-lived")
     hdr = {"Authorization": f"Bearer {plaintext}"}
     assert (await env.client.get("/v1/models", headers=hdr)).status_code == 200
-    await env.services.keys.revoke(key.id)
+    await env.backends.keys.revoke(key.id)
     assert (await env.client.get("/v1/models", headers=hdr)).status_code == 401
 
 
@@ -218,7 +218,7 @@ async def test_unexpected_error_is_json_500_with_request_id(env: Env,
     async def broken(*_a: Any, **_k: Any) -> None:
         raise RuntimeError("database exploded")
 
-    monkeypatch.setattr(env.services.store, "create", broken)
+    monkeypatch.setattr(env.backends.store, "create", broken)
     r = await env.post({"prompt": "x"})
     assert r.status_code == 500
     err = r.json()["error"]
@@ -266,9 +266,9 @@ async def test_sync_request_of_a_cancelled_task_gets_409(tmp_path: Path) -> None
         pending = asyncio.create_task(e.post({"prompt": "cancel me while I wait"}))
         for _ in range(100):
             await asyncio.sleep(0.05)
-            if (await e.services.store.count_by_status()).get("in_progress"):
+            if (await e.backends.store.count_by_status()).get("in_progress"):
                 break
-        listing = await e.services.db.read(sa.select(tasks.c.id))
+        listing = await e.backends.db.read(sa.select(tasks.c.id))
         task_id = listing[0]["id"]
         await e.client.post(f"/v1/tasks/{task_id}/cancel", headers=e.auth)
         r = await pending

@@ -5,7 +5,6 @@ tested in tests/client, the command itself in tests/cli.)"""
 from __future__ import annotations
 
 import random
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,10 +12,6 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "providers"))
-
-from routing_support import Scripted, make_job, no_progress
 
 from imagegate.api import deps
 from imagegate.api import metrics as metrics_api
@@ -27,6 +22,7 @@ from imagegate.errors import ImagegateError, ProviderError, ProviderRejectedErro
 from imagegate.metrics import Metrics
 from imagegate.providers.factory import build_providers
 from imagegate.providers.registry import ProviderRegistry
+from tests.support.routing import Scripted, make_job, no_progress
 
 pytestmark = pytest.mark.anyio
 

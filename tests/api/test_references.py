@@ -93,9 +93,9 @@ def image_server() -> Iterator[ImageServer]:
 
 
 class Env:
-    def __init__(self, client: httpx.AsyncClient, services: Backends, key: str, blob_dir: Path
+    def __init__(self, client: httpx.AsyncClient, backends: Backends, key: str, blob_dir: Path
                  ) -> None:
-        self.client, self.services, self.key, self.blob_dir = client, services, key, blob_dir
+        self.client, self.backends, self.key, self.blob_dir = client, backends, key, blob_dir
         self.auth = {"Authorization": f"Bearer {key}"}
 
     async def gen(self, body: dict[str, Any]) -> httpx.Response:
@@ -110,7 +110,7 @@ class Env:
         return [p for p in self.blob_dir.rglob("*") if p.is_file()]
 
     async def task_count(self) -> int:
-        return int(await read_scalar(self.services.db,
+        return int(await read_scalar(self.backends.db,
                                      sa.select(sa.func.count()).select_from(tasks)))
 
     async def assert_nothing_written(self) -> None:
@@ -126,19 +126,19 @@ async def env(tmp_path: Path, image_server: ImageServer) -> AsyncIterator[Env]:
         # The test image server is on loopback, which the SSRF guard refuses by default.
         fetch_allow_networks=["127.0.0.1/32"],
     )
-    services = await build_backends(settings)
-    key, _ = await services.keys.create("refs")
-    app = build_app(settings, services)
+    backends = await build_backends(settings)
+    key, _ = await backends.keys.create("refs")
+    app = build_app(settings, backends)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://testserver", timeout=30) as client:
         try:
-            yield Env(client, services, key, settings.effective_blob_dir)
+            yield Env(client, backends, key, settings.effective_blob_dir)
         finally:
-            await services.aclose()
+            await backends.aclose()
 
 
 async def _task_refs(env: Env, task_id: str) -> list[dict[str, Any]]:
-    task = await env.services.store.get(task_id)
+    task = await env.backends.store.get(task_id)
     assert task is not None
     refs: list[dict[str, Any]] = task.request["reference_images"]
     return refs
@@ -167,7 +167,7 @@ async def test_mixed_forms_in_one_list(env: Env, image_server: ImageServer) -> N
         image_server.url("/blue.jpg"), data_url(RED), base64.b64encode(GREEN_WEBP).decode(),
     ], "mask_url": data_url(make_image(64, 48))})
     assert r.status_code == 200, r.text
-    task = await env.services.store.get(r.json()["task_id"])
+    task = await env.backends.store.get(r.json()["task_id"])
     assert task is not None
     refs = task.request["reference_images"]
     assert [x["content_type"] for x in refs] == ["image/jpeg", "image/png", "image/webp"]
@@ -195,7 +195,7 @@ async def test_json_edit_form(env: Env) -> None:
         "prompt": "json edit", "images": [{"image_url": data_url(RED)}],
         "mask": {"image_url": data_url(make_image(64, 48))}})
     assert r.status_code == 200, r.text
-    task = await env.services.store.get(r.json()["task_id"])
+    task = await env.backends.store.get(r.json()["task_id"])
     assert task is not None and task.operation == "edit"
 
 
@@ -317,7 +317,7 @@ async def test_too_many_files(env: Env) -> None:
 async def test_cleanup_removes_reference_blobs(env: Env) -> None:
     r = await env.gen({"prompt": "x", "image_urls": [data_url(RED)]})
     assert any("refs" in str(p) for p in env.stored_files())
-    await env.services.db.write(tasks.update().values(expires_at=0))
-    assert env.services.worker is not None
-    assert await env.services.worker.clean_expired() == 1
+    await env.backends.db.write(tasks.update().values(expires_at=0))
+    assert env.backends.worker is not None
+    assert await env.backends.worker.clean_expired() == 1
     assert env.stored_files() == [], r.json()["task_id"]

@@ -4,7 +4,8 @@ stderr, exit status 1, nothing written."""
 from __future__ import annotations
 
 import pytest
-from cli_support import Cli
+
+from tests.support.cli import Cli
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-from cli_support import Cli
 from typer.testing import CliRunner
 
 from imagegate.accounts.keys import hash_key
 from imagegate.cli import cli
+from tests.support.cli import Cli
 
 
 def test_keys_create_list_revoke(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from cli_support import Cli
+from tests.support.cli import Cli
 
 
 def test_usage_table_and_json(run: Cli) -> None:

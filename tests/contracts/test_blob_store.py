@@ -1,26 +1,13 @@
-"""The BlobStore contract: every backend passes the same suite."""
+"""The BlobStore contract: every backend passes the same suite (`blobs` is parametrized
+over them in conftest.py)."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from imagegate.storage.base import BlobNotFoundError, BlobStore
-from imagegate.storage.obstore_store import ObstoreBlobStore
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["local", "memory"])
-async def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BlobStore]:
-    store = (ObstoreBlobStore.local(tmp_path / "blobs") if request.param == "local"
-             else ObstoreBlobStore.memory())
-    try:
-        yield store
-    finally:
-        await store.aclose()
 
 
 async def test_put_get_roundtrip(blobs: BlobStore) -> None:

@@ -13,17 +13,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-# The test modules import `e2e_support` (plain helpers and types). Under any --import-mode
-# (the project uses importlib, which puts no test directory on sys.path) it must be found.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from e2e_support import Server, ServerFactory
+from tests.support.e2e import Server, ServerFactory
 
 BASIC_ENV = {
     "IMAGEGATE_MAX_BODY_BYTES": "2048",  # small, so the 413 test needs no big upload

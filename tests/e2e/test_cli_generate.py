@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e_support import Server, decode_image
+
+from tests.support.e2e import Server, decode_image
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import Server, ServerFactory, decode_image, image_format, query_db
+
+from tests.support.e2e import Server, ServerFactory, decode_image, image_format, query_db
 
 pytestmark = pytest.mark.e2e
 

@@ -26,7 +26,9 @@ import httpx
 import openai
 import pytest
 import pyvips
-from e2e_support import (
+from openai import OpenAI
+
+from tests.support.e2e import (
     Server,
     ServerFactory,
     decode_image,
@@ -35,7 +37,6 @@ from e2e_support import (
     task_count,
     until_terminal,
 )
-from openai import OpenAI
 
 pytestmark = pytest.mark.e2e
 

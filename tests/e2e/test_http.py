@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from e2e_support import (
+
+from tests.support.e2e import (
     Server,
     ServerFactory,
     assert_error_body,

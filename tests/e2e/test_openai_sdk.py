@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from e2e_support import TERMINAL, Server, decode_image, image_format
 from openai import OpenAI
+
+from tests.support.e2e import TERMINAL, Server, decode_image, image_format
 
 pytestmark = pytest.mark.e2e
 

@@ -23,7 +23,13 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import (
+
+from imagegate.testing.upstreams.apimart_api import FakeApimart
+from imagegate.testing.upstreams.async_tasks import FakeTaskUpstream
+from imagegate.testing.upstreams.common import FakeUpstream
+from imagegate.testing.upstreams.dimilinks_api import FakeDimilinks
+from imagegate.testing.upstreams.openai_api import FakeOpenAI, ResultMode
+from tests.support.e2e import (
     IMAGEGATE,
     Server,
     ServerFactory,
@@ -32,7 +38,7 @@ from e2e_support import (
     poll_task,
     until_terminal,
 )
-from relay_support import (
+from tests.support.relay import (
     FAKE_KEY,
     FakeLoop,
     channel,
@@ -40,12 +46,6 @@ from relay_support import (
     wait_for,
     write_config,
 )
-
-from imagegate.testing.upstreams.apimart_api import FakeApimart
-from imagegate.testing.upstreams.async_tasks import FakeTaskUpstream
-from imagegate.testing.upstreams.common import FakeUpstream
-from imagegate.testing.upstreams.dimilinks_api import FakeDimilinks
-from imagegate.testing.upstreams.openai_api import FakeOpenAI, ResultMode
 
 pytestmark = pytest.mark.e2e
 

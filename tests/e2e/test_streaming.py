@@ -8,7 +8,8 @@ import time
 import httpx
 import openai
 import pytest
-from e2e_support import Server, ServerFactory, decode_image
+
+from tests.support.e2e import Server, ServerFactory, decode_image
 
 pytestmark = pytest.mark.e2e
 

@@ -4,14 +4,9 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from routing_support import Scripted, make_job, no_progress
 
 from imagegate.api.metrics import channel_info
 from imagegate.config import ChannelConfig, Settings, load_settings
@@ -24,6 +19,7 @@ from imagegate.providers.openai import OpenAIProvider
 from imagegate.providers.openai_compatible import OpenAICompatibleProvider
 from imagegate.providers.routing import RoutedProvider
 from imagegate.providers.sandbox import SandboxProvider
+from tests.support.routing import Scripted, make_job, no_progress
 
 pytestmark = pytest.mark.anyio
 

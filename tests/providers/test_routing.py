@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from routing_support import (
+from imagegate.errors import ProviderError, ProviderRejectedError, ServiceUnavailableError
+from imagegate.providers.breaker import BreakerState
+from imagegate.providers.routing import Channel, RetryPolicy, RoutedProvider
+from tests.support.routing import (
     Clock,
     Scripted,
     Sleeps,
@@ -22,10 +21,6 @@ from routing_support import (
     make_job,
     no_progress,
 )
-
-from imagegate.errors import ProviderError, ProviderRejectedError, ServiceUnavailableError
-from imagegate.providers.breaker import BreakerState
-from imagegate.providers.routing import Channel, RetryPolicy, RoutedProvider
 
 pytestmark = pytest.mark.anyio
 

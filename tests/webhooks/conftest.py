@@ -1,5 +1,6 @@
 """Webhook test fixtures: a clean `webhook_deliveries` table per test, and helpers that write
 rows the way the task service does (a plain insert in the transaction that finishes a task).
+The database fixtures are the contract suite's: every test here runs on each backend.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import sqlalchemy as sa
 
 from imagegate.db.database import Database
 from imagegate.db.tables import api_keys, webhook_deliveries
+from tests.contracts.conftest import database_url, db, postgres_url
+
+__all__ = ["database_url", "db", "insert_delivery", "insert_key", "postgres_url", "wdb"]
 
 
 @pytest.fixture

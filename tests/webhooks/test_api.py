@@ -20,10 +20,10 @@ pytestmark = pytest.mark.anyio
 
 
 class Env:
-    def __init__(self, client: httpx.AsyncClient, services: Backends) -> None:
+    def __init__(self, client: httpx.AsyncClient, backends: Backends) -> None:
         self.client = client
-        self.services = services
-        self.store = WebhookStore(services.db)
+        self.backends = backends
+        self.store = WebhookStore(backends.db)
         self.notified = 0
 
     def notify(self) -> None:
@@ -33,7 +33,7 @@ class Env:
         """Backends.aclose stops its dispatcher; this stand-in has nothing to stop."""
 
     async def key(self) -> tuple[str, dict[str, str]]:
-        plaintext, key = await self.services.keys.create("t")
+        plaintext, key = await self.backends.keys.create("t")
         return key.id, {"Authorization": f"Bearer {plaintext}"}
 
     async def delivery(self, key_id: str, n: int, status: str = "pending", **extra: Any) -> str:
@@ -44,24 +44,24 @@ class Env:
             "status": status, "attempts": 0, "next_attempt_at": time.time(),
             "created_at": 1_700_000_000 + n,
         }
-        await self.services.db.write(webhook_deliveries.insert().values({**values, **extra}))
+        await self.backends.db.write(webhook_deliveries.insert().values({**values, **extra}))
         return msg_id
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     settings = Settings(data_dir=tmp_path, blob_store="memory", run_workers=False)
-    services = await build_backends(settings)
-    app = build_app(settings, services)
+    backends = await build_backends(settings)
+    app = build_app(settings, backends)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        e = Env(client, services)
+        e = Env(client, backends)
         # A stand-in dispatcher that counts wake-ups (no worker runs here).
-        services.dispatcher = e  # type: ignore[assignment]
+        backends.dispatcher = e  # type: ignore[assignment]
         try:
             yield e
         finally:
-            await services.aclose()
+            await backends.aclose()
 
 
 async def test_settings_show_the_secret(env: Env) -> None:

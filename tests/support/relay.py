@@ -1,7 +1,7 @@
 """Helpers for the relay end-to-end tests: fake upstreams served from a background thread,
 and a `[[channels]]` config file for `imagegate serve`.
 
-The e2e tests drive the server with blocking httpx calls and `time.sleep` (as e2e_support
+The e2e tests drive the server with blocking httpx calls and `time.sleep` (as tests/support/e2e.py
 does), so a fake running in the test's own event loop would be starved while the test
 waits. Each `FakeLoop` therefore runs its fakes in a private event loop on its own thread;
 the test reads their request logs (`.requests`, `.submissions`) directly — appends and list

@@ -6,7 +6,6 @@ and how to read an error; the tests themselves are written once."""
 from __future__ import annotations
 
 import base64
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from profile_support import Env, image_size, make_image, open_env
+from tests.support.profiles import Env, image_size, make_image, open_env
 
 pytestmark = pytest.mark.anyio
 

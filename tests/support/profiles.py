@@ -1,8 +1,5 @@
 """Helpers shared by the profile tests: the in-process app (real SQLite, memory blobs, the
 sandbox provider) behind an httpx ASGI client, and small image utilities.
-
-Kept out of a conftest.py (the project has one at the top only); test modules put this
-directory on sys.path and import it.
 """
 
 from __future__ import annotations
@@ -29,11 +26,11 @@ APIMART_TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 
 class Env:
-    def __init__(self, app: FastAPI, client: httpx.AsyncClient, services: Backends,
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient, backends: Backends,
                  key: str) -> None:
         self.app = app
         self.client = client
-        self.services = services
+        self.backends = backends
         self.key = key
 
     @property
@@ -45,7 +42,7 @@ class Env:
         return await self.client.post(path, json=body, headers={**self.auth, **(headers or {})})
 
     async def task_count(self) -> int:
-        return int(await read_scalar(self.services.db,
+        return int(await read_scalar(self.backends.db,
                                      sa.select(sa.func.count()).select_from(tasks)))
 
     async def apimart_task(self, task_id: str) -> dict[str, Any]:
@@ -74,16 +71,16 @@ class Env:
 async def open_env(tmp_path: Path, **overrides: Any) -> AsyncIterator[Env]:
     settings = Settings(data_dir=tmp_path, blob_store="memory",
                         **{"poll_interval_seconds": 0.2, **overrides})
-    services = await build_backends(settings)
+    backends = await build_backends(settings)
     try:
-        key, _ = await services.keys.create("test")
-        app = build_app(settings, services)
+        key, _ = await backends.keys.create("test")
+        app = build_app(settings, backends)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
                                      timeout=60) as client:
-            yield Env(app, client, services, key)
+            yield Env(app, client, backends, key)
     finally:
-        await services.aclose()
+        await backends.aclose()
 
 
 def make_image(width: int = 64, height: int = 48, fmt: str = ".png",

@@ -1,8 +1,5 @@
 """Helpers for the CLI tests: `Cli`, the `imagegate` command run in process against one data
 directory.
-
-Imported by bare name: conftest.py puts this directory on sys.path (the project uses
---import-mode=importlib, which adds none).
 """
 
 from __future__ import annotations

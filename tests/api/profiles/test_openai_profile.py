@@ -4,7 +4,6 @@ official `openai` SDK as the client (AsyncOpenAI over the in-process ASGI transp
 from __future__ import annotations
 
 import base64
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from profile_support import Env, image_size, make_image, open_env
+from tests.support.profiles import Env, image_size, make_image, open_env
 
 pytestmark = pytest.mark.anyio
 
@@ -135,9 +132,9 @@ async def test_timeout_is_a_504_that_keeps_the_task(tmp_path: Path) -> None:
         assert_openai_error(r, 504, None, "timeout")
         assert r.headers["x-should-retry"] == "false"
         task_id = r.json()["error"]["message"].split("task ")[1].split(":")[0]
-        running = await env.services.store.get(task_id)
+        running = await env.backends.store.get(task_id)
         assert running is not None
-        done = await env.services.tasks.wait(running, 10)
+        done = await env.backends.tasks.wait(running, 10)
         assert done.status == "succeeded"
 
 

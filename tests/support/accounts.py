@@ -1,8 +1,5 @@
 """Helpers for the accounts flow tests: the real app in process (httpx over ASGI, the sandbox
 provider, a real database) with an admin token, and a webhook receiver on 127.0.0.1.
-
-Imported by bare name: test_accounts_flow.py puts this directory on sys.path (the project
-uses --import-mode=importlib, which adds none).
 """
 
 from __future__ import annotations
@@ -51,22 +48,22 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str,
 
 
 class App:
-    def __init__(self, client: httpx.AsyncClient, services: Backends) -> None:
+    def __init__(self, client: httpx.AsyncClient, backends: Backends) -> None:
         self.client = client
-        self.services = services
+        self.backends = backends
 
     # -- keys and money, read straight from the database (the source of truth)
     async def key(self, name: str = "k", **options: Any) -> tuple[str, ApiKey]:
-        return await self.services.keys.create(name, **options)
+        return await self.backends.keys.create(name, **options)
 
     async def balance(self, key_id: str) -> int | None:
-        value = await read_scalar(self.services.db, sa.select(api_keys.c.balance)
+        value = await read_scalar(self.backends.db, sa.select(api_keys.c.balance)
                                   .where(api_keys.c.id == key_id))
         return None if value is None else int(value)
 
     async def ledger_sum(self, key_id: str) -> int:
         return int(await read_scalar(
-            self.services.db,
+            self.backends.db,
             sa.select(sa.func.coalesce(sa.func.sum(ledger.c.amount), 0))
             .where(ledger.c.key_id == key_id)))
 
@@ -74,16 +71,16 @@ class App:
         stmt = sa.select(ledger.c.kind).where(ledger.c.key_id == key_id).order_by(ledger.c.id)
         if task_id is not None:
             stmt = stmt.where(ledger.c.task_id == task_id)
-        return [r["kind"] for r in await self.services.db.read(stmt)]
+        return [r["kind"] for r in await self.backends.db.read(stmt)]
 
     async def task_count(self, key_id: str | None = None) -> int:
         stmt = sa.select(sa.func.count()).select_from(tasks)
         if key_id is not None:
             stmt = stmt.where(tasks.c.key_id == key_id)
-        return int(await read_scalar(self.services.db, stmt))
+        return int(await read_scalar(self.backends.db, stmt))
 
     def price(self, model: str = "gpt-image-2", tier: str = "1k", quality: str = "auto") -> int:
-        return self.services.catalog.models[model].price(tier, quality)
+        return self.backends.catalog.models[model].price(tier, quality)
 
     # -- HTTP
     async def submit(self, plaintext: str, body: dict[str, Any] | None = None,
@@ -111,7 +108,7 @@ class App:
     async def wait_idle(self) -> None:
         """Every task finished (no queued or running one left)."""
         async def idle() -> bool:
-            counts = await self.services.store.count_by_status()
+            counts = await self.backends.store.count_by_status()
             return not counts.get("queued") and not counts.get("in_progress")
 
         await eventually(idle, "all tasks to finish", timeout=30.0, step=0.05)
@@ -150,17 +147,17 @@ async def open_app(tmp_path: Path, **overrides: Any) -> AsyncIterator[App]:
     values: dict[str, Any] = {"data_dir": tmp_path, "blob_store": "memory",
                               "admin_token": ADMIN_TOKEN, "poll_interval_seconds": 0.05,
                               "upstream_backoff_seconds": 0.01, **overrides}
-    services = await build_backends(Settings(**values))
+    backends = await build_backends(Settings(**values))
     try:
-        if services.db.dialect == "postgresql":
-            await services.db.write(sa.text(f"TRUNCATE {_TABLES}"))
-        app = build_app(services.settings, services)
+        if backends.db.dialect == "postgresql":
+            await backends.db.write(sa.text(f"TRUNCATE {_TABLES}"))
+        app = build_app(backends.settings, backends)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
                                      timeout=60) as client:
-            yield App(client, services)
+            yield App(client, backends)
     finally:
-        await services.aclose()
+        await backends.aclose()
 
 
 HANG = 0  # a Receiver "status": answer nothing until the receiver closes

@@ -1,7 +1,4 @@
-"""Scripted fake providers and helpers for the routing, factory and metrics tests.
-
-Imported by bare name: each test file puts this directory on sys.path (the project uses
-importlib import mode, which does not)."""
+"""Scripted fake providers and helpers for the routing, factory and metrics tests."""
 
 from __future__ import annotations
 

@@ -4,16 +4,11 @@ verbatim, the task shape through its statuses, batch queries and the error shape
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from profile_support import Env, data_url, image_size, make_image, open_env
 
 from imagegate.api.profiles.apimart import ESTIMATED_SECONDS, MAX_BATCH
 from imagegate.api.profiles.errors import apimart_error
@@ -30,6 +25,7 @@ from imagegate.errors import (
     TaskCancelledError,
     UnsupportedMediaTypeError,
 )
+from tests.support.profiles import Env, data_url, image_size, make_image, open_env
 
 pytestmark = pytest.mark.anyio
 
@@ -184,7 +180,7 @@ async def test_cancelled_status(tmp_path: Path) -> None:
 async def test_batch(env: Env) -> None:
     first = await submit(env, {"prompt": "one"})
     second = await submit(env, {"prompt": "two", "resolution": "4k", "size": "1:1"})
-    other_key, _ = await env.services.keys.create("other")
+    other_key, _ = await env.backends.keys.create("other")
     r = await env.client.post(SUBMIT, json={"prompt": "theirs"},
                               headers={"Authorization": f"Bearer {other_key}"})
     theirs = r.json()["data"][0]["task_id"]
@@ -236,7 +232,7 @@ async def test_unsupported_openai_fields_are_ignored(env: Env) -> None:
     data = await env.apimart_wait(task_id)
     assert data["status"] == "completed"
     assert data["result"]["images"][0]["url"][0].startswith("/p/img/")
-    task = await env.services.store.get(task_id)
+    task = await env.backends.store.get(task_id)
     assert task is not None and task.request["response_format"] == "url"
     assert {"response_format", "style", "stream", "wait_for_result"} <= set(
         task.request["ignored_fields"])
@@ -291,7 +287,7 @@ async def test_unexpected_error_is_a_500_in_the_apimart_shape(
     async def broken(*_a: Any, **_k: Any) -> None:
         raise RuntimeError("database exploded")
 
-    monkeypatch.setattr(env.services.store, "create", broken)
+    monkeypatch.setattr(env.backends.store, "create", broken)
     r = await env.post(SUBMIT, {"prompt": "x"})
     message = assert_error(r, 500, "server_error")
     assert r.headers["x-request-id"] in message and "exploded" not in r.text
