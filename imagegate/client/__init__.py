@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import orjson
 
 from imagegate.client.admin import (
@@ -23,6 +22,7 @@ from imagegate.client.admin import (
     ServerUnreachable,
     UnexpectedAnswer,
 )
+from imagegate.client.session import BearerSession
 
 __all__ = ["TERMINAL", "AdminAnswerError", "AdminClient", "AdminError", "ClientError",
            "ImagegateClient", "ServerUnreachable", "UnexpectedAnswer"]
@@ -42,26 +42,9 @@ class ClientError(Exception):
         super().__init__(f"{status} {self.code or ''}: {message}".strip())
 
 
-class ImagegateClient:
+class ImagegateClient(BearerSession):
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {api_key}"}
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> ImagegateClient:
-        self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("use `async with ImagegateClient(...)`")
-        return self._session
+        super().__init__(base_url, api_key, timeout=timeout)
 
     async def _json(self, method: str, path: str, body: dict[str, Any] | None = None
                     ) -> tuple[int, dict[str, str], Any]:

@@ -12,6 +12,8 @@ from typing import Any
 
 import aiohttp
 
+from imagegate.client.session import BearerSession
+
 
 class AdminError(Exception):
     """Any failure of an admin call."""
@@ -37,7 +39,7 @@ class UnexpectedAnswer(AdminError):
         super().__init__(f"unexpected answer from {url}: {detail}")
 
 
-class AdminClient:
+class AdminClient(BearerSession):
     """`async with AdminClient(url, token) as admin: rows = await admin.channels()`.
 
     `admin_token` None sends no `Authorization` header: the server then answers 401, which
@@ -45,26 +47,9 @@ class AdminClient:
 
     def __init__(self, base_url: str, admin_token: str | None, *,
                  timeout: float = 30.0) -> None:
+        super().__init__(base_url, admin_token, timeout=timeout)
         # Errors name the server as the caller wrote it; requests go to the normalized form.
         self.url = base_url
-        self.base_url = base_url.rstrip("/")
-        self._headers = {"authorization": f"Bearer {admin_token}"} if admin_token else {}
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> AdminClient:
-        self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("use `async with AdminClient(...)`")
-        return self._session
 
     async def channels(self) -> list[dict[str, Any]]:
         """`GET /admin/channels`: each upstream channel's configuration and live state."""
