@@ -12,7 +12,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CONFIG_ENV = "IMAGEGATE_CONFIG"
@@ -107,13 +115,20 @@ class Settings(BaseSettings):
     # -- HTTP surface
     public_base_url: str | None = Field(
         None,
-        description="Public origin of this server (e.g. `https://img.example.com`), used for "
-        "absolute result URLs when url_mode is `absolute`.",
+        description="Public origin of this server (e.g. `https://img.example.com`): the base "
+        "of absolute result URLs, and the only one webhook payloads can use. Unset: the "
+        "origin each request came to.",
     )
     url_mode: Literal["relative", "absolute", "data"] = Field(
-        "relative",
-        description="How `data[].url` is given: a relative signed path, an absolute signed URL "
-        "(needs public_base_url) or a `data:` URL.",
+        "absolute",
+        description="How `data[].url` is given: an absolute signed URL (base: public_base_url, "
+        "else the request's own scheme and host), a relative signed path (`/p/img/…`) or a "
+        "`data:` URL.",
+    )
+    trusted_proxies: list[str] = Field(
+        ["127.0.0.0/8", "::1/128"],
+        description="Networks (CIDR) of reverse proxies whose `X-Forwarded-Proto` and "
+        "`X-Forwarded-Host` are believed when building absolute URLs.",
     )
     signing_secret: SecretStr | None = Field(
         None,
@@ -293,21 +308,15 @@ class Settings(BaseSettings):
     def _strip_slash(cls, v: str | None) -> str | None:
         return v.rstrip("/") if v else v
 
-    @field_validator("fetch_allow_networks")
+    @field_validator("fetch_allow_networks", "trusted_proxies")
     @classmethod
-    def _networks(cls, v: list[str]) -> list[str]:
+    def _networks(cls, v: list[str], info: ValidationInfo) -> list[str]:
         for net in v:
             try:
                 ipaddress.ip_network(net)
             except ValueError as exc:  # e.g. host bits set: "10.20.0.5/16"
-                raise ValueError(f"fetch_allow_networks: {exc}") from None
+                raise ValueError(f"{info.field_name}: {exc}") from None
         return v
-
-    @model_validator(mode="after")
-    def _absolute_needs_base(self) -> Settings:
-        if self.url_mode == "absolute" and not self.public_base_url:
-            raise ValueError("url_mode = 'absolute' needs public_base_url")
-        return self
 
     @property
     def effective_database_url(self) -> str:

@@ -22,6 +22,7 @@ from imagegate.accounts.idempotency import IdempotencyStore
 from imagegate.accounts.keys import KeyStore
 from imagegate.accounts.limits import RateLimiter
 from imagegate.accounts.usage import UsageReporter
+from imagegate.api.origin import Network, parse_networks
 from imagegate.api.profiles.native import task_object
 from imagegate.config import Settings
 from imagegate.db.database import Database
@@ -79,6 +80,8 @@ class Backends:
     webhooks: WebhookStore
     metrics: Metrics
     admin_token: str
+    # Reverse proxies whose forwarded headers the API believes (absolute result URLs).
+    trusted_proxies: tuple[Network, ...] = ()
     worker: Worker | None = None
     dispatcher: WebhookDispatcher | None = None
 
@@ -186,6 +189,7 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database) -> Backends:
         webhooks=WebhookStore(db),
         metrics=metrics,
         admin_token=secret_files.admin_token(settings),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
     )
 
 

@@ -5,6 +5,7 @@ the docs quote (setting defaults, per-model limits, error statuses) match the co
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import tomllib
 from collections.abc import Iterable, Iterator
@@ -76,6 +77,8 @@ def _default_text(value: Any) -> str | None:
         return str(value).lower()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, list):  # as in the environment: JSON
+        return json.dumps(value)
     return str(value)
 
 

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 
 from imagegate.accounts.keys import ApiKey, KeyStore
 from imagegate.accounts.usage import UsageReporter
+from imagegate.api.origin import request_origin
 from imagegate.config import Settings
 from imagegate.domain.catalog import Catalog
 from imagegate.errors import AuthenticationError, InvalidRequestError, PayloadTooLargeError
@@ -60,7 +61,12 @@ async def tasks(request: Request) -> TaskService:
 
 
 async def links(request: Request) -> ResultLinks:
-    found: ResultLinks = _backends(request).links
+    """Result links as this request's client sees them: absolute URLs get the origin it
+    reached us at when no `public_base_url` is configured (see `api/origin.py`)."""
+    backends = _backends(request)
+    found: ResultLinks = backends.links
+    if found.needs_origin:
+        return found.for_origin(request_origin(request.scope, backends.trusted_proxies))
     return found
 
 

@@ -4,7 +4,9 @@ the schema. Thin: each command builds settings, calls the same objects and print
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -34,6 +36,40 @@ def _with_keys(settings: Settings, action: Callable[[KeyStore], Awaitable[T]]) -
             await db.aclose()
 
     return asyncio.run(run())
+
+
+def command(args: str) -> str:
+    """A command line as the user will type it: through `uv run` when this process was
+    started that way (uv sets `UV` in the environment of what it runs)."""
+    return f"uv run imagegate {args}" if os.environ.get("UV") else f"imagegate {args}"
+
+
+def webhook_base_warning(settings: Settings) -> str | None:
+    """Webhook payloads have no request to take an origin from: without `public_base_url`
+    their result URLs are relative, which a receiver cannot download."""
+    if settings.url_mode == "absolute" and not settings.public_base_url:
+        return ("public_base_url is not set: result URLs in webhook payloads will be relative "
+                "paths (/p/img/…); set it to this server's public address")
+    return None
+
+
+def listen(settings: Settings) -> socket.socket:
+    """The listening socket, bound before anything is created, so a port that is taken
+    stops the start with a hint (and, on a first start, before the first key exists)."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]error:[/red] cannot listen on {settings.host}:{settings.port}: "
+            f"{exc.strerror or exc}. Is another server running there? Start on another port "
+            f"with `{command('serve --port 8001')}` (or IMAGEGATE_PORT).", highlight=False)
+        raise typer.Exit(1) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _redact(url: str) -> str:
@@ -74,7 +110,10 @@ def _banner(settings: Settings, plan: RoutePlan, new_key: str | None,
         console.print("[bold green]First start: an API key was created. It is shown only "
                       "once; keep it:[/bold green]")
         console.print(f"\n    {new_key}\n")
-        console.print("  Create more with `imagegate keys create NAME`.\n")
+        console.print(f"  Create more with `{command('keys create NAME')}`.\n")
+    warning = webhook_base_warning(settings) if settings.run_workers else None
+    if warning:
+        console.print(f"  [yellow]note: {escape(warning)}[/yellow]")
 
 
 def serve(
@@ -102,16 +141,22 @@ def serve(
     except ValueError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
-    new_key = _with_keys(settings, first_key)
-    _banner(settings, plan, new_key, Console())
-    uvicorn.run(
-        build_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=10,
-    )
+    sock = listen(settings)
+    try:
+        new_key = _with_keys(settings, first_key)
+        _banner(settings, plan, new_key, Console())
+        server = uvicorn.Server(uvicorn.Config(
+            build_app(settings),
+            log_config=None,
+            access_log=settings.access_log,
+            timeout_graceful_shutdown=10,
+            # Forwarded headers are judged by imagegate itself (trusted_proxies, see
+            # api/origin.py); uvicorn's handling would rewrite the peer address it checks.
+            proxy_headers=False,
+        ))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
@@ -125,8 +170,11 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         backends = await build_backends(settings, with_worker=True)
-        Console(stderr=True).print(
-            f"imagegate worker {backends.worker.owner if backends.worker else ''} running")
+        err = Console(stderr=True)
+        err.print(f"imagegate worker {backends.worker.owner if backends.worker else ''} running")
+        warning = webhook_base_warning(settings)
+        if warning:
+            err.print(f"[yellow]note: {escape(warning)}[/yellow]")
         try:
             await stop.wait()
         finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 from typing import Literal
 
 from imagegate.domain.task import StoredImage, Task
@@ -25,12 +26,30 @@ def _b64(data: bytes) -> str:
 
 
 class ResultLinks:
-    def __init__(self, signer: UrlSigner, blobs: BlobStore, *, url_mode: UrlMode = "relative",
+    """`url_mode = "absolute"` needs a base: `public_base_url` when configured, else the
+    origin the client reached the server at (`for_origin`, per request). Without either (a
+    webhook payload when no `public_base_url` is set) the URL stays a relative path."""
+
+    def __init__(self, signer: UrlSigner, blobs: BlobStore, *, url_mode: UrlMode = "absolute",
                  public_base_url: str | None = None) -> None:
         self.signer = signer
         self._blobs = blobs
         self.url_mode: UrlMode = url_mode
-        self._base = public_base_url or ""
+        self._public = public_base_url or ""
+        self._base = self._public
+
+    @property
+    def needs_origin(self) -> bool:
+        """Whether absolute URLs depend on the request (no `public_base_url` configured)."""
+        return self.url_mode == "absolute" and not self._public
+
+    def for_origin(self, origin: str) -> ResultLinks:
+        """These links for a client that reached the server at `origin`."""
+        if not self.needs_origin:
+            return self
+        bound = copy.copy(self)
+        bound._base = origin
+        return bound
 
     def signed_url(self, task: Task, index: int) -> tuple[str, int]:
         """The signed URL of result image `index` and its expiry in ms (never after the task

@@ -310,7 +310,10 @@ LOOPBACK = {"fetch_allow_networks": ["127.0.0.0/8"], "webhook_backoff_seconds": 
 
 
 async def test_key_webhook_is_delivered_signed(tmp_path: Path) -> None:
-    async with Receiver() as rx, open_app(tmp_path, **LOOPBACK) as app:
+    # public_base_url: a webhook has no request to take an origin from, so with it the
+    # payload's result URLs are the same absolute URLs a poll shows.
+    async with Receiver() as rx, open_app(tmp_path, public_base_url="http://testserver",
+                                          **LOOPBACK) as app:
         created = await app.client.post("/admin/keys", headers=ADMIN, json={
             "name": "hooked", "balance": "1", "webhook_url": rx.url})
         assert created.status_code == 201, created.text
@@ -330,6 +333,7 @@ async def test_key_webhook_is_delivered_signed(tmp_path: Path) -> None:
         task = await app.task(plaintext, task_id)
         assert payload["data"]["id"] == task_id and payload["data"]["status"] == "succeeded"
         assert payload["data"]["result"] == task["result"]
+        assert task["result"]["data"][0]["url"].startswith("http://testserver/p/img/")
         assert rx.requests[0][0]["webhook-id"] == delivery["id"]
 
 

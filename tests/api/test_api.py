@@ -77,7 +77,7 @@ async def test_sync_generation_shape_and_image(env: Env) -> None:
                          "background", "usage"}
     assert body["size"] == "2048x1152" and len(body["data"]) == 2
     url = body["data"][0]["url"]
-    assert url.startswith(f"/p/img/{body['task_id']}/0?exp=")
+    assert url.startswith(f"http://testserver/p/img/{body['task_id']}/0?exp=")
     assert body["data"][0]["file_id"].startswith("file_")
     img = await env.client.get(url)
     assert img.status_code == 200 and img.headers["content-type"] == "image/png"
@@ -107,7 +107,7 @@ async def test_async_triggers(env: Env, path: str, headers: dict[str, str],
     done = await env.wait_terminal(body["task_id"])
     assert done["status"] == "succeeded" and done["progress"] == 100
     assert done["object"] == "image.task" and done["id"] == done["task_id"]
-    assert done["result"]["data"][0]["url"].startswith("/p/img/")
+    assert done["result"]["data"][0]["url"].startswith("http://testserver/p/img/")
     legacy = await env.client.get(f"/v1/images/tasks/{body['task_id']}", headers=env.auth)
     assert legacy.json()["status"] == "succeeded"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from imagegate import __version__
@@ -34,3 +35,22 @@ def test_every_command_is_listed_in_order() -> None:
               if line.startswith("│ ") and not line.startswith("│ --")]
     assert listed == ["usage", "serve", "worker", "migrate", "version", "generate", "keys",
                       "channels"]
+
+
+def test_commands_are_spelled_as_the_user_types_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from imagegate.cli.server import command
+
+    monkeypatch.delenv("UV", raising=False)
+    assert command("keys create NAME") == "imagegate keys create NAME"
+    monkeypatch.setenv("UV", "/usr/bin/uv")
+    assert command("keys create NAME") == "uv run imagegate keys create NAME"
+
+
+def test_webhook_payloads_without_a_public_base_url_are_warned_about(tmp_path: Path) -> None:
+    from imagegate.cli.server import webhook_base_warning
+    from imagegate.config import Settings
+
+    assert "public_base_url" in (webhook_base_warning(Settings(data_dir=tmp_path)) or "")
+    assert webhook_base_warning(Settings(data_dir=tmp_path,
+                                         public_base_url="https://img.example.com")) is None
+    assert webhook_base_warning(Settings(data_dir=tmp_path, url_mode="relative")) is None

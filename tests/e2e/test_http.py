@@ -110,7 +110,7 @@ def test_sync_generation_and_signed_download(basic_server: Server, client: httpx
     assert len(body["data"]) == 1
     item = body["data"][0]
     assert set(item) >= {"url", "file_id"}, item
-    assert item["url"].startswith(f"/p/img/{body['task_id']}/0?")
+    assert item["url"].startswith(f"{basic_server.base_url}/p/img/{body['task_id']}/0?")
     assert item["file_id"]
 
     with httpx.Client(base_url=basic_server.base_url, timeout=30) as anon:  # no bearer
@@ -181,7 +181,7 @@ def test_other_output_formats(basic_server: Server, client: httpx.Client, fmt: s
                               ) -> None:
     body = _sync(client, output_format=fmt, size="1024x1536")
     assert body["output_format"] == fmt
-    img = httpx.get(basic_server.base_url + body["data"][0]["url"], timeout=30)
+    img = httpx.get(body["data"][0]["url"], timeout=30)
     assert img.headers["content-type"] == mime
     assert image_format(img.content) == fmt
     decoded = decode_image(img.content)
@@ -221,7 +221,7 @@ def test_async_triggers_then_poll(basic_server: Server, client: httpx.Client) ->
         for k in ("size", "output_format", "quality", "background"):
             assert result[k] == sync_body[k]
         assert result["task_id"] == task_id
-        img = httpx.get(basic_server.base_url + result["data"][0]["url"], timeout=30)
+        img = httpx.get(result["data"][0]["url"], timeout=30)
         assert img.status_code == 200
         assert decode_image(img.content).width == 1024
 

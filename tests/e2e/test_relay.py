@@ -146,9 +146,10 @@ def _wh(size: str) -> tuple[int, int]:
 
 
 def _fetch_png(server: Server, url: str) -> bytes:
-    assert url.startswith("/"), url  # imagegate's own signed path, never the upstream's
-    with httpx.Client(base_url=server.base_url, timeout=30) as anon:  # the signature is the
-        resp = anon.get(url)                                          # credential
+    # imagegate's own signed URL, never the upstream's
+    assert url.startswith(server.base_url + "/p/img/"), url
+    with httpx.Client(timeout=30) as anon:  # the signature is the credential
+        resp = anon.get(url)
     assert resp.status_code == 200, resp.text
     assert image_format(resp.content) == "png"
     return resp.content

@@ -42,7 +42,7 @@ OPENAPI_TAG = {"name": "apimart", "description": "The `apimart` profile at /apim
                "asynchronous submit, `{code, data}` bodies and the seed's task statuses."}
 
 STATUS_NAMES: dict[TaskStatus, str] = {
-    TaskStatus.QUEUED: "pending",
+    TaskStatus.QUEUED: "submitted",  # the 002 seed's table has no "pending"
     TaskStatus.IN_PROGRESS: "processing",
     TaskStatus.SUCCEEDED: "completed",
     TaskStatus.FAILED: "failed",

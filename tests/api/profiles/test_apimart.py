@@ -136,14 +136,14 @@ async def test_task_shape_through_every_status(tmp_path: Path) -> None:
                 break
             assert set(data) == base, data
             await asyncio.sleep(0.03)
-        assert seen == ["pending", "processing", "completed"]
+        assert seen == ["submitted", "processing", "completed"]
         assert set(data) == base | {"completed", "actual_time", "result"}
         assert data["progress"] == 100
         assert data["actual_time"] == data["completed"] - data["created"] >= 0
         [image] = data["result"]["images"]
         assert set(image) == {"url", "expires_at"}
         [url] = image["url"]
-        assert url.startswith(f"/p/img/{task_id}/0?exp=")
+        assert url.startswith(f"http://testserver/p/img/{task_id}/0?exp=")
         assert image["expires_at"] == int(url.split("exp=")[1].split("&")[0]) // 1000
         assert image["expires_at"] > data["completed"]
         assert image_size(await env.download(url)) == (2048, 1360)
@@ -231,7 +231,7 @@ async def test_unsupported_openai_fields_are_ignored(env: Env) -> None:
                                  "stream": True})
     data = await env.apimart_wait(task_id)
     assert data["status"] == "completed"
-    assert data["result"]["images"][0]["url"][0].startswith("/p/img/")
+    assert data["result"]["images"][0]["url"][0].startswith("http://testserver/p/img/")
     task = await env.backends.store.get(task_id)
     assert task is not None and task.request["response_format"] == "url"
     assert {"response_format", "style", "stream", "wait_for_result"} <= set(
