@@ -16,10 +16,13 @@ mask's edit area is tinted magenta.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import html
+import importlib.resources
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import pyvips
@@ -50,6 +53,17 @@ _PNG_COMPRESSION = 2
 _PNG_FILTER = pyvips.enums.ForeignPngFilter.NONE
 _WEBP_EFFORT = 2  # libwebp's default 4 took ~2.5x the time for files only ~5% smaller
 _KEEP_NONE = pyvips.enums.ForeignKeep.NONE  # no metadata: nothing that varies run to run
+# All text is set in WenQuanYi Micro Hei, from the paperang-p2-fonts-cjk wheel (the upstream
+# 0.2.0-beta file, byte-identical to Debian's fonts-wqy-microhei; Apache-2.0 or GPL-3+ with
+# the font exception). libvips' "sans" is whatever the host's fontconfig offers: on a host
+# without a CJK font (or without any font, as in a slim container) prompts came out as boxes.
+# This font covers Latin, Greek, Cyrillic, every unified Han ideograph of Unicode 5.1
+# (U+4E00-U+9FC3, which holds GBK's and Big5's), kana and hangul in 5 MB; Noto Sans CJK
+# would be 33 MB. Naming it first also keeps Latin and CJK text independent of the host's
+# fonts. Pango falls back to the host's fonts only for characters it lacks (emoji, Arabic,
+# rare Han), and draws a hex box naming the code point where no font has one.
+_FONT_PACKAGE = "paperang_p2_fonts_cjk"
+_FONT_FAMILY = "WenQuanYi Micro Hei"
 
 
 def render_image(
@@ -137,6 +151,7 @@ class SandboxProvider(Provider):
         self.latency = latency
         self.progress_steps = progress_steps
         self.failure_rate = failure_rate
+        font_file()  # a broken install fails at start, not in the first task
 
     async def generate(self, job: ProviderJob, progress: ProgressCallback,
                        partial: PartialCallback = no_partials) -> ProviderResult:
@@ -310,9 +325,9 @@ def _text_mask(request: ImageRequest, footer: str, width: int, max_height: int) 
     # Scale with the geometric mean of the edges: ~33 px type at 1024x1024, ~94 px at 4K.
     dpi = 200 * math.sqrt(w * h) / 1024
     for _ in range(3):
-        block = _text(footer, width, dpi * 0.5)
+        block = draw_text(footer, width, dpi * 0.5)
         if prompt:
-            body = _text(prompt, width, dpi)
+            body = draw_text(prompt, width, dpi)
             block = body.join(block, "vertical", expand=True, shim=max(1, round(dpi / 8)))
         if block.height <= max_height:
             break
@@ -321,11 +336,31 @@ def _text_mask(request: ImageRequest, footer: str, width: int, max_height: int) 
     return block.crop(0, 0, min(width, block.width), min(max_height, block.height))
 
 
-def _text(text: str, width: int, dpi: float) -> Any:
+@functools.cache
+def font_file() -> str:
+    """Path of the font file the sandbox draws text with (from a package dependency).
+
+    Raises `RuntimeError` if the font package is missing or lacks the file: a broken install.
+    """
+    try:
+        font = importlib.resources.files(_FONT_PACKAGE) / "fonts" / "wqy-microhei.ttc"
+    except ModuleNotFoundError as exc:
+        raise RuntimeError(f"sandbox: font package {_FONT_PACKAGE} is not installed") from exc
+    # fontconfig needs a real file; a wheel installs one (a zipped install would not).
+    if not isinstance(font, Path) or not font.is_file():
+        raise RuntimeError(f"sandbox: font file missing: {font}")
+    return str(font)
+
+
+def draw_text(text: str, width: int, dpi: float) -> Any:
+    """`text` as the sandbox draws it: a 1-band coverage mask (uchar, 0..255), wrapped to
+    `width` pixels, the font's 12 pt at `dpi`. Pure: the same arguments give the same mask."""
     # Image.text reads Pango markup; escaping keeps prompts like "<b>" or "a & b" literal.
     return pyvips.Image.text(
         html.escape(text, quote=False),
-        font="sans 12",
+        font=f"{_FONT_FAMILY} 12",
+        # libvips adds the file to fontconfig once per process (it remembers the path).
+        fontfile=font_file(),
         width=width,
         dpi=max(1, round(dpi)),
         wrap=pyvips.enums.TextWrap.WORD_CHAR,  # 300-char words must wrap, not overflow
