@@ -14,7 +14,17 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagegate import __version__
-from imagegate.api import admin, edits, files, images, models, tasks, usage, webhooks
+from imagegate.api import (
+    admin,
+    edits,
+    files,
+    images,
+    models,
+    tasks,
+    usage,
+    variations,
+    webhooks,
+)
 from imagegate.api import metrics as metrics_api
 from imagegate.api.middleware import (
     BodyLimitMiddleware,
@@ -94,9 +104,9 @@ def build_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     app.add_exception_handler(ImagegateError, _imagegate_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for router in (images.router, edits.router, tasks.router, files.router, models.router,
-                   openai_profile.router, apimart.router, usage.router, webhooks.router,
-                   admin.router, metrics_api.router):
+    for router in (images.router, edits.router, variations.router, tasks.router, files.router,
+                   models.router, openai_profile.router, apimart.router, usage.router,
+                   webhooks.router, admin.router, metrics_api.router):
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:

@@ -166,6 +166,7 @@ def test_every_default_model_is_documented_with_its_limits(name: str) -> None:
     assert row["max prompt chars"] == str(spec.max_prompt_chars)
     assert row["transparent"] == yes_no[spec.transparent_background]
     assert row["edits"] == yes_no[spec.edits]
+    assert row["variations"] == yes_no[spec.variations]
     assert row["family"] == spec.family
     assert row["qualities"] == ", ".join(spec.qualities)
     assert row["formats"] == ", ".join(spec.output_formats)

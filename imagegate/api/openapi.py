@@ -68,6 +68,35 @@ _MULTIPART_EDIT: dict[str, Any] = {
 }
 
 
+# OpenAI's createImageVariation form: one image, no prompt. JSON works too (the image as a
+# URL, data: URL or base64 under `image`).
+VARIATION_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["image"],
+    "properties": {
+        "image": _REFERENCE,
+        "model": {"type": "string", "default": "dall-e-2"},
+        "n": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
+        "size": {"type": "string", "enum": ["256x256", "512x512", "1024x1024"],
+                 "default": "1024x1024"},
+        "response_format": GENERATION_REQUEST["properties"]["response_format"],
+        "user": {"type": "string"},
+        "wait_for_result": GENERATION_REQUEST["properties"]["wait_for_result"],
+        "webhook_url": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+
+
+def variation_body() -> dict[str, Any]:
+    multipart = {**VARIATION_REQUEST, "properties": {
+        **VARIATION_REQUEST["properties"], "image": {"type": "string", "format": "binary"}}}
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": multipart},
+        "application/json": {"schema": VARIATION_REQUEST},
+    }}}
+
+
 def json_body(schema: dict[str, Any], *, multipart: bool = False) -> dict[str, Any]:
     content: dict[str, Any] = {"application/json": {"schema": schema}}
     if multipart:

@@ -34,6 +34,8 @@ class ModelSpec:
     max_references: int = 0
     max_prompt_chars: int = 32_000
     edits: bool = True
+    # Whether the model makes variations of one input image (POST /v1/images/variations).
+    variations: bool = False
     response_formats: tuple[str, ...] = ("url", "b64_json", "data_url")
     flexible: FlexibleRules = field(default_factory=FlexibleRules)
     description: str = ""
@@ -62,6 +64,7 @@ class ModelSpec:
             "max_reference_images": self.max_references,
             "max_prompt_chars": self.max_prompt_chars,
             "edits": self.edits,
+            "variations": self.variations,
         }
         if self.prices or self.quality_prices:
             caps["pricing"] = {
@@ -164,6 +167,7 @@ def _spec(name: str, raw: Any, families: dict[str, dict[str, Any]]) -> ModelSpec
             max_references=int(merged.get("max_references", 0)),
             max_prompt_chars=int(merged.get("max_prompt_chars", 32_000)),
             edits=bool(merged.get("edits", True)),
+            variations=bool(merged.get("variations", False)),
             response_formats=_tuple(
                 merged.get("response_formats", ["url", "b64_json", "data_url"]),
                 "response_formats",

@@ -4,6 +4,10 @@
 and returning the `ImageRequest` fields it settles; the first failing check raises, so the
 order of the list is the order clients see errors in.
 
+A variation (`operation="variation"`) has its own short list (`_VARIATION_STEPS`): a model
+whose catalog entry offers variations, exactly one image and no mask, no prompt, and the
+model's own rules for `n`, `size` and `response_format`.
+
 Reference images are only *collected* here (aliases, forms, count, `blob:`); turning them into
 bytes is the ingest step's job (`imagegate.ingest`), which runs after this. A `webhook_url` is
 only type-checked here: whether imagegate may call it is network policy, judged by the task
@@ -16,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from imagegate.domain.catalog import Catalog, ModelSpec
-from imagegate.domain.request import ImageRequest, ReferenceSource
+from imagegate.domain.request import ImageRequest, Operation, ReferenceSource
 from imagegate.domain.sizes import (
     RATIO_TABLE,
     TIERS,
@@ -38,6 +42,8 @@ KNOWN_FIELDS = frozenset(
         "official_fallback", "webhook_url",
     }
 )
+# A variation has no prompt: one sent is ignored (and recorded) like any vendor extra.
+_VARIATION_KNOWN_FIELDS = KNOWN_FIELDS - {"prompt"}
 # Reference-image aliases, in the order their items are taken when several are sent.
 REFERENCE_FIELDS = (
     "image_urls", "reference_images", "images", "image", "image_url", "input_image",
@@ -47,6 +53,9 @@ _FORMAT_ALIASES = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "webp": "webp"}
 _BACKGROUNDS = ("auto", "transparent", "opaque")
 _MODERATIONS = ("auto", "low")
 _RESPONSE_FORMATS = ("url", "b64_json", "data_url")
+_OPERATIONS: dict[str, Operation] = {
+    "generate": "generate", "edit": "edit", "variation": "variation",
+}
 
 
 def bad(message: str, param: str, code: str = "invalid_value") -> InvalidRequestError:
@@ -101,6 +110,26 @@ def resolve_model(body: dict[str, Any], catalog: Catalog) -> ModelSpec:
         raise ModelNotFoundError(
             f"The model '{name}' does not exist. Available models: {', '.join(catalog.names())}",
             param="model",
+        )
+    return spec
+
+
+def resolve_variation_model(body: dict[str, Any], catalog: Catalog) -> ModelSpec:
+    """The model of a variation: the one named (404 if unknown, 400 if it does not offer
+    variations), else the catalog's first model that offers them (OpenAI's default, dall-e-2,
+    in the default catalog), never `default_model`, which may not."""
+    offering = [spec.name for spec in catalog.models.values() if spec.variations]
+    name = (_opt_str(body, "model") or "").strip()
+    if not name:
+        if not offering:
+            raise bad("No model of this service offers variations", "model", "unsupported_model")
+        name = offering[0]
+    spec = resolve_model({"model": name}, catalog)
+    if not spec.variations:
+        raise bad(
+            f"{spec.name} does not offer variations; models that do: "
+            f"{', '.join(offering) or 'none'}",
+            "model", "unsupported_model",
         )
     return spec
 
@@ -290,7 +319,39 @@ def _delivery(body: dict[str, Any], _spec: ModelSpec, _done: Fields) -> Fields:
             "webhook_url": _opt_str(body, "webhook_url")}
 
 
+def _no_stream(body: dict[str, Any], _spec: ModelSpec, _done: Fields) -> Fields:
+    """Variations answer whole images only (OpenAI streams GPT image models' generations and
+    edits); a stream asked for gets a 400 rather than a differently shaped answer."""
+    if opt_bool(body, "stream"):
+        raise bad("variations are not streamed; leave out 'stream'", "stream")
+    return {}
+
+
 _STEPS: tuple[Step, ...] = (_prompt, _size, _count, _output, _rendering, _delivery)
+_VARIATION_STEPS: tuple[Step, ...] = (_size, _count, _output, _rendering, _no_stream, _delivery)
+
+
+def _body_mask(body: dict[str, Any]) -> ReferenceSource | None:
+    mask_field = "mask_url" if body.get("mask_url") else "mask"
+    mask_value = body.get(mask_field)
+    if mask_value is None:
+        return None
+    return ReferenceSource(_reference_value(mask_value, mask_field), mask_field, 0)
+
+
+def _variation_input(body: dict[str, Any], references: tuple[ReferenceSource, ...] | None,
+                     mask: ReferenceSource | None) -> Fields:
+    """The one image a variation is made from: required, alone, without a mask."""
+    refs = references if references is not None else collect_references(body)
+    mask = mask if mask is not None else _body_mask(body)
+    if not refs:
+        raise bad("a variation needs an image", "image", "missing_required_parameter")
+    if mask is not None:
+        raise bad("a variation takes no mask; send only the image", mask.field)
+    if len(refs) > 1:
+        raise bad(f"a variation is made from exactly one image; got {len(refs)}",
+                  refs[0].field)
+    return {"references": refs, "mask": None}
 
 
 def _inputs(body: dict[str, Any], spec: ModelSpec, operation: str,
@@ -299,10 +360,7 @@ def _inputs(body: dict[str, Any], spec: ModelSpec, operation: str,
     """Reference images and the mask: collected (not loaded) and counted."""
     refs = references if references is not None else collect_references(body)
     if mask is None:
-        mask_field = "mask_url" if body.get("mask_url") else "mask"
-        mask_value = body.get(mask_field)
-        if mask_value is not None:
-            mask = ReferenceSource(_reference_value(mask_value, mask_field), mask_field, 0)
+        mask = _body_mask(body)
     if operation == "edit" and not spec.edits:
         raise bad(f"{spec.name} does not support image edits", "model", "unsupported_model")
     if operation == "edit" and not refs:
@@ -332,14 +390,22 @@ def normalize(
     """
     if not isinstance(body, dict):
         raise bad("The request body must be a JSON object", "body", "invalid_type")
-    spec = resolve_model(body, catalog)
+    op = _OPERATIONS.get(operation, "generate")
     fields: Fields = {}
-    for step in _STEPS:
+    if op == "variation":
+        spec = resolve_variation_model(body, catalog)
+        fields.update(_variation_input(body, references, mask), prompt="")
+        steps, known = _VARIATION_STEPS, _VARIATION_KNOWN_FIELDS
+    else:
+        spec = resolve_model(body, catalog)
+        steps, known = _STEPS, KNOWN_FIELDS
+    for step in steps:
         fields.update(step(body, spec, fields))
-    fields.update(_inputs(body, spec, operation, references, mask))
+    if op != "variation":
+        fields.update(_inputs(body, spec, op, references, mask))
     return ImageRequest(
-        operation="edit" if operation == "edit" else "generate",
+        operation=op,
         model=spec.name,
-        ignored_fields=tuple(sorted(k for k in body if k not in KNOWN_FIELDS)),
+        ignored_fields=tuple(sorted(k for k in body if k not in known)),
         **fields,
     )

@@ -13,8 +13,8 @@ from imagegate.domain.images import MIME_TYPES, ImageFormat
 
 Background = Literal["auto", "transparent", "opaque"]
 ResponseFormat = Literal["url", "b64_json", "data_url"]
-Operation = Literal["generate", "edit"]
-
+# A variation (dall-e-2) has one input image and no prompt: `prompt` is "" on its request.
+Operation = Literal["generate", "edit", "variation"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from imagegate.domain.images import GeneratedImage, PartialImage, ReferenceImage
 from imagegate.domain.request import ImageRequest
+from imagegate.errors import ProviderRejectedError
 
 ProgressCallback = Callable[[int], Awaitable[None]]
 """Called with a progress percentage (0-100); cheap to call often, the worker throttles."""
@@ -47,6 +48,16 @@ That check is the worker's alone (`tasks/worker.py`): no provider ever sees a jo
 this id."""
 
 
+def refuse_variation(*channels: tuple[str, str]) -> ProviderRejectedError:
+    """The refusal of channels (name, adapter) whose upstreams have no variations endpoint:
+    the request's fault there (400, never retried, nothing charged), not an outage."""
+    named = ", ".join(f"{name!r} ({adapter})" for name, adapter in channels)
+    verb = "does" if len(channels) == 1 else "do"
+    noun = "channel" if len(channels) == 1 else "channels"
+    return ProviderRejectedError(f"The {noun} {named} {verb} not offer image variations",
+                                 code="unsupported_operation")
+
+
 async def _forget_upstream(_channel: str, _upstream_id: str) -> None:
     """The callback of callers that do not persist upstream ids (tests, direct calls)."""
 
@@ -78,6 +89,13 @@ class Provider(abc.ABC):
     resumable: bool = False
     # Whether a run costs anything upstream: the sandbox is free to re-run after a crash.
     remote: bool = False
+    # Whether it makes variations of an input image (`operation == "variation"`); one that
+    # does not refuses such a job with `ProviderRejectedError` (see `refuse_variation`).
+    variations: bool = False
+
+    def offers(self, operation: str) -> bool:
+        """Whether this provider can run a job of `operation` (routing prefers those that do)."""
+        return operation != "variation" or self.variations
 
     @abc.abstractmethod
     async def generate(self, job: ProviderJob, progress: ProgressCallback,

@@ -1,9 +1,12 @@
-"""The `openai` adapter: the official Images API (POST /images/generations, /images/edits).
+"""The `openai` adapter: the official Images API (POST /images/generations, /images/edits,
+/images/variations).
 
 Each model gets only what it accepts: gpt-image-2 class models a free `WxH`, the older ones
 their enumerated size; DALL·E 3 `standard`/`hd` plus `style` and `response_format=b64_json`;
 gpt-image models never `response_format` (they reject it and always answer base64).
-Requests with reference images go to /images/edits as multipart (`image[]` files, `mask`).
+Requests with reference images go to /images/edits as multipart (`image[]` files, `mask`);
+variations to /images/variations as multipart (one `image` file), after checking the image is
+what OpenAI accepts there (a square PNG under 4 MB), so a call bound to fail is never sent.
 
 A synchronous call cannot be resumed after a crash, so `SYNC_CALL` is recorded just before
 it is sent (see base.py): a task found in that state is failed and refunded, never sent
@@ -20,7 +23,7 @@ from typing import Any
 from imagegate.config import ChannelConfig
 from imagegate.domain.catalog import Catalog, ModelSpec, load_catalog
 from imagegate.domain.images import GeneratedImage
-from imagegate.errors import ProviderError
+from imagegate.errors import ProviderError, ProviderRejectedError
 from imagegate.providers import openai_wire as wire
 from imagegate.providers.base import (
     SYNC_CALL,
@@ -38,6 +41,7 @@ from imagegate.providers.upstream import UpstreamClient
 class OpenAIProvider(Provider):
     remote = True
     resumable = False
+    variations = True
 
     def __init__(self, channel: ChannelConfig, downloader: ResultDownloader, *,
                  catalog: Catalog | None = None) -> None:
@@ -69,6 +73,8 @@ class OpenAIProvider(Provider):
                 spec: ModelSpec | None) -> PreparedCall:
         """The upstream call for this job, ready to be sent (built before SYNC_CALL so a
         request we cannot even build never marks the task)."""
+        if job.request.operation == "variation":
+            return self.prepare_variation(job, upstream_model, spec)
         body = wire.generation_body(job.request, upstream_model, spec)
         if not job.references:
             return PreparedCall(self.client.post_json, "/images/generations", body)
@@ -79,6 +85,21 @@ class OpenAIProvider(Provider):
         refs = job.references[:1] if fam == "dall-e-2" else job.references
         return PreparedCall(self.client.post_form, "/images/edits",
                      wire.edit_form(body, refs, job.mask, image_field=field))
+
+    def prepare_variation(self, job: ProviderJob, upstream_model: str,
+                          spec: ModelSpec | None) -> PreparedCall:
+        if not job.references:
+            # normalize() guarantees the image; a job without one is a bug, not a client error.
+            raise ProviderError("a variation job without its image", retryable=False)
+        image = job.references[0]
+        problem = wire.variation_input_problem(image)
+        if problem is not None:
+            raise ProviderRejectedError(
+                f"The channel {self.name!r} relays variations to OpenAI, which refuses this "
+                f"image: {problem}", param="image", code="invalid_image_for_variation")
+        body = wire.variation_body(job.request, upstream_model, spec)
+        return PreparedCall(self.client.post_form, "/images/variations",
+                            wire.edit_form(body, (image,), None, image_field="image"))
 
     async def load_all(self, items: list[wire.ResultItem]) -> list[GeneratedImage]:
         """Download/decode every result concurrently; the first failure cancels the rest."""

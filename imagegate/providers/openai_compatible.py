@@ -7,6 +7,9 @@ seeds), with their habits.
   for gpt-image models, and results come back as url or b64 either way.
 - Results come as a URL (absolute, relative, `data:`, or a list of them) or b64, with
   `b64_json: ""` beside a URL on some (004); `openai_wire.parse_answer` takes the non-empty one.
+- Variations go to multipart /images/variations (one `image` file) with those of
+  `openai_wire.variation_body`'s fields the channel allows; the image is not checked here: a
+  reseller may accept more than OpenAI's square PNG, and says so itself when it does not.
 - Reference images go, as the 004 seed documents, in a JSON `image` array of data URLs on
   /images/generations; only a masked edit (or a channel whose `fields` leave out `image`)
   goes to multipart /images/edits.
@@ -38,6 +41,12 @@ class OpenAICompatibleProvider(OpenAIProvider):
     def prepare(self, job: ProviderJob, upstream_model: str,
                 spec: ModelSpec | None) -> PreparedCall:
         allowed = self.fields
+        if job.request.operation == "variation":
+            body = wire.variation_body(job.request, upstream_model, spec)
+            body = {k: v for k, v in body.items() if k in allowed or k == "model"}
+            return PreparedCall(self.client.post_form, "/images/variations",
+                                wire.edit_form(body, job.references[:1], None,
+                                               image_field="image"))
         body = wire.generation_body(job.request, upstream_model, spec)
         body = self._allowed(body, allowed)
         if not job.references:

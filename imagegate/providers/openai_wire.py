@@ -1,5 +1,6 @@
 """The OpenAI Images wire format, shared by the `openai` and `openai_compatible` adapters:
-request bodies per model family, the edits multipart form, and reading `data[]` answers.
+request bodies per model family, the edits and variations multipart forms, and reading
+`data[]` answers.
 
 Pure functions of the request, so the two adapters differ only in which of these fields
 they send and where (see their modules).
@@ -28,6 +29,9 @@ EDIT_FIELDS = frozenset({
     "model", "prompt", "n", "size", "quality", "background", "output_format",
     "output_compression", "user", "response_format",
 })
+
+# OpenAI's rule for the variation input: a square PNG of less than 4 MB.
+VARIATION_MAX_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,36 @@ def generation_body(request: ImageRequest, upstream_model: str,
     if request.user:
         body["user"] = request.user
     return body
+
+
+def variation_body(request: ImageRequest, upstream_model: str,
+                   spec: ModelSpec | None) -> dict[str, Any]:
+    """The text fields of POST /images/variations (createImageVariation), as OpenAI spells
+    them: no prompt, no quality, nothing but these."""
+    body: dict[str, Any] = {
+        "model": upstream_model,
+        "n": request.n,
+        "size": upstream_size(request, spec),
+        # As for DALL·E generations: base64 now rather than a URL that expires in 60 minutes.
+        "response_format": "b64_json",
+    }
+    if request.user:
+        body["user"] = request.user
+    return body
+
+
+def variation_input_problem(image: ReferenceImage) -> str | None:
+    """Why OpenAI would refuse `image` as a variation input (square PNG, < 4 MB), or None."""
+    problems = []
+    if image.content_type != "image/png":
+        problems.append(f"it is {format_of(image.content_type) or image.content_type}")
+    if image.width != image.height:
+        problems.append(f"it is {image.width}x{image.height}")
+    if len(image.data) >= VARIATION_MAX_BYTES:
+        problems.append(f"it has {len(image.data)} bytes")
+    if not problems:
+        return None
+    return "the image must be a square PNG of less than 4 MB; " + " and ".join(problems)
 
 
 def filename(index: int, content_type: str, stem: str = "image") -> str:

@@ -30,6 +30,7 @@ from imagegate.providers.base import (
     ProviderJob,
     ProviderResult,
     no_partials,
+    refuse_variation,
 )
 from imagegate.providers.results import ResultDownloader
 from imagegate.providers.upstream import UpstreamClient, bad_response
@@ -166,6 +167,10 @@ class AsyncTaskProvider(Provider):
     async def generate(self, job: ProviderJob, progress: ProgressCallback,
                        partial: PartialCallback = no_partials) -> ProviderResult:
         del partial  # task APIs send no previews
+        if not self.offers(job.request.operation):
+            # Neither task API (000, 002 seeds) has a variations endpoint: refused before
+            # anything is sent, so nothing upstream can charge for it.
+            raise refuse_variation((self.name, self.channel.adapter))
         upstream_id = self._resumable_id(job)
         state: TaskState | None = None
         if upstream_id is None:

@@ -9,7 +9,9 @@ Choice of the next channel, best first: one not yet tried by this task (failover
 non-official one (official channels only back up the others, and only when the request
 asked for `official_fallback`, unless a model has nothing but official channels), one not
 cooling down after a 429, one with a weight (weight 0 = standby), the highest `priority`,
-one with a free concurrency slot; then a weighted random choice among equals.
+one with a free concurrency slot; then a weighted random choice among equals. A channel
+whose adapter cannot run the job's operation (variations) is left out while another can;
+when none can, the job is refused as the request's fault, without calling any upstream.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from imagegate.providers.base import (
     ProviderJob,
     ProviderResult,
     no_partials,
+    refuse_variation,
 )
 from imagegate.providers.breaker import CircuitBreaker, Clock, Ticket
 
@@ -163,6 +166,7 @@ class RoutedProvider(Provider):
         self.policy = policy or RetryPolicy()
         self.resumable = any(c.provider.resumable for c in self.channels)
         self.remote = any(c.provider.remote for c in self.channels)
+        self.variations = any(c.provider.variations for c in self.channels)
         self._by_name = {c.name: c for c in self.channels}
         self._only_official = all(c.config.official for c in self.channels)
         self._metrics = metrics
@@ -176,6 +180,9 @@ class RoutedProvider(Provider):
     async def generate(self, job: ProviderJob, progress: ProgressCallback,
                        partial: PartialCallback = no_partials) -> ProviderResult:
         """The result names the channel that produced it (`ProviderResult.channel`)."""
+        operation = job.request.operation
+        if not self.offers(operation):
+            raise refuse_variation(*((c.name, c.config.adapter) for c in self.channels))
         tried: set[str] = set()
         last: ProviderError | None = None
         fresh = job
@@ -201,7 +208,7 @@ class RoutedProvider(Provider):
         attempts = len(tried)
         skips = 0
         while attempts < self.policy.max_attempts:
-            picked = self._pick(tried, job.request.official_fallback)
+            picked = self._pick(tried, job.request.official_fallback, operation)
             if picked is None:
                 break
             channel, cooling = picked
@@ -229,11 +236,14 @@ class RoutedProvider(Provider):
             f"no healthy upstream channel for model {self.model!r}",
             code="no_healthy_channel", headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
-    def _pick(self, tried: set[str], allow_official: bool) -> tuple[Channel, float] | None:
+    def _pick(self, tried: set[str], allow_official: bool,
+              operation: str) -> tuple[Channel, float] | None:
         now = self._clock()
         best: tuple[int, ...] | None = None
         group: list[Channel] = []
         for c in self.channels:
+            if not c.provider.offers(operation):
+                continue
             backup = c.config.official and not self._only_official
             if backup and not allow_official:
                 continue

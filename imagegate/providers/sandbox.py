@@ -10,7 +10,8 @@ The rendering is a pure function of the request and its input images (`render_im
 the same request gives the same bytes on the same libvips build, whichever task asked. Input
 images are made visible (`sandbox_compose`): the first reference is mixed into the
 background, every reference appears as a thumbnail in a strip below the prompt card, and the
-mask's edit area is tinted magenta.
+mask's edit area is tinted magenta. A variation (no prompt) is its one input recoloured and
+recomposed, with only the footer drawn on it.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def estimate_usage(
 
 class SandboxProvider(Provider):
     name = "sandbox"
+    variations = True
 
     def __init__(
         self, *, latency: float = 0.0, progress_steps: int = 4, failure_rate: float = 0.0
@@ -236,6 +238,9 @@ def _compose(
     references: tuple[ReferenceImage, ...],
     mask: ReferenceImage | None,
 ) -> Any:
+    if request.operation == "variation" and references:
+        base = compose.variation_base(references[0], index, request.width, request.height)
+        return _compose_card(request, index, (), None, bg=base)
     img = _compose_card(request, index, references, mask)
     if mask is not None:
         img = compose.tint_mask(img, mask)
@@ -247,9 +252,14 @@ def _compose_card(
     index: int,
     references: tuple[ReferenceImage, ...],
     mask: ReferenceImage | None,
+    *,
+    bg: Any = None,
 ) -> Any:
+    """The frame with the prompt card (and the references' strip); `bg` replaces the
+    prompt-seeded gradient (a variation brings its own)."""
     w, h = request.width, request.height
-    bg = _background(_seed(request, index), w, h)
+    if bg is None:
+        bg = _background(_seed(request, index), w, h)
     if references:
         bg = compose.blend_base(bg, references[0])
     transparent = request.background == "transparent" and request.output_format != "jpeg"
@@ -288,6 +298,8 @@ def _footer(
     mask: ReferenceImage | None,
 ) -> str:
     parts = ["imagegate sandbox", request.model, f"{request.width}x{request.height}", f"#{index}"]
+    if request.operation == "variation":
+        parts.append("variation")
     if references:
         parts.append(f"refs: {len(references)}")
     if mask is not None:

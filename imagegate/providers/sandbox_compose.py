@@ -8,7 +8,9 @@ provider, a sandbox render with inputs shows them:
 - every reference (up to `MAX_THUMBNAILS`, in order) appears as a bordered thumbnail in a
   strip along the bottom edge, below the prompt card, which is laid out above it;
 - the mask's edit area (OpenAI semantics: where the mask is transparent; a mask without
-  alpha: where it is black) is stretched to the frame and tinted with hatched magenta.
+  alpha: where it is black) is stretched to the frame and tinted with hatched magenta;
+- a variation is its input, resized to cover the frame, with every hue turned (by a
+  different angle for each image of the request) and mirrored on odd image indexes.
 
 Everything here is pure: the same inputs give the same pixels. Inputs are decoded from bytes
 with `thumbnail_buffer` (shrink-on-load where the format has it) and normalized to 8-bit
@@ -31,6 +33,10 @@ _BORDER_RGBA = [255, 255, 255, 255]
 _TINT_RGB = [255, 0, 255]
 _TINT = 0.35  # tint strength in the edit area, between the hatch stripes
 _HATCH = 0.65  # ... and on them
+# Hue turn between successive variations: the golden angle keeps any two of up to 10 images
+# at least ~20 degrees apart on the colour wheel, so each is visibly its own.
+_GOLDEN_ANGLE = 137.508
+_FLATTEN_GREY = [128, 128, 128]  # what a transparent input shows through in a variation
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,21 @@ def tint_mask(img: Any, mask: ReferenceImage) -> Any:
     strength = ((edit * weight + 127) / 255).cast("uchar")
     tint = _TINT_RGB + [255] * (img.bands - 3)  # a tinted transparent pixel shows the tint
     return strength.ifthenelse(tint, img, blend=True)
+
+
+def variation_base(ref: ReferenceImage, index: int, width: int, height: int) -> Any:
+    """Variation `index` of `ref` as a 3-band sRGB frame of exactly width x height: the input
+    covering the frame, its hues turned by (index + 1) golden angles in LCh (lightness and
+    chroma kept, so the picture stays recognizable), mirrored when `index` is odd."""
+    img = _load_cover(ref, 0, width, height)
+    if img.bands == 4:
+        img = img.flatten(background=_FLATTEN_GREY).cast("uchar").copy(interpretation="srgb")
+    lch = img.colourspace("lch")
+    hue = (lch[2] + _GOLDEN_ANGLE * (index + 1)) % 360
+    out = lch[0].bandjoin([lch[1], hue]).copy(interpretation="lch").colourspace("srgb")
+    if index % 2:
+        out = out.fliphor()
+    return out.cast("uchar")
 
 
 def _paste(img: Any, tile: Any, x: int, y: int) -> Any:

@@ -153,6 +153,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         max_references=1,
         max_prompt_chars=1000,
         edits=True,
+        variations=True,
     ),
 }
 
@@ -247,6 +248,7 @@ def test_to_public_enumerated(catalog: Catalog) -> None:
     assert caps["sizes"] == ["1024x1024", "1792x1024", "1024x1792"]
     assert caps["styles"] == ["vivid", "natural"]
     assert caps["edits"] is False
+    assert caps["variations"] is False
     assert caps["max_prompt_chars"] == 4000
     assert "wxh_rules" not in caps
     assert "ratios_and_tiers" not in caps
@@ -306,9 +308,20 @@ def test_parse_minimal_catalog_defaults() -> None:
     assert spec.max_references == 0
     assert spec.max_prompt_chars == 32_000
     assert spec.edits is True
+    assert spec.variations is False
     assert spec.response_formats == ("url", "b64_json", "data_url")
     assert spec.flexible == FlexibleRules()
     assert spec.description == ""
+
+
+def test_variations_only_where_the_catalog_says() -> None:
+    default = load_catalog()
+    assert [n for n, s in default.models.items() if s.variations] == ["dall-e-2"]
+    assert default.models["dall-e-2"].to_public()["variations"] is True
+    cat = parse_catalog({"families": {"f": minimal_model(variations=True)},
+                         "models": {"a": {"family": "f"},
+                                    "b": {"family": "f", "variations": False}}})
+    assert (cat.models["a"].variations, cat.models["b"].variations) == (True, False)
 
 
 def test_default_model_is_the_first_listed() -> None:

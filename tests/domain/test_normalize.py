@@ -853,6 +853,114 @@ def test_explicit_mask_without_references_refused() -> None:
     refused({"prompt": "a cat"}, "mask", mask=ReferenceSource("data:,m", "mask", 0))
 
 
+# --------------------------------------------------------------------------- variations
+
+
+def vary(**fields: Any) -> ImageRequest:
+    return normalize({"image": URL, **fields}, CATALOG, operation="variation")
+
+
+def refuse_variation(param: str, code: str | None = None, **fields: Any
+                     ) -> InvalidRequestError:
+    return refused({"image": URL, **fields}, param, code, operation="variation")
+
+
+def test_variation_defaults_to_the_model_that_offers_it() -> None:
+    req = vary()
+    assert req.operation == "variation"
+    assert req.model == "dall-e-2"  # not the catalog's default_model, which has none
+    assert (req.prompt, req.n, req.size_label, req.response_format) == ("", 1, "1024x1024",
+                                                                          "url")
+    assert req.references == (ReferenceSource(URL, "image", 0),)
+    assert req.mask is None
+
+
+def test_variation_fields() -> None:
+    req = vary(model="dall-e-2", n=10, size="256x256", response_format="b64_json", user="u1")
+    assert (req.n, req.width, req.height, req.response_format, req.user) == (
+        10, 256, 256, "b64_json", "u1")
+    assert vary(size="512x512").size_label == "512x512"
+
+
+def test_variation_prompt_is_ignored_and_recorded() -> None:
+    req = vary(prompt="ignored", vendor_extra=1)
+    assert req.prompt == ""
+    assert req.ignored_fields == ("prompt", "vendor_extra")
+
+
+def test_variation_from_an_upload() -> None:
+    upload = (ReferenceSource("in.png", "image", 0, b"\x89PNG"),)
+    req = normalize({}, CATALOG, operation="variation", references=upload)
+    assert req.references == upload
+
+
+@pytest.mark.parametrize("model", [m for m in ALL_MODELS if m != "dall-e-2"])
+def test_variation_needs_a_model_that_offers_it(model: str) -> None:
+    err = refuse_variation("model", "unsupported_model", model=model)
+    assert "dall-e-2" in err.message  # says which model does
+
+
+def test_variation_unknown_model_is_a_404() -> None:
+    with pytest.raises(ModelNotFoundError) as ei:
+        vary(model="dall-e-9")
+    assert ei.value.param == "model"
+
+
+def test_variation_without_a_model_that_offers_it() -> None:
+    catalog = dataclasses.replace(CATALOG, models={
+        name: spec for name, spec in CATALOG.models.items() if not spec.variations})
+    with pytest.raises(InvalidRequestError) as ei:
+        normalize({"image": URL}, catalog, operation="variation")
+    assert (ei.value.param, ei.value.code) == ("model", "unsupported_model")
+
+
+@pytest.mark.parametrize("body", [{}, {"image": []}, {"image": ""}, {"prompt": "a cat"}])
+def test_variation_without_an_image(body: dict[str, Any]) -> None:
+    refused(body, "image", "missing_required_parameter", operation="variation")
+
+
+def test_variation_with_two_images() -> None:
+    err = refuse_variation("image", image=[URL, URL2])
+    assert "exactly one" in err.message
+    # As for edits, a count names the first field the images came in (aliases in order).
+    refused({"image": URL, "image_urls": [URL2]}, "image_urls", operation="variation")
+    uploads = tuple(ReferenceSource(f"f{i}.png", "image", i, b"x") for i in range(2))
+    refused({}, "image", operation="variation", references=uploads)
+
+
+@pytest.mark.parametrize("field", ["mask", "mask_url"])
+def test_variation_refuses_a_mask(field: str) -> None:
+    err = refuse_variation(field, **{field: URL2})
+    assert "mask" in err.message
+    refused({"image": URL}, "mask", operation="variation",
+            mask=ReferenceSource("m.png", "mask", 0, b"x"))
+
+
+@pytest.mark.parametrize(("fields", "param", "code"), [
+    ({"n": 0}, "n", None),
+    ({"n": 11}, "n", None),
+    ({"n": "2"}, "n", "invalid_type"),
+    ({"n": True}, "n", "invalid_type"),
+    ({"size": "1792x1024"}, "size", None),
+    ({"size": "16:9"}, "size", None),
+    ({"size": 512}, "size", "invalid_type"),
+    ({"response_format": "png"}, "response_format", None),
+    ({"stream": True, "partial_images": 1}, "stream", None),
+    ({"stream": True}, "stream", None),
+    ({"user": 5}, "user", "invalid_type"),
+    ({"output_format": "webp"}, "output_format", None),
+    ({"wait_for_result": "later"}, "wait_for_result", "invalid_type"),
+])
+def test_variation_field_errors_name_the_field(fields: dict[str, Any], param: str,
+                                               code: str | None) -> None:
+    refuse_variation(param, code, **fields)
+
+
+def test_variation_round_trips_through_json() -> None:
+    req = vary(n=3, size="512x512")
+    assert ImageRequest.from_json(json.loads(json.dumps(req.to_json()))) == req
+
+
 # --------------------------------------------------------------------------- ImageRequest JSON
 
 

@@ -3,6 +3,7 @@ on loopback: submit-remember-poll, resume without resubmitting, and every failur
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -284,3 +285,20 @@ async def test_unknown_task_on_resume(dialect: str) -> None:
         # The upstream holds no such task: nothing can be charged twice, so it may be resubmitted.
         assert (info.value.code, info.value.retryable) == ("upstream_task_lost", True)
         assert rig.fake.submissions == 0
+
+
+# -------------------------------------------------------------------------- variations
+
+async def test_variation_is_refused_before_anything_is_sent(dialect: str) -> None:
+    """Neither seed's service has a variations endpoint: a 400, nothing submitted (so
+    nothing upstream can charge), nothing remembered, never retried."""
+    async with open_rig(dialect) as rig:
+        request = dataclasses.replace(make_request(prompt=""), operation="variation")
+        assert not rig.provider.offers("variation") and rig.provider.offers("edit")
+        with pytest.raises(ProviderRejectedError) as info:
+            await rig.run(rig.job(request, references=(reference(rig.fake, "src"),)))
+        exc = info.value
+        assert exc.code == "unsupported_operation" and not exc.retryable
+        assert exc.message == (f"The channel '{dialect}-1' ({dialect}) does not offer image "
+                               "variations")
+        assert rig.fake.requests == [] and rig.remembered == []

@@ -25,7 +25,7 @@ from imagegate.providers.openai import OpenAIProvider
 from imagegate.providers.openai_compatible import DEFAULT_FIELDS, OpenAICompatibleProvider
 from imagegate.providers.results import ResultDownloader
 from imagegate.testing.upstreams.common import RecordedRequest
-from imagegate.testing.upstreams.openai_api import FakeOpenAI, ResultMode
+from imagegate.testing.upstreams.openai_api import FakeOpenAI, ResultMode, variation_seed
 
 pytestmark = pytest.mark.anyio
 
@@ -345,3 +345,71 @@ async def test_compatible_sync_call_and_relative_urls(downloader: ResultDownload
         assert recorder.calls == [("ch1", SYNC_CALL, 0)]
         assert fake.requests[-1].path.startswith("/files/")
         assert result.images[0].width == 1024
+
+
+# ---------------------------------------------------------------- variations
+
+
+def variation(n: int = 1, size: int = 512, **kw: Any) -> ImageRequest:
+    return make_request("dall-e-2", size, size, operation="variation", prompt="", n=n,
+                        quality="standard", **kw)
+
+
+async def test_official_variation_is_multipart_and_marked(fake: FakeOpenAI,
+                                                         downloader: ResultDownloader) -> None:
+    source = ref(fake, "source", 128)
+    recorder = Recorder(fake)
+    result = await run(OpenAIProvider, make_channel(fake, models=["dall-e-2"]), downloader,
+                       variation(2, user="u-7"), references=(source,), recorder=recorder)
+    # A synchronous upstream call: marked before it is sent, exactly as a generation is.
+    assert recorder.calls == [("ch1", SYNC_CALL, 0)]
+    rec = last_post(fake)
+    assert rec.path == "/v1/images/variations"
+    assert rec.fields() == {"model": "dall-e-2", "n": "2", "size": "512x512",
+                            "response_format": "b64_json", "user": "u-7"}
+    assert [p.data for p in rec.files("image")] == [source.data]
+    assert [i.data for i in result.images] == [
+        fake.png(512, 512, variation_seed(source.data, i)) for i in range(2)]
+
+
+@pytest.mark.parametrize(("image", "why"), [
+    (ReferenceImage(b"\xff\xd8\xff" + b"\0" * 64, "image/jpeg", 64, 64), "it is jpeg"),
+    (ReferenceImage(b"\x89PNG" + b"\0" * 64, "image/png", 64, 48), "it is 64x48"),
+    (ReferenceImage(b"\x89PNG" + b"\0" * (4 * 1024 * 1024), "image/png", 64, 64), "bytes"),
+])
+async def test_official_variation_input_checked_before_any_call(
+        fake: FakeOpenAI, downloader: ResultDownloader, image: ReferenceImage,
+        why: str) -> None:
+    recorder = Recorder(fake)
+    with pytest.raises(ProviderRejectedError) as info:
+        await run(OpenAIProvider, make_channel(fake, models=["dall-e-2"]), downloader,
+                  variation(), references=(image,), recorder=recorder)
+    assert info.value.code == "invalid_image_for_variation" and info.value.param == "image"
+    assert "square PNG" in info.value.message and why in info.value.message
+    assert not info.value.retryable
+    assert fake.requests == [] and recorder.calls == []  # nothing sent, nothing marked
+
+
+async def test_official_variation_upstream_refusal_is_rejected(
+        fake: FakeOpenAI, downloader: ResultDownloader) -> None:
+    # A channel mapping dall-e-2 to a model OpenAI makes no variations with: OpenAI's 400.
+    channel = make_channel(fake, models=["dall-e-2"], model_map={"dall-e-2": "dall-e-3"})
+    with pytest.raises(ProviderRejectedError) as info:
+        await run(OpenAIProvider, channel, downloader, variation(),
+                  references=(ref(fake, "s"),))
+    assert info.value.code == "invalid_value" and "dall-e-2" in info.value.message
+    assert fake.submissions == 0
+
+
+async def test_compatible_variation(reseller: FakeOpenAI, downloader: ResultDownloader) -> None:
+    source = ref(reseller, "source")
+    channel = make_channel(reseller, "openai_compatible", models=["dall-e-2"],
+                           model_map={"dall-e-2": "dall-e-2"})
+    result = await run(OpenAICompatibleProvider, channel, downloader, variation(3, 256),
+                       references=(source,))
+    rec = last_post(reseller)
+    assert rec.path == "/v1/images/variations"
+    # The default field list leaves out response_format: results come as url or b64.
+    assert rec.fields() == {"model": "dall-e-2", "n": "3", "size": "256x256"}
+    assert [p.data for p in rec.files("image")] == [source.data]
+    assert [(i.width, i.height) for i in result.images] == [(256, 256)] * 3

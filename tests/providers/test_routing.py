@@ -4,12 +4,14 @@ backoff, failover, rejections, breakers, official fallback, resume, concurrency.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections import Counter
 
 import pytest
 
 from imagegate.errors import ProviderError, ProviderRejectedError, ServiceUnavailableError
+from imagegate.providers.base import ProviderJob
 from imagegate.providers.breaker import BreakerState
 from imagegate.providers.routing import Channel, RetryPolicy, RoutedProvider
 from tests.support.routing import (
@@ -357,6 +359,43 @@ async def test_cancellation_frees_the_slot_and_the_trial() -> None:
         await run
     assert chan.in_flight == 0
     assert chan.breaker.available()
+
+
+def variation_job(task_id: str = "var-1") -> ProviderJob:
+    job = make_job(task_id)
+    return dataclasses.replace(job, request=dataclasses.replace(job.request,
+                                                                operation="variation"))
+
+
+async def test_variations_go_only_to_channels_that_offer_them() -> None:
+    clock = Clock()
+    plain = Scripted("plain", [server_error()])
+    varying = Scripted("varying", variations=True)
+    router, _ = route([make_channel(plain, clock, priority=10),
+                       make_channel(varying, clock, priority=0)], clock)
+    assert router.offers("variation")
+    for i in range(5):
+        assert await channel_of(router, variation_job(f"v{i}"), no_progress) == "varying"
+    assert not plain.calls
+    # Generations keep their order: the higher priority first.
+    assert await channel_of(router, make_job("g"), no_progress) == "varying"  # 500, failover
+    assert len(plain.calls) == 1
+
+
+async def test_variations_refused_when_no_channel_offers_them() -> None:
+    clock = Clock()
+    a, b = Scripted("a"), Scripted("b")
+    router, sleeps = route([make_channel(a, clock, adapter="dimilinks"),
+                            make_channel(b, clock, adapter="apimart")], clock)
+    assert not router.offers("variation")
+    with pytest.raises(ProviderRejectedError) as info:
+        await router.generate(variation_job(), no_progress)
+    exc = info.value
+    assert exc.code == "unsupported_operation" and not exc.retryable
+    assert exc.status_code == 400
+    assert "'a' (dimilinks), 'b' (apimart) do not offer image variations" in exc.message
+    assert not a.calls and not b.calls and not sleeps.waits
+    assert all(c.stats().requests == 0 for c in router.channels)  # not the channels' fault
 
 
 async def test_aclose_closes_shared_channels_once() -> None:

@@ -4,6 +4,7 @@ and input images (references, mask) made visible in the output."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from typing import Any
@@ -530,3 +531,65 @@ def test_usage_counts_loaded_references() -> None:
     details = result.usage["input_tokens_details"]
     assert details == {"text_tokens": 3, "image_tokens": 512}
     assert result.usage["input_tokens"] == 515
+
+
+# ---------------------------------------------------------------- variations
+
+
+def variation_request(n: int = 1, size: int = 256) -> ImageRequest:
+    return dataclasses.replace(make_request(prompt="", width=size, height=size, n=n),
+                               operation="variation", model="dall-e-2", quality="standard")
+
+
+def split_ref(size: int = 64) -> ReferenceImage:
+    """Dark red on the left half, light yellow on the right: shape and colour both show."""
+    left = pyvips.Image.black(size // 2, size).new_from_image([90, 10, 10]).cast("uchar")
+    right = pyvips.Image.black(size - size // 2, size).new_from_image([250, 240, 150])
+    right = right.cast("uchar")
+    img = left.join(right, "horizontal").copy(interpretation="srgb")
+    return ReferenceImage(bytes(img.pngsave_buffer()), "image/png", size, size)
+
+
+def lightness(img: Any, x: int, y: int) -> float:
+    return float(img.colourspace("lab")[0].crop(x, y, 8, 8).avg())
+
+
+@pytest.mark.parametrize("size", [256, 512, 1024])
+def test_variation_has_the_requested_size_and_is_png(size: int) -> None:
+    result = run_generate(SandboxProvider(), variation_request(2, size),
+                          references=(split_ref(),))
+    assert len(result.images) == 2
+    for image in result.images:
+        assert has_magic(image.data, "png")
+        img = decode(image.data)
+        assert (img.width, img.height, image.width, image.height) == (size,) * 4
+
+
+def test_variation_is_deterministic_and_each_image_differs() -> None:
+    request, refs = variation_request(3), (split_ref(),)
+    first = [render_image(request, i, references=refs) for i in range(3)]
+    assert first == [render_image(request, i, references=refs) for i in range(3)]
+    assert len(set(first)) == 3
+
+
+def test_variation_derives_from_its_input() -> None:
+    request = variation_request()
+    img = decode(render_image(request, 0, references=(split_ref(),)))
+    # The input's composition survives below the footer card: dark left, light right ...
+    assert lightness(img, 20, 220) + 30 < lightness(img, 220, 220)
+    # ... mirrored on odd images (recomposed), and recoloured: not the input's red.
+    mirrored = decode(render_image(request, 1, references=(split_ref(),)))
+    assert lightness(mirrored, 20, 220) > lightness(mirrored, 220, 220) + 30
+    r, g, b = (float(img[i].crop(20, 220, 8, 8).avg()) for i in range(3))
+    assert not (r > 60 and g < 30 and b < 30), (r, g, b)
+    other = solid_ref((10, 10, 200), width=64, height=64)
+    assert render_image(request, 0, references=(other,)) != render_image(
+        request, 0, references=(split_ref(),))
+
+
+def test_variation_of_a_transparent_or_non_square_input() -> None:
+    rgba = pyvips.Image.black(80, 40).new_from_image([0, 200, 0, 128]).cast("uchar")
+    ref = ReferenceImage(bytes(rgba.copy(interpretation="srgb").pngsave_buffer()),
+                         "image/png", 80, 40)
+    img = decode(render_image(variation_request(), 0, references=(ref,)))
+    assert (img.width, img.height, img.bands) == (256, 256, 3)

@@ -52,8 +52,10 @@ class Scripted(Provider):
     remote = True
 
     def __init__(self, name: str, script: list[BaseException | None] | None = None, *,
-                 gate: asyncio.Event | None = None, resumable: bool = False) -> None:
+                 gate: asyncio.Event | None = None, resumable: bool = False,
+                 variations: bool = False) -> None:
         self.name = name
+        self.variations = variations
         self.script = list(script or [])
         self.gate = gate
         self.resumable = resumable

@@ -4,12 +4,14 @@ OpenAI's error shape `{"error": {message, type, param, code}}`."""
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Any
 
 import aiohttp
 import pytest
 
-from imagegate.testing.upstreams.openai_api import FakeOpenAI
+from imagegate.testing.upstreams.openai_api import FakeOpenAI, variation_seed
 
 pytestmark = pytest.mark.anyio
 
@@ -191,3 +193,71 @@ async def test_unknown_model_is_a_404() -> None:
     status, body = await generate({"model": "gpt-image-9", "prompt": "p"})
     assert status == 404
     assert body["error"]["code"] == "model_not_found"
+
+
+# ---------------------------------------------------------------- variations (dall-e-2)
+
+def square_png(fake: FakeOpenAI, width: int = 32, height: int = 32) -> bytes:
+    return fake.png(width, height, "source")
+
+
+async def vary(fields: dict[str, str], image: bytes | str | None = "square",
+               content_type: str = "image/png") -> tuple[int, Any, FakeOpenAI]:
+    async with FakeOpenAI() as fake, aiohttp.ClientSession(fake.url) as http:
+        form = aiohttp.FormData()
+        for key, value in fields.items():
+            form.add_field(key, value)
+        data = square_png(fake) if image == "square" else image
+        if isinstance(data, bytes):
+            # A stream: aiohttp warns about (and the suite errors on) bytes bodies over 1 MiB.
+            form.add_field("image", io.BytesIO(data), filename="in.png",
+                           content_type=content_type)
+        async with http.post("/v1/images/variations", data=form, headers=AUTH) as r:
+            return r.status, await r.json(content_type=None), fake
+
+
+async def test_variation_answers_n_images_seeded_by_the_input() -> None:
+    status, body, fake = await vary({"n": "2", "size": "256x256",
+                                     "response_format": "b64_json"})
+    assert status == 200, body
+    assert set(body) == {"created", "data"} and len(body["data"]) == 2
+    source = square_png(fake)
+    expected = [fake.png(256, 256, variation_seed(source, i)) for i in range(2)]
+    assert [base64.b64decode(d["b64_json"]) for d in body["data"]] == expected
+    status, body, _ = await vary({})  # dall-e-2, 1024x1024, one URL by default
+    assert status == 200 and set(body["data"][0]) == {"url"}
+
+
+@pytest.mark.parametrize(("fields", "param", "code"), [
+    ({"model": "dall-e-3"}, "model", "invalid_value"),
+    ({"model": "gpt-image-1"}, "model", "invalid_value"),
+    ({"prompt": "p"}, "prompt", "unknown_parameter"),
+    ({"quality": "standard"}, "quality", "unknown_parameter"),
+    ({"n": "11"}, "n", "invalid_value"),
+    ({"n": "x"}, "n", "invalid_type"),
+    ({"size": "1792x1024"}, "size", "invalid_value"),
+    ({"response_format": "data_url"}, "response_format", "invalid_value"),
+])
+async def test_variation_fields_the_seed_refuses(fields: dict[str, str], param: str,
+                                                 code: str) -> None:
+    status, body, fake = await vary(fields)
+    assert_refused(status, body, param, code)
+    assert fake.submissions == 0
+
+
+async def test_variation_unknown_model_is_a_404() -> None:
+    status, body, _ = await vary({"model": "dall-e-9"})
+    assert status == 404 and body["error"]["code"] == "model_not_found"
+
+
+async def test_variation_image_must_be_a_square_png_under_4_mb() -> None:
+    async with FakeOpenAI() as fake:
+        wide = fake.png(48, 32, "wide")
+    jpeg = b"\xff\xd8\xff\xe0" + b"\0" * 32
+    for image, why in ((wide, "square"), (jpeg, "PNG"),
+                       (b"\x89PNG\r\n\x1a\n" + b"\0" * (4 * 1024 * 1024), "PNG")):
+        status, body, _ = await vary({}, image=image)
+        error = assert_refused(status, body, "image", "invalid_image")
+        assert why in error["message"]
+    status, body, _ = await vary({"n": "1"}, image=None)
+    assert_refused(status, body, "image", "missing_required_parameter")

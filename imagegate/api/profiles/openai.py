@@ -27,7 +27,7 @@ from imagegate.accounts.keys import ApiKey
 from imagegate.api.creation import Creation, CreationDep, idempotency_key
 from imagegate.api.deps import CatalogDep, api_key, json_body
 from imagegate.api.edits import read_edit_input
-from imagegate.api.openapi import EDIT_REQUEST, GENERATION_REQUEST
+from imagegate.api.openapi import EDIT_REQUEST, GENERATION_REQUEST, variation_body
 from imagegate.api.openapi import json_body as openapi_json_body
 from imagegate.api.profiles import native
 from imagegate.api.profiles.errors import render_error
@@ -35,7 +35,12 @@ from imagegate.api.responses import JSONResponse
 from imagegate.api.stream import stream_response
 from imagegate.config import Settings
 from imagegate.domain.catalog import ModelSpec
-from imagegate.domain.normalize import normalize, opt_bool, resolve_model
+from imagegate.domain.normalize import (
+    normalize,
+    opt_bool,
+    resolve_model,
+    resolve_variation_model,
+)
 from imagegate.domain.request import ReferenceSource
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import (
@@ -106,7 +111,12 @@ def _still_running(request: Request, settings: Settings, task: Task) -> JSONResp
 async def _run(request: Request, run: Creation, key: ApiKey, body: dict[str, Any],
                operation: str, refs: tuple[ReferenceSource, ...] | None = None,
                mask: ReferenceSource | None = None) -> Response:
-    spec = resolve_model(body, run.catalog)
+    # A variation's model is checked first (and defaults to dall-e-2, as OpenAI's does), so a
+    # GPT image model named there is refused for what it is, not for its response_format.
+    if operation == "variation":
+        spec = resolve_variation_model(body, run.catalog)
+    else:
+        spec = resolve_model(body, run.catalog)
     image_request = normalize(openai_body(body, spec), run.catalog, operation=operation,
                               references=refs, mask=mask)
     if image_request.stream:
@@ -136,6 +146,13 @@ async def openai_create_edit(request: Request, run: CreationDep) -> Response:
     key = await api_key(request)
     body, refs, mask = await read_edit_input(request, run.settings)
     return await _run(request, run, key, body, "edit", refs, mask)
+
+
+@router.post(f"{PREFIX}/images/variations", openapi_extra=variation_body())
+async def openai_create_variation(request: Request, run: CreationDep) -> Response:
+    key = await api_key(request)
+    body, refs, mask = await read_edit_input(request, run.settings)
+    return await _run(request, run, key, body, "variation", refs, mask)
 
 
 def _model(name: str) -> dict[str, Any]:

@@ -6,7 +6,9 @@ rules, written out in `openai_rules` (gpt-image-1 class: three sizes; gpt-image-
 refused by gpt-image models, which always answer base64 with `usage`; DALL·E answers a URL
 unless asked for `b64_json`; a prompt containing "forbidden" is blocked by "the safety
 system" (400 `moderation_blocked`, or `content_policy_violation` for DALL·E). Error bodies
-are OpenAI's `{"error": {message, type, param, code}}`.
+are OpenAI's `{"error": {message, type, param, code}}`. POST /v1/images/variations (dall-e-2,
+one square PNG under 4 MB) answers `n` images whose colours are seeded by the input's bytes
+(`variation_seed`).
 
 Reseller behaviour: `accepted_fields` replaces the per-model allowlist (anything else is
 `unknown_parameter`), `reseller=True` accepts the 004 seed's `image` array on generations,
@@ -21,6 +23,7 @@ noise PNG) at almost no cost to the fake, so a benchmark measures the relay, not
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -29,7 +32,20 @@ import pyvips
 from aiohttp import web
 
 from imagegate.testing.upstreams.common import FakeUpstream, RecordedRequest
-from imagegate.testing.upstreams.openai_rules import Rejection, family, parse_wxh, validate
+from imagegate.testing.upstreams.openai_rules import (
+    Rejection,
+    family,
+    parse_wxh,
+    validate,
+    validate_variation,
+)
+
+
+def variation_seed(image: bytes, index: int) -> str:
+    """The seed of the fake's variation `index` of `image` (tests rebuild the bytes with
+    `fake.png(w, h, variation_seed(image, i))`)."""
+    return f"variation:{hashlib.sha256(image).hexdigest()[:16]}:{index}"
+
 
 ResultMode = Literal["b64", "url", "relative_url", "data_url", "url_list", "empty_b64_with_url"]
 
@@ -49,7 +65,8 @@ class FakeOpenAI(FakeUpstream):
     def routes(self) -> list[web.RouteDef]:
         return [*super().routes(),
                 web.post("/v1/images/generations", self._generations),
-                web.post("/v1/images/edits", self._edits)]
+                web.post("/v1/images/edits", self._edits),
+                web.post("/v1/images/variations", self._variations)]
 
     def error_body(self, status: int, message: str | None = None,
                    code: str | None = None) -> Any:
@@ -102,6 +119,30 @@ class FakeOpenAI(FakeUpstream):
                 if part.filename is not None:
                     params[part.name] = part.filename
         return await self._handle(params, record, edit=True)
+
+    async def _variations(self, request: web.Request) -> web.StreamResponse:
+        record, early = await self.begin(request)
+        if early is not None:
+            return early
+        params = record.fields()
+        files = record.files("image")
+        image = files[0].data if files else None
+        if image is not None:
+            params["image"] = files[0].filename
+        try:
+            _model, size, n = validate_variation(params, image,
+                                                 accepted_fields=self.accepted_fields)
+        except Rejection as exc:
+            return self.rejection_response(exc)
+        assert image is not None  # validate_variation refuses a request without one
+        self.submissions += 1
+        await self.delay()
+        w, h = parse_wxh(size) or (1024, 1024)
+        mode = self.result_mode or (
+            "b64" if params.get("response_format") == "b64_json" else "url")
+        data = [self._item(self.image(w, h, variation_seed(image, i)), "png", mode)
+                for i in range(n)]
+        return self.json_response({"created": int(time.time()), "data": data})
 
     async def _handle(self, params: dict[str, Any], record: RecordedRequest, *,
                       edit: bool) -> web.StreamResponse:

@@ -20,6 +20,13 @@ shared the gateway's rules could never catch the gateway disagreeing with the se
 - gpt-image-2 has no transparent background; `stream` needs `partial_images` ≥ 1, else 400
   "Streaming must have non-zero partial images" with `code: null`.
 - Errors are `{"error": {message, type, param, code}}`; an unknown model is a 404.
+
+Variations (POST /images/variations, OpenAI's createImageVariation; the 003 seed republishes
+only createImage, so the fields and the input rule come from OpenAI's own reference, and the
+dall-e-2 rules above — sizes, `n` 1–10, `response_format` — apply as they are):
+- multipart with one `image` file: a PNG, square, less than 4 MB; no prompt, no mask;
+- fields `model` (dall-e-2 only, also the default), `n`, `size` (default 1024x1024),
+  `response_format`, `user`; anything else is `unknown_parameter`.
 """
 
 from __future__ import annotations
@@ -72,6 +79,12 @@ DALLE2_EDIT_PARAMS = DALLE_PARAMS["dall-e-2"] | {"image", "mask"}
 FILE_FIELDS = frozenset({"image", "image[]", "mask"})
 # The model OpenAI assumes when a request names none.
 DEFAULT_MODEL = "dall-e-2"
+
+VARIATION_MODELS = frozenset({"dall-e-2"})
+VARIATION_PARAMS = frozenset({"model", "n", "size", "response_format", "user", "image"})
+VARIATION_DEFAULT_SIZE = "1024x1024"
+VARIATION_MAX_BYTES = 4 * 1024 * 1024
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _WXH = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
 
@@ -188,6 +201,55 @@ def validate(params: dict[str, Any], *, edit: bool, has_image: bool,
         raise Rejection(400, "Missing required parameter: 'image'.", param="image",
                         code="missing_required_parameter")
     return model, fam, size, n
+
+
+def validate_variation(params: dict[str, Any], image: bytes | None, *,
+                       accepted_fields: frozenset[str] | None = None) -> tuple[str, str, int]:
+    """Check a variation request (its text fields, and the `image` file's bytes or None when
+    no file came); returns (model, size, n) or raises Rejection as the service answers."""
+    model = str(params.get("model") or DEFAULT_MODEL)
+    if family(model) is None:
+        raise Rejection(404, f"The model `{model}` does not exist or you do not have "
+                        "access to it.", code="model_not_found")
+    if model not in VARIATION_MODELS:
+        raise Rejection(400, f"Invalid value: '{model}'. Variations are only supported for "
+                        f"{', '.join(sorted(VARIATION_MODELS))}.", param="model",
+                        code="invalid_value")
+    allowed = VARIATION_PARAMS if accepted_fields is None else accepted_fields | {"image"}
+    for key in params:
+        if key not in allowed:
+            raise Rejection(400, f"Unknown parameter: '{key}'.", param=key,
+                            code="unknown_parameter")
+    if image is None:
+        raise Rejection(400, "Missing required parameter: 'image'.", param="image",
+                        code="missing_required_parameter")
+    _check_variation_image(image)
+    n = integer(params.get("n", 1), "n")
+    if not 1 <= n <= MAX_N:
+        raise Rejection(400, f"Invalid 'n': {n}.", param="n", code="invalid_value")
+    size = str(params.get("size") or VARIATION_DEFAULT_SIZE)
+    if size not in DALLE2_SIZES:
+        raise Rejection(400, f"Invalid size '{size}' for {model}.", param="size",
+                        code="invalid_value")
+    value = params.get("response_format")
+    if value is not None and value not in CHOICES["response_format"]:
+        raise Rejection(400, f"Invalid value: '{value}'. Supported values are: "
+                        f"{', '.join(sorted(CHOICES['response_format']))}.",
+                        param="response_format", code="invalid_value")
+    return model, size, n
+
+
+def _check_variation_image(image: bytes) -> None:
+    """A PNG under 4 MB, square, read from the PNG header alone (IHDR: width, height)."""
+    if not image.startswith(_PNG_SIGNATURE) or len(image) >= VARIATION_MAX_BYTES:
+        raise Rejection(400, "Uploaded image must be a PNG and less than 4 MB.",
+                        param="image", code="invalid_image")
+    if len(image) < 24 or image[12:16] != b"IHDR":
+        raise Rejection(400, "Invalid image file.", param="image", code="invalid_image")
+    width, height = int.from_bytes(image[16:20], "big"), int.from_bytes(image[20:24], "big")
+    if width != height:
+        raise Rejection(400, f"Uploaded image must be square; got {width}x{height}.",
+                        param="image", code="invalid_image")
 
 
 def _check_choices(params: dict[str, Any], fam: Family) -> None:

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.anyio
 
 GEN = "/openai/v1/images/generations"
 EDIT = "/openai/v1/images/edits"
+VARIATION = "/openai/v1/images/variations"
 # Every top-level field OpenAI's image response has; nothing else may appear.
 OPENAI_FIELDS = {"created", "data", "background", "output_format", "quality", "size", "usage"}
 PNG = make_image(80, 60)
@@ -115,6 +116,50 @@ async def test_edits(env: Env) -> None:
     assert set(r.json()) == {"created", "data"} and set(r.json()["data"][0]) == {"url"}
 
 
+async def test_variations(env: Env) -> None:
+    """OpenAI's answer exactly: created + data[{url}] (or b64_json), synchronous whatever
+    the native async triggers say; dall-e-2 is the default model, as on OpenAI."""
+    square = make_image(64, 64)
+    r = await env.client.post(VARIATION + "?async=true", headers=env.auth,
+                              data={"n": "2", "size": "256x256", "wait_for_result": "false"},
+                              files={"image": ("in.png", square, "image/png")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"created", "data"} and len(body["data"]) == 2
+    assert all(set(item) == {"url"} for item in body["data"])
+    assert image_size(await env.download(body["data"][0]["url"])) == (256, 256)
+    r = await env.client.post(VARIATION, headers=env.auth,
+                              data={"model": "dall-e-2", "response_format": "b64_json"},
+                              files={"image": ("in.png", square, "image/png")})
+    assert r.status_code == 200, r.text
+    assert set(r.json()["data"][0]) == {"b64_json"}
+    assert image_size(base64.b64decode(r.json()["data"][0]["b64_json"])) == (1024, 1024)
+
+
+async def test_variation_refusals(env: Env) -> None:
+    square = make_image(64, 64)
+
+    async def vary(data: dict[str, str], files: Any = None) -> httpx.Response:
+        return await env.client.post(
+            VARIATION, headers=env.auth, data=data,
+            files=files or {"image": ("in.png", square, "image/png")})
+
+    # The model is judged first: a GPT image model is refused for what it is.
+    assert_openai_error(await vary({"model": "gpt-image-1", "response_format": "url"}),
+                        400, "model", "unsupported_model")
+    assert_openai_error(await vary({"response_format": "data_url"}), 400, "response_format",
+                        "invalid_value")
+    assert_openai_error(await vary({"size": "1024x1792"}), 400, "size", "invalid_value")
+    assert_openai_error(await vary({"n": "11"}), 400, "n", "invalid_value")
+    assert_openai_error(await vary({"stream": "true"}), 400, "stream", "unsupported_value")
+    assert_openai_error(await vary({}, [("image", ("a.png", square, "image/png")),
+                                        ("mask", ("m.png", square, "image/png"))]),
+                        400, "mask", "invalid_value")
+    r = await env.client.post(VARIATION, headers=env.auth, json={"n": 1})
+    assert_openai_error(r, 400, "image", "missing_required_parameter")
+    assert await env.task_count() == 0
+
+
 async def test_models(env: Env) -> None:
     r = await env.client.get("/openai/v1/models", headers=env.auth)
     body = r.json()
@@ -176,6 +221,28 @@ async def test_sdk_edit_and_models(env: Env) -> None:
         names = [m.id async for m in client.models.list()]
         assert "gpt-image-2" in names and "dall-e-2" in names
         assert (await client.models.retrieve("gpt-image-1")).owned_by == "imagegate"
+
+
+# The SDK marks create_variation deprecated (OpenAI is retiring dall-e-2); the route stays.
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
+async def test_sdk_create_variation(env: Env) -> None:
+    async with sdk(env) as client:
+        resp = await client.images.create_variation(
+            image=("in.png", make_image(64, 64), "image/png"), n=2, size="512x512")
+        assert resp.data is not None and len(resp.data) == 2
+        for item in resp.data:
+            assert item.url and item.b64_json is None
+            assert image_size(await env.download(item.url)) == (512, 512)
+        assert not resp.model_extra
+        resp = await client.images.create_variation(
+            image=("in.png", make_image(64, 64), "image/png"), model="dall-e-2",
+            size="256x256", response_format="b64_json")
+        assert resp.data is not None and resp.data[0].b64_json
+        assert image_size(base64.b64decode(resp.data[0].b64_json)) == (256, 256)
+        with pytest.raises(openai.BadRequestError) as bad:
+            await client.images.create_variation(
+                image=("in.png", make_image(64, 64), "image/png"), model="gpt-image-1")
+        assert bad.value.param == "model"
 
 
 async def test_sdk_errors(env: Env) -> None:
