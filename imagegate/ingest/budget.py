@@ -10,8 +10,9 @@ up to `inflight_body_wait_seconds` for others to finish, then gets 503 `server_b
 `Retry-After`. It is refused while its body or images are still being read, before anything
 exists, so nothing is half-created.
 
-One holder may always go ahead alone: a budget set below a single request's size slows
-requests to one at a time instead of refusing every one of them.
+A holder that holds everything held may always take more: a budget set below one request's
+body slows uploads to one at a time instead of refusing every one of them. The ingestor's
+holding is a second holder of the same request, so its images must fit on top.
 """
 
 from __future__ import annotations
