@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from imagegate import __version__
 from imagegate.api import (
@@ -27,6 +28,7 @@ from imagegate.api import (
 )
 from imagegate.api import metrics as metrics_api
 from imagegate.api.middleware import (
+    BodyBudgetMiddleware,
     BodyLimitMiddleware,
     HotRoutesMiddleware,
     RequestContextMiddleware,
@@ -58,10 +60,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         # No route matched, so no profile owns the path: always the native shape.
         return _error_response(NotFoundError("Unknown path", code="unknown_url"), None)
     if exc.status_code == 405:
-        err = InvalidRequestError("Method not allowed for this path", code="method_not_allowed")
+        allow = ", ".join(_allowed_methods(request)) or (exc.headers or {}).get("Allow", "")
+        err = InvalidRequestError("Method not allowed for this path", code="method_not_allowed",
+                                  headers={"Allow": allow})
         return _error_response(err, request.url.path, 405)
     generic = ImagegateError(str(exc.detail), code=None)
     return _error_response(generic, request.url.path, exc.status_code)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (RFC 9110 §15.5.6: a 405 carries `Allow`).
+    Starlette's own 405 names only the first route that matched the path, and a path such as
+    `/admin/keys` has one route per method."""
+    routes = request.app.router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                   for route in routes)]
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -128,6 +145,7 @@ def build_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
 
     # Added last = outermost: the request id exists before anything else runs.
     app.add_middleware(HotRoutesMiddleware, routes=tasks.HOT_ROUTES)
+    app.add_middleware(BodyBudgetMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -148,6 +148,19 @@ class Settings(BaseSettings):
         description="Largest accepted JSON body (413 above). JSON is parsed in memory, so this "
         "is lower than max_body_bytes; send large images as URLs or multipart files.",
     )
+    max_inflight_body_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Request body and reference image bytes one process holds in memory at "
+        "once, across all requests; beyond it a request waits (inflight_body_wait_seconds), "
+        "then gets 503 `server_busy` with `Retry-After`.",
+    )
+    inflight_body_wait_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a request waits for room under max_inflight_body_bytes before "
+        "it is refused with 503.",
+    )
 
     # -- reference images (ingest)
     max_reference_bytes: int = Field(
@@ -161,6 +174,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Most pixels an input image may have, read from its header before any "
         "decoding (decompression bombs are refused unread).",
+    )
+    max_reference_total_pixels: int = Field(
+        100_000_000,
+        ge=1,
+        description="Most pixels all input images of one request (references and mask) may "
+        "have together, read from their headers before any of them is decoded.",
     )
     fetch_connect_timeout: float = Field(
         5.0, gt=0, description="Seconds to connect when fetching a reference image URL."

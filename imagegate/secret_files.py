@@ -1,9 +1,16 @@
-"""The secrets kept in the data directory: the URL signing key and the admin token.
+"""The secrets kept in the data directory (the URL signing key and the admin token), and the
+owner-only modes of everything imagegate creates there.
 
 A configured value always wins. Without one, the server generates the secret on first use and
 keeps it in a file only its owner can read (0600), so that restarts keep handing out valid
 links and `imagegate` commands on the same host (`imagegate channels`) find the admin token
 without it being configured twice. Each file name is spelled here and nowhere else.
+
+The data directory also holds the database (API key hashes, webhook signing secrets) and
+every image. So each folder imagegate creates is made 0700 and each file 0600
+(`private_dir`, `private_file`), set explicitly rather than left to the process umask, which
+would give 0755 and 0644 on most systems. Folders and files that already exist keep their
+mode: an operator may have made them, for reasons of their own.
 """
 
 from __future__ import annotations
@@ -19,6 +26,36 @@ from imagegate.config import Settings
 
 SIGNING_KEY_FILE = "signing.key"
 ADMIN_TOKEN_FILE = "admin.token"
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` and its missing parents, each 0700 whatever the umask."""
+    missing: list[Path] = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            continue  # another process made it a moment ago, with the same mode
+        os.chmod(folder, PRIVATE_DIR_MODE)  # mkdir's mode passes through the umask
+
+
+def private_file(path: Path) -> None:
+    """Create `path` empty and 0600 (whatever the umask) unless it exists already."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
 
 
 def signing_secret(settings: Settings) -> bytes:
@@ -60,7 +97,7 @@ def _configured(value: SecretStr | None) -> str | None:
 def _kept(path: Path, fresh: Callable[[], str]) -> str:
     """The secret kept in `path`; on first use, `fresh()` written there, owner-only."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         # Written whole to a private temporary file, then linked into place: the link fails
         # if another process (a second server on the same data dir) got there first, so all
         # of them end up reading one secret, and no reader ever sees a half-written file.

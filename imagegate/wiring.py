@@ -29,6 +29,7 @@ from imagegate.db.database import Database
 from imagegate.db.database import open_database as open_db
 from imagegate.domain.catalog import Catalog, load_catalog
 from imagegate.ingest import IngestLimits, Ingestor
+from imagegate.ingest.budget import MemoryBudget
 from imagegate.metrics import Metrics
 from imagegate.net.fetch import Fetcher, FetchLimits
 from imagegate.net.guard import AddressPolicy
@@ -80,6 +81,9 @@ class Backends:
     webhooks: WebhookStore
     metrics: Metrics
     admin_token: str
+    # Client bytes held in memory at once: request bodies (api/middleware.py) and reference
+    # images (the ingestor) draw on this one budget.
+    body_budget: MemoryBudget
     # Reverse proxies whose forwarded headers the API believes (absolute result URLs).
     trusted_proxies: tuple[Network, ...] = ()
     worker: Worker | None = None
@@ -103,7 +107,7 @@ def address_policy(settings: Settings) -> AddressPolicy:
     return AddressPolicy.from_config(settings.fetch_allow_hosts, settings.fetch_allow_networks)
 
 
-def build_ingestor(settings: Settings, blobs: BlobStore) -> Ingestor:
+def build_ingestor(settings: Settings, blobs: BlobStore, budget: MemoryBudget) -> Ingestor:
     fetcher = Fetcher(
         address_policy(settings),
         FetchLimits(
@@ -120,7 +124,9 @@ def build_ingestor(settings: Settings, blobs: BlobStore) -> Ingestor:
             max_image_bytes=settings.max_reference_bytes,
             max_total_bytes=settings.max_reference_total_bytes,
             max_pixels=settings.max_reference_pixels,
+            max_total_pixels=settings.max_reference_total_pixels,
         ),
+        budget,
     )
 
 
@@ -163,7 +169,9 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database) -> Backends:
     metrics = Metrics()
     metrics.watch_tasks(store.count_by_status)
     providers = build_providers(settings, catalog, metrics=metrics)
-    ingestor = build_ingestor(settings, blobs)
+    body_budget = MemoryBudget(settings.max_inflight_body_bytes,
+                               settings.inflight_body_wait_seconds)
+    ingestor = build_ingestor(settings, blobs, body_budget)
     idempotency = IdempotencyStore(db, settings.idempotency_ttl_seconds)
     return Backends(
         settings=settings,
@@ -190,6 +198,7 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database) -> Backends:
         metrics=metrics,
         admin_token=secret_files.admin_token(settings),
         trusted_proxies=parse_networks(settings.trusted_proxies),
+        body_budget=body_budget,
     )
 
 

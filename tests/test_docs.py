@@ -198,6 +198,63 @@ def test_every_error_class_is_documented(cls: type[errors.ImagegateError]) -> No
     assert code_span(row["default `code`"]) == (cls.default_code or "")
 
 
+# -- (e) limits on client input ---------------------------------------------------------------
+
+def _limit_rows() -> dict[str, int | str | None]:
+    """Each row of the Limits table of docs/api.md → the cap the code enforces: a number,
+    the setting that holds it, or None where the row describes it in words."""
+    from imagegate.accounts.idempotency import MAX_KEY_LENGTH
+    from imagegate.api import multipart, webhooks
+    from imagegate.api.profiles.apimart import MAX_BATCH
+    from imagegate.domain import limits
+    from imagegate.ingest import MAX_DATA_URL_HEADER_CHARS
+    from imagegate.net.urls import MAX_URL_LENGTH
+
+    parts = multipart.MultipartLimits()
+    rows: dict[str, int | str | None] = {f"`{k}`": v for k, v in limits.FIELD_CHARS.items()}
+    rows.update({
+        "`prompt`": None,  # per model: the models table of sizes.md checks those numbers
+        "`webhook_url`": MAX_URL_LENGTH,
+        "a reference image or mask given as an http(s) URL": limits.REFERENCE_URL_CHARS,
+        "the header of a `data:` URL (before its `,`)": MAX_DATA_URL_HEADER_CHARS,
+        "a reference image or mask given as a `data:` URL or base64": "max_reference_bytes",
+        "unknown fields: names recorded with the task": limits.IGNORED_FIELDS,
+        "unknown fields: characters kept of each recorded name": limits.IGNORED_FIELD_CHARS,
+        "`Idempotency-Key` header": MAX_KEY_LENGTH,
+        "multipart: one text field": parts.max_field_bytes,
+        "multipart: text fields": parts.max_fields,
+        "multipart: files": parts.max_files,
+        "multipart: headers of one part": multipart.MAX_PART_HEADERS,
+        "multipart: one header line of a part": multipart.MAX_PART_HEADER_BYTES,
+        "multipart: a part's name": multipart.MAX_PART_NAME_CHARS,
+        "multipart: a file name": multipart.MAX_FILE_NAME_CHARS,
+        "multipart: the boundary": multipart._MAX_BOUNDARY,
+        "a JSON body": "max_json_body_bytes",
+        "any body": "max_body_bytes",
+        "`task_ids` of `POST /apimart/v1/tasks/batch`": MAX_BATCH,
+        "`limit` of `GET /v1/webhooks/deliveries`": webhooks.MAX_LIMIT,
+        "body and reference-image bytes all requests of a process hold at once":
+            "max_inflight_body_bytes",
+    })
+    return rows
+
+
+def test_limits_table_matches_the_code() -> None:
+    documented = {r["input"]: r["cap"] for r in table_rows(doc("api.md"), "## Limits")}
+    expected = _limit_rows()
+    assert set(documented) == set(expected), (
+        f"docs/api.md Limits: rows without a cap in the code {set(documented) - set(expected)}, "
+        f"caps without a row {set(expected) - set(documented)}")
+    for name, cap in expected.items():
+        cell = documented[name]
+        if isinstance(cap, int):
+            number = re.match(r"[0-9][0-9,]*", cell)
+            assert number is not None and int(number[0].replace(",", "")) == cap, (
+                f"docs/api.md gives {name} the cap {cell!r}; the code says {cap}")
+        elif isinstance(cap, str):
+            assert cap in FIELDS and code_span(cell) == cap, f"{name}: {cell!r} is not `{cap}`"
+
+
 # -- the pages hang together -----------------------------------------------------------------
 
 def test_index_lists_every_page() -> None:

@@ -15,9 +15,12 @@ from imagegate.secret_files import (
     ADMIN_TOKEN_FILE,
     SIGNING_KEY_FILE,
     admin_token,
+    private_dir,
+    private_file,
     read_admin_token,
     signing_secret,
 )
+from tests.support.files import umask
 
 
 def settings(data_dir: Path, **values: str) -> Settings:
@@ -102,3 +105,24 @@ def test_a_racing_writer_loses_to_the_file_already_there(
     monkeypatch.setattr(secret_files.os, "link", link_after_the_other)
     assert admin_token(settings(tmp_path)) == "iga_the-other-process"
     assert [p.name for p in tmp_path.iterdir()] == [ADMIN_TOKEN_FILE]
+
+
+def test_private_folders_and_files_whatever_the_umask(tmp_path: Path) -> None:
+    with umask(0):  # without explicit modes, mkdir would give 0777 and open 0666
+        private_dir(tmp_path / "a" / "b")
+        private_file(tmp_path / "a" / "b" / "f")
+        private_dir(tmp_path / "a" / "b")  # twice is fine
+    assert mode(tmp_path / "a") == mode(tmp_path / "a" / "b") == 0o700
+    assert mode(tmp_path / "a" / "b" / "f") == 0o600
+
+
+def test_what_exists_keeps_its_mode(tmp_path: Path) -> None:
+    folder = tmp_path / "made-by-the-operator"
+    folder.mkdir()
+    folder.chmod(0o750)
+    kept = folder / "imagegate.db"
+    kept.write_bytes(b"data")
+    kept.chmod(0o640)
+    private_dir(folder)
+    private_file(kept)
+    assert (mode(folder), mode(kept), kept.read_bytes()) == (0o750, 0o640, b"data")

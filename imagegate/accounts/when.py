@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 from typing import Literal
 
+from imagegate.domain.numbers import parse_decimal
 from imagegate.errors import InvalidRequestError
 
 _SPAN = re.compile(r"([0-9]+)\s*([smhdw])")
@@ -37,16 +38,18 @@ def parse_when(value: str | float | int, *, param: str, now: float | None = None
         if match and span is not None:
             base = time.time() if now is None else now
             return base + span * int(match[1]) * _UNIT[match[2]]
-        try:
-            seconds = float(text)
-        except ValueError:
-            seconds = _iso(text, bad)
+        # Epoch seconds in canonical ASCII form only (`domain/numbers.py`); `float()` would
+        # also take `+5`, `1_0`, `1e9`, ` 5` and digits of every script.
+        number = parse_decimal(value)
+        seconds = number if number is not None else _iso(text, bad)
     if not math.isfinite(seconds) or not 0 <= seconds <= _LATEST:
         raise bad
     return seconds
 
 
 def _iso(text: str, bad: InvalidRequestError) -> float:
+    if not text.isascii():
+        raise bad
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

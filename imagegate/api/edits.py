@@ -21,6 +21,7 @@ from imagegate.api.openapi import EDIT_REQUEST
 from imagegate.api.openapi import json_body as openapi_json_body
 from imagegate.config import Settings
 from imagegate.domain.normalize import REFERENCE_FIELDS, normalize
+from imagegate.domain.numbers import parse_int
 from imagegate.domain.request import ReferenceSource
 from imagegate.errors import (
     ImagegateError,
@@ -33,6 +34,7 @@ router = APIRouter(tags=["images"])
 
 # Multipart sends every value as text; these fields are converted to the JSON types that
 # normalization expects (a value that does not convert stays text and gets the usual 400).
+# Integers must be canonical ASCII (`domain/numbers.py`): `+2`, `02`, `1_0` and `２` stay text.
 _INT_FIELDS = ("n", "output_compression", "partial_images")
 _BOOL_FIELDS = ("wait_for_result", "stream")
 _MASK_FIELDS = ("mask", "mask_url")
@@ -44,7 +46,7 @@ def image_field(name: str) -> str | None:
     base = name[:-2] if name.endswith("[]") else name
     if base in REFERENCE_FIELDS:
         return base
-    if base.startswith("image_") and base[6:].isdigit():
+    if base.startswith("image_") and parse_int(base[6:]) is not None:
         return "image"
     return None
 
@@ -87,8 +89,9 @@ def form_to_request(form: MultipartForm) -> tuple[dict[str, Any], tuple[Referenc
                 add(field, value.strip(), None)
             continue
         text = values[-1].strip()
-        if name in _INT_FIELDS and text.lstrip("-").isdigit():
-            body[name] = int(text)
+        number = parse_int(values[-1], signed=True) if name in _INT_FIELDS else None
+        if number is not None:
+            body[name] = number
         elif name in _BOOL_FIELDS and text.lower() in ("true", "false"):
             body[name] = text.lower() == "true"
         else:

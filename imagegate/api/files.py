@@ -1,7 +1,9 @@
 """`GET /p/img/{task_id}/{index}?exp=&sig=`: image bytes behind a signed, expiring URL.
 
 No bearer token: the URL is the credential, which is what lets `<img src>` and plain
-downloads work. Expired and tampered URLs look the same from outside: 403.
+downloads work. Expired and tampered URLs look the same from outside: 403, and so does an
+`index` or `exp` written in any but the canonical way (`+5`, `05`, `1_0`, `５`): one image has
+exactly one URL per expiry. `HEAD` answers like `GET` without the body.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 from fastapi import APIRouter, Request, Response
 
 from imagegate.api.deps import LinksDep, TasksDep
+from imagegate.domain.numbers import parse_int
 from imagegate.domain.task import TaskStatus
 from imagegate.errors import NotFoundError, PermissionDeniedError
 from imagegate.storage.base import BlobNotFoundError
@@ -24,22 +27,24 @@ def _forbidden() -> PermissionDeniedError:
 
 
 @router.get("/p/img/{task_id}/{index}")
-async def get_image(task_id: str, index: int, request: Request, links: LinksDep,
+# HEAD is its own route, left out of the OpenAPI description (one operation per path and id).
+@router.head("/p/img/{task_id}/{index}", include_in_schema=False)
+async def get_image(task_id: str, index: str, request: Request, links: LinksDep,
                     tasks: TasksDep, exp: str = "", sig: str = "") -> Response:
-    try:
-        exp_ms = int(exp)
-    except ValueError:
-        raise _forbidden() from None
-    if not sig or not links.verify(task_id, index, exp_ms, sig):
+    # Both are read as text and parsed here: FastAPI's int conversion takes ` 5`, `+5`, `05`.
+    position, exp_ms = parse_int(index), parse_int(exp)
+    if position is None or exp_ms is None or not sig:
+        raise _forbidden()
+    if not links.verify(task_id, position, exp_ms, sig):
         raise _forbidden()
     gone = NotFoundError("This image no longer exists", code="image_not_found")
     task = await tasks.lookup(task_id)
     if task is None or task.status is not TaskStatus.SUCCEEDED:
         raise gone
     images = task.images
-    if not 0 <= index < len(images):
+    if not position < len(images):
         raise gone
-    image = images[index]
+    image = images[position]
     etag = f'"{image.etag}"'
     max_age = max(0, int(exp_ms / 1000 - time.time()))
     headers = {
@@ -53,4 +58,9 @@ async def get_image(task_id: str, index: int, request: Request, links: LinksDep,
         data = await links.read(image)
     except BlobNotFoundError:
         raise gone from None
+    if request.method == "HEAD":
+        # The same answer as GET (the blob is read, so a deleted image is a 404 here too),
+        # with GET's Content-Length and no body.
+        headers["Content-Length"] = str(len(data))
+        return Response(media_type=image.content_type, headers=headers)
     return Response(content=data, media_type=image.content_type, headers=headers)

@@ -1,5 +1,6 @@
 """Cross-cutting request handling as small ASGI wrappers: a request id on every request and
-response, a JSON 500 (never a bare page) for anything unexpected, and the body-size cap."""
+response, a JSON 500 (never a bare page) for anything unexpected, the body-size cap, and the
+process-wide budget of body bytes held at once."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagegate.api.profiles.errors import render_error
+from imagegate.domain.numbers import parse_int
 from imagegate.errors import ImagegateError, PayloadTooLargeError
+from imagegate.ingest.budget import Lease
 
 log = logging.getLogger("imagegate.api")
 
@@ -99,10 +102,7 @@ class BodyLimitMiddleware:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = 0
+                declared = parse_int(value.decode("latin-1")) or 0
                 if declared > self.max_bytes:
                     body, status = render_error(self._too_large(), scope.get("path", ""))
                     for message in _json_response(status, body, None):
@@ -120,6 +120,66 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class BodyBudgetMiddleware:
+    """Counts every request's body bytes against the process-wide memory budget
+    (`ingest/budget.py`) and gives them back when the response starts (a handler holds its
+    parsed body until it answers: a synchronous request while it waits, a stream only until
+    its first event) or the request ends.
+
+    A body with a `Content-Length` is admitted whole before its first byte is taken from the
+    server: requests that each hold half a body cannot block one another. A chunked body is
+    counted chunk by chunk as it arrives. Beyond the budget, reading waits up to
+    `inflight_body_wait_seconds`, then raises 503 `server_busy` with `Retry-After` inside the
+    route's body read, before the request created anything. The budget is a backend
+    (`wiring.py`), read off the app like every other one.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        backends = getattr(scope["app"].state, "backends", None) if "app" in scope else None
+        if scope["type"] != "http" or backends is None:
+            await self.app(scope, receive, send)
+            return
+        lease: Lease = backends.body_budget.lease()
+        declared = _content_length(scope)
+        admitted = False
+        seen = counted = 0
+
+        async def counted_receive() -> Message:
+            nonlocal admitted, seen, counted
+            if not admitted:
+                admitted = True
+                await lease.grow(declared, param="body")
+                counted = declared
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > counted:
+                    await lease.grow(seen - counted, param="body")
+                    counted = seen
+            return message
+
+        async def release_on_start(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                lease.close()
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, release_on_start)
+        finally:
+            lease.close()
+
+
+def _content_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            # The HTTP server has checked it; anything odd counts as unknown (chunk by chunk).
+            return parse_int(value.decode("latin-1")) or 0
+    return 0
 
 
 class HotRoutesMiddleware:

@@ -24,6 +24,14 @@ MIB = 1024 * 1024
 
 # python_multipart refuses longer boundaries; RFC 2046 allows 70, every client stays below.
 _MAX_BOUNDARY = 256
+# A part's headers (Content-Disposition, Content-Type, …): how many, and the bytes of each
+# line. python_multipart enforces both; they are passed explicitly so the caps are ours.
+MAX_PART_HEADERS = 8
+MAX_PART_HEADER_BYTES = 4096
+# Part names are field names (`image[]`, `prompt`); file names are metadata only (the bytes
+# decide the format), and no file system stores a longer name than 255.
+MAX_PART_NAME_CHARS = 256
+MAX_FILE_NAME_CHARS = 255
 # RFC 2046 bchars (plus a few characters real clients use anyway), no CR/LF.
 _BOUNDARY_CHARS = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? !#$%&*;<>@\[\]^`{|}~]+$")
 
@@ -223,6 +231,12 @@ class _Collector:
         if not name:
             raise _invalid("a part has no name in its Content-Disposition header")
         self.name = _html5_unescape(name)
+        if len(self.name) > MAX_PART_NAME_CHARS:
+            raise MultipartError(
+                "string_above_max_length",
+                f"a part's name is {len(self.name)} characters long; at most "
+                f"{MAX_PART_NAME_CHARS} are accepted",
+            )
         encoding = self.headers.get("content-transfer-encoding", "").lower()
         if encoding not in ("", "binary", "7bit", "8bit"):
             # RFC 7578 §4.7 deprecates it; decoding base64 here would only hide client bugs.
@@ -240,6 +254,13 @@ class _Collector:
             self.is_file = True
             self.content_type = self.headers.get("content-type") or None
             self._begin_file()
+            if self.filename is not None and len(self.filename) > MAX_FILE_NAME_CHARS:
+                raise MultipartError(
+                    "string_above_max_length",
+                    f"{self.param}: the file name is {len(self.filename)} characters long; "
+                    f"at most {MAX_FILE_NAME_CHARS} are accepted",
+                    param=self.param,
+                )
         else:
             self._begin_text()
 
@@ -346,6 +367,8 @@ async def parse_multipart(
                 "on_headers_finished": collector.on_headers_finished,
                 "on_end": collector.on_end,
             },
+            max_header_count=MAX_PART_HEADERS,
+            max_header_size=MAX_PART_HEADER_BYTES,
         )
         async for chunk in chunks:
             if chunk:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 
 from imagegate.api.deps import DispatcherDep, WebhookStoreDep, api_key
 from imagegate.api.responses import JSONResponse
+from imagegate.domain.numbers import parse_int
 from imagegate.errors import ConflictError, InvalidRequestError, NotFoundError
 
 router = APIRouter(tags=["webhooks"])
@@ -30,11 +31,8 @@ def _not_found(delivery_id: str) -> NotFoundError:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_LIMIT:
+    value = parse_int(raw)
+    if value is None or not 1 <= value <= MAX_LIMIT:
         raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_LIMIT}",
                                   param="limit")
     return value

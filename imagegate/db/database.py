@@ -27,6 +27,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from imagegate.secret_files import private_dir, private_file
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every process of one deployment.
 _PG_MIGRATION_LOCK = 0x1A9E6A7E
@@ -161,7 +163,10 @@ class SqliteDatabase(Database):
     dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Created owner-only before SQLite opens it: SQLite gives a new database 0644, and its
+        # -wal and -shm files take the database file's mode. It holds webhook secrets.
+        private_dir(path.parent)
+        private_file(path)
         # check_same_thread=False: the read connection is created here but used on the loop,
         # the write connection lives on the writer thread; neither is ever shared.
         self.engine = sa.create_engine(

@@ -16,10 +16,17 @@ intake (`net/urls.py`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any
 
 from imagegate.domain.catalog import Catalog, ModelSpec
+from imagegate.domain.limits import (
+    FIELD_CHARS,
+    IGNORED_FIELD_CHARS,
+    IGNORED_FIELDS,
+    REFERENCE_URL_CHARS,
+)
 from imagegate.domain.request import ImageRequest, Operation, ReferenceSource
 from imagegate.domain.sizes import (
     RATIO_TABLE,
@@ -62,13 +69,28 @@ def bad(message: str, param: str, code: str = "invalid_value") -> InvalidRequest
     return InvalidRequestError(message, param=param, code=code)
 
 
+def too_long(where: str, length: int, cap: int) -> InvalidRequestError:
+    # OpenAI's code for the same refusal, so clients written against it match on it.
+    return bad(f"'{where}' is {length} characters long; at most {cap} are accepted", where,
+               "string_above_max_length")
+
+
 def _opt_str(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
         raise bad(f"'{key}' must be a string, got {type(value).__name__}", key, "invalid_type")
+    cap = FIELD_CHARS.get(key)
+    if cap is not None and len(value) > cap:
+        raise too_long(key, len(value), cap)
     return value
+
+
+def record_ignored(names: Iterable[str]) -> tuple[str, ...]:
+    """Unknown field names as the task records them: the first `IGNORED_FIELDS` sent, each cut
+    to `IGNORED_FIELD_CHARS`, sorted. (A body of a million invented keys records 64.)"""
+    return tuple(sorted({name[:IGNORED_FIELD_CHARS] for name in islice(names, IGNORED_FIELDS)}))
 
 
 def _opt_int(body: dict[str, Any], key: str) -> int | None:
@@ -372,6 +394,11 @@ def _inputs(body: dict[str, Any], spec: ModelSpec, operation: str,
         )
     if mask is not None and not refs:
         raise bad("a mask needs at least one reference image", mask.field)
+    for source in (*refs, *((mask,) if mask is not None else ())):
+        # Uploaded files carry their file name here (capped by the multipart parser).
+        if (source.data is None and len(source.value) > REFERENCE_URL_CHARS
+                and source.value[:8].lower().startswith(("http://", "https://"))):
+            raise too_long(source.param, len(source.value), REFERENCE_URL_CHARS)
     return {"references": refs, "mask": mask}
 
 
@@ -406,6 +433,6 @@ def normalize(
     return ImageRequest(
         operation=op,
         model=spec.name,
-        ignored_fields=tuple(sorted(k for k in body if k not in known)),
+        ignored_fields=record_ignored(k for k in body if k not in known),
         **fields,
     )

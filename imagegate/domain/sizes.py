@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from imagegate.domain.numbers import parse_int
+
 TIERS = ("1k", "2k", "4k")
 
 # Landscape (or square) ratios → pixels per tier: the first valid variant of the 002 seed's
@@ -46,7 +48,8 @@ def _build_ratio_table() -> dict[str, dict[str, tuple[int, int]]]:
 RATIO_TABLE: dict[str, dict[str, tuple[int, int]]] = _build_ratio_table()
 RATIOS: tuple[str, ...] = tuple(RATIO_TABLE)
 
-_WXH = re.compile(r"^\s*(\d{1,5})\s*[xX×*]\s*(\d{1,5})\s*$")
+# The edges are found here and read by `parse_int`: ASCII digits only, no leading zeros.
+_WXH = re.compile(r"\s*([0-9]+)\s*[xX×*]\s*([0-9]+)\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +72,11 @@ class SizeError(ValueError):
 
 
 def parse_wxh(size: str) -> tuple[int, int] | None:
-    m = _WXH.match(size)
-    return (int(m.group(1)), int(m.group(2))) if m else None
+    m = _WXH.fullmatch(size)
+    if m is None:
+        return None
+    width, height = parse_int(m.group(1), max_digits=5), parse_int(m.group(2), max_digits=5)
+    return None if width is None or height is None else (width, height)
 
 
 def table_sizes() -> dict[tuple[int, int], str]:

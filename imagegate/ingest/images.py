@@ -316,6 +316,19 @@ def _decode_all(data: bytes, info: ImageInfo) -> None:
         raise _corrupt(f"libvips: {exc}") from None
 
 
+def check_header(data: bytes, *, max_pixels: int, max_edge: int = DEFAULT_MAX_EDGE
+                 ) -> ImageInfo:
+    """Steps 1-3: sniff, read and bound the header. No pixel is decoded; ImageRejected."""
+    info = header_info(data)
+    check_dimensions(info, max_pixels, max_edge)
+    return info
+
+
+async def decode(data: bytes, info: ImageInfo) -> None:
+    """Step 4 for an image `check_header` passed: every pixel once, in a worker thread."""
+    await asyncio.to_thread(_decode_all, data, info)
+
+
 async def validate(data: bytes, *, max_pixels: int, max_edge: int = DEFAULT_MAX_EDGE) -> ImageInfo:
     """Sniff, read and bound the header, then decode every pixel; ImageRejected on failure.
 
@@ -323,7 +336,6 @@ async def validate(data: bytes, *, max_pixels: int, max_edge: int = DEFAULT_MAX_
     the bytes at all, so dimension limits hold even if a libvips loader would allocate (or
     misbehave) on a hostile header; libvips' full decode then proves the body is complete.
     """
-    info = header_info(data)
-    check_dimensions(info, max_pixels, max_edge)
-    await asyncio.to_thread(_decode_all, data, info)
+    info = check_header(data, max_pixels=max_pixels, max_edge=max_edge)
+    await decode(data, info)
     return info

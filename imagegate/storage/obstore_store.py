@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,17 +10,21 @@ import obstore
 from obstore.store import LocalStore, MemoryStore
 
 from imagegate.config import Settings
+from imagegate.secret_files import PRIVATE_FILE_MODE, private_dir
 from imagegate.storage.base import BlobNotFoundError, BlobStore
 
 
 class ObstoreBlobStore(BlobStore):
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, root: Path | None = None) -> None:
         self._store = store
+        # Local files only: where they live, to make them owner-only (see `put`).
+        self._root = root
 
     @classmethod
     def local(cls, root: Path) -> ObstoreBlobStore:
-        root.mkdir(parents=True, exist_ok=True)
-        return cls(LocalStore(str(root.resolve()), mkdir=True))
+        private_dir(root)
+        root = root.resolve()
+        return cls(LocalStore(str(root), mkdir=True), root)
 
     @classmethod
     def memory(cls) -> ObstoreBlobStore:
@@ -27,7 +32,16 @@ class ObstoreBlobStore(BlobStore):
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         # Local files have no content type; the task row records it for serving.
+        if self._root is None:
+            await obstore.put_async(self._store, key, data)
+            return
+        # obstore creates folders and files through the umask (0755 / 0644 on most systems):
+        # the folders are made 0700 first, so the file is never readable by others even in
+        # the moment before it is made 0600.
+        path = self._root / key
+        private_dir(path.parent)
         await obstore.put_async(self._store, key, data)
+        os.chmod(path, PRIVATE_FILE_MODE)
 
     async def get(self, key: str) -> bytes:
         try:

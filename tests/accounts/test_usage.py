@@ -125,7 +125,10 @@ def test_parse_when(text: str, expected: float) -> None:
 def test_parse_when_spans_and_refusals() -> None:
     assert parse_when("7d", param="since", now=T0, span=-1) == T0 - 7 * 86_400
     assert parse_when("12h", param="expires", now=T0, span=1) == T0 + 12 * 3600
-    for bad in ("7d", "yesterday", "", "-5", "nan", "1e20", True):
+    for bad in ("7d", "yesterday", "", "-5", "nan", "1e20", True,
+                # Epoch seconds only as canonical ASCII (domain/numbers.py).
+                "+1800000000", "01800000000", "1_800_000_000", " 1800000000",
+                "１８００００００００", "1e9", "２０２７-01-15"):
         with pytest.raises(InvalidRequestError) as err:
             parse_when(bad, param="since")  # type: ignore[arg-type]
         assert err.value.param == "since"

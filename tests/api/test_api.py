@@ -276,3 +276,23 @@ async def test_sync_request_of_a_cancelled_task_gets_409(tmp_path: Path) -> None
         assert r.json()["error"]["code"] == "task_cancelled"
         # The SDKs retry 409s by themselves; that would start a new generation.
         assert r.headers["x-should-retry"] == "false"
+
+
+async def test_long_strings_are_refused_and_nothing_is_stored(env: Env) -> None:
+    r = await env.post({"prompt": "p", "user": "u" * 10_000_000})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert (error["param"], error["code"]) == ("user", "string_above_max_length")
+    assert len(r.content) < 1000  # the value is not echoed
+    r = await env.client.post("/v1/images/edits", headers=env.auth,
+                              data={"prompt": "p", "user": "u" * 257},
+                              files={"image": ("a.png", b"not read", "image/png")})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "user"
+    r = await env.post({"prompt": "p", "user": "u" * 257}, path="/apimart/v1/images/generations")
+    assert r.status_code == 400 and r.json()["error"]["code"] == 400
+    assert await env.task_count() == 0
+    ok = await env.post({"prompt": "p", "user": "u" * 256},
+                        path="/v1/images/generations?async=true")
+    assert ok.status_code == 202
+    task = await env.backends.store.get(ok.json()["task_id"])
+    assert task is not None and task.request["user"] == "u" * 256

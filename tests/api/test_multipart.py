@@ -14,6 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagegate.api.multipart import (
+    MAX_FILE_NAME_CHARS,
+    MAX_PART_HEADER_BYTES,
+    MAX_PART_HEADERS,
+    MAX_PART_NAME_CHARS,
     MultipartError,
     MultipartForm,
     MultipartLimits,
@@ -526,3 +530,42 @@ async def test_preamble_is_refused() -> None:
     body, content_type = curl_body([("prompt", None, b"hi")])
     error = await parse_error(b"This is a preamble.\r\n" + body, content_type)
     assert error.code == "invalid_multipart"
+
+
+# --------------------------------------------------------------------------- bounded strings
+
+
+async def test_part_headers_are_capped() -> None:
+    disposition = b'Content-Disposition: form-data; name="prompt"\r\n'
+    too_long = b"X-Pad: " + b"a" * MAX_PART_HEADER_BYTES
+    too_many = b"".join(b"X-%d: a\r\n" % i for i in range(MAX_PART_HEADERS))
+    for headers in (too_long + b"\r\n", too_many):
+        body, content_type = raw_body(disposition + headers + b"\r\nhi")
+        for chunk in (1, 64 * 1024):
+            error = await parse_error(body, content_type, chunk=chunk)
+            assert (error.code, error.status) == ("invalid_multipart", 400)
+    fits = b"X-Pad: " + b"a" * (MAX_PART_HEADER_BYTES - 7)
+    body, content_type = raw_body(disposition + fits + b"\r\n\r\nhi")
+    assert (await parse(body, content_type)).fields == {"prompt": ["hi"]}
+
+
+async def test_part_names_are_capped() -> None:
+    name = "f" * MAX_PART_NAME_CHARS
+    body, content_type = curl_body([(name, None, b"v")])
+    assert (await parse(body, content_type)).fields == {name: ["v"]}
+    body, content_type = curl_body([(name + "f", None, b"v")])
+    error = await parse_error(body, content_type)
+    assert (error.code, error.status) == ("string_above_max_length", 400)
+
+
+async def test_file_names_are_capped() -> None:
+    name = "n" * (MAX_FILE_NAME_CHARS - 4) + ".png"
+    body, content_type = curl_body([("image[]", name, PNG)])
+    assert (await parse(body, content_type)).files[0].filename == name
+    body, content_type = curl_body([("image[]", "n" + name, PNG)])
+    error = await parse_error(body, content_type)
+    assert (error.code, error.status, error.param) == ("string_above_max_length", 400,
+                                                       "image[0]")
+    # Old browsers' full paths are cut to the name before the cap is applied.
+    body, content_type = curl_body([("image", "C:\\\\" + "d" * 300 + "\\\\a.png", PNG)])
+    assert (await parse(body, content_type)).files[0].filename == "a.png"

@@ -22,6 +22,7 @@ from imagegate.config import Settings
 from imagegate.db.database import read_scalar
 from imagegate.db.tables import tasks
 from imagegate.wiring import Backends, build_backends
+from tests.support.images import flat_png
 
 pytestmark = pytest.mark.anyio
 
@@ -277,6 +278,21 @@ async def test_bomb_refused_from_header(env: Env) -> None:
            + struct.pack(">I", zlib.crc32(chunk)) + b"\0" * 100)
     r = await env.edit([("image", ("bomb.png", png, "image/png"))])
     assert r.status_code == 400 and "50000" in r.json()["error"]["message"].replace(",", "")
+    await env.assert_nothing_written()
+
+
+async def test_pixel_budget_of_a_request(env: Env) -> None:
+    # Sixteen one-colour 49-megapixel PNGs of ~6 KB each: each under max_reference_pixels,
+    # together 784 megapixels. Refused from their headers, as JSON and as uploads.
+    bomb = flat_png(7000, 7000)
+    r = await env.gen({"model": "gpt-image-2-pro", "prompt": "x",
+                       "image_urls": [data_url(bomb)] * 16})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert (error["code"], error["param"]) == ("request_too_large_dimensions", "image_urls")
+    r = await env.edit([("image[]", (f"{i}.png", bomb, "image/png")) for i in range(16)],
+                       data={"prompt": "x", "model": "gpt-image-2-pro"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "image"
     await env.assert_nothing_written()
 
 

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from imagegate.domain.catalog import load_catalog
-from imagegate.domain.normalize import collect_references, normalize
+from imagegate.domain.limits import (
+    FIELD_CHARS,
+    IGNORED_FIELD_CHARS,
+    IGNORED_FIELDS,
+    REFERENCE_URL_CHARS,
+)
+from imagegate.domain.normalize import collect_references, normalize, record_ignored
 from imagegate.domain.request import ImageRequest, ReferenceSource
 from imagegate.errors import InvalidRequestError, ModelNotFoundError, NotFoundError
 
@@ -1037,3 +1043,64 @@ def test_to_json_shape() -> None:
     )
     assert data["operation"] == "edit"
     assert data["output_compression"] == 80
+
+
+# --------------------------------------------------------------------------- bounded strings
+
+
+@pytest.mark.parametrize("field", sorted(FIELD_CHARS))
+def test_every_string_field_has_its_cap(field: str) -> None:
+    cap = FIELD_CHARS[field]
+    err = refuse(field, "string_above_max_length", **{field: "x" * (cap + 1)})
+    assert str(cap) in err.message and str(cap + 1) in err.message
+    # At the cap the length is no reason to refuse (the value itself may still be wrong).
+    try:
+        norm(**{field: "x" * cap})
+    except (InvalidRequestError, NotFoundError) as at_cap:
+        assert at_cap.code != "string_above_max_length"
+
+
+def test_user_up_to_256_characters() -> None:
+    assert norm(user="u" * 256).user == "u" * 256
+    refuse("user", "string_above_max_length", user="u" * 257)
+    # The security review sent 95 MB; it is refused by its length alone.
+    refuse("user", "string_above_max_length", user="u" * 10_000_000)
+
+
+def test_a_long_model_name_is_refused_before_the_lookup() -> None:
+    err = refuse("model", "string_above_max_length", model="m" * 10_000)
+    assert "m" * 300 not in err.message  # never echoed back
+
+
+def test_reference_urls_are_capped() -> None:
+    at_cap = "https://example.com/" + "a" * (REFERENCE_URL_CHARS - 20)
+    assert len(at_cap) == REFERENCE_URL_CHARS
+    assert norm(image_urls=[at_cap]).references[0].value == at_cap
+    refuse("image_urls[1]", "string_above_max_length", image_urls=[URL, at_cap + "a"])
+    refuse("mask_url", "string_above_max_length", image_urls=[URL], mask_url=at_cap + "a")
+    # Passed in by a multipart surface (text fields): the same cap.
+    body = {"prompt": "a cat"}
+    refused(body, "image[0]", "string_above_max_length", operation="edit",
+            references=(ReferenceSource("HTTPS://x.test/" + "a" * REFERENCE_URL_CHARS,
+                                        "image", 0),))
+    # data: URLs and base64 are capped by bytes in ingest, not here.
+    long_data = "data:image/png;base64," + "A" * (REFERENCE_URL_CHARS * 2)
+    assert norm(image_urls=[long_data]).references[0].value == long_data
+
+
+def test_ignored_fields_are_recorded_bounded() -> None:
+    body: dict[str, Any] = {"prompt": "a cat"}
+    body.update({f"{i:03d}" + "k" * 200: i for i in range(1000)})
+    req = normalize(body, CATALOG)
+    assert len(req.ignored_fields) == IGNORED_FIELDS
+    assert all(len(name) == IGNORED_FIELD_CHARS for name in req.ignored_fields)
+    assert req.ignored_fields == tuple(sorted(req.ignored_fields))
+    assert req.ignored_fields[0] == ("000" + "k" * 200)[:IGNORED_FIELD_CHARS]
+    assert record_ignored(["b", "a", "a"]) == ("a", "b")
+
+
+@pytest.mark.parametrize("size", ["１０２４x１０２４", "𝟏𝟎𝟐𝟒x𝟏𝟎𝟐𝟒", "01024x1024", "+1024x1024",
+                                  "1_024x1024", "١٠٢٤x١٠٢٤"])
+def test_size_digits_are_ascii_and_canonical(size: str) -> None:
+    refuse("size", "invalid_value", size=size)
+    assert norm(size="1024x1024").size_label == "1024x1024"

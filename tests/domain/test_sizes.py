@@ -302,6 +302,13 @@ def test_parse_wxh_forms(text: str, expected: tuple[int, int]) -> None:
         "123456x10",
         "axb",
         "1024x-1024",
+        # Only ASCII digits in canonical form (domain/numbers.py).
+        "１０２４x１０２４",
+        "𝟏𝟎𝟐𝟒x𝟏𝟎𝟐𝟒",
+        "01024x1024",
+        "1024x0768",
+        "+1024x1024",
+        "1_024x1024",
     ],
 )
 def test_parse_wxh_garbage(text: str) -> None:

@@ -112,6 +112,16 @@ async def test_log_pages_and_is_private(env: Env) -> None:
         assert r.status_code == 400, bad
 
 
+@pytest.mark.parametrize("limit", ["+2", "02", "%202", "2%20", "1_0", "%EF%BC%92", "2.0"])
+async def test_limit_only_in_canonical_form(env: Env, limit: str) -> None:
+    _, auth = await env.key()
+    assert (await env.client.get("/v1/webhooks/deliveries?limit=2", headers=auth)
+            ).status_code == 200
+    r = await env.client.get(f"/v1/webhooks/deliveries?limit={limit}", headers=auth)
+    assert r.status_code == 400, limit
+    assert r.json()["error"]["param"] == "limit"
+
+
 async def test_retry_requeues_only_failed(env: Env) -> None:
     key, auth = await env.key()
     _, other_auth = await env.key()

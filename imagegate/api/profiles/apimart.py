@@ -30,7 +30,7 @@ from imagegate.api.profiles.errors import apimart_error
 from imagegate.api.responses import JSONResponse
 from imagegate.api.tasks import not_found, owned_task
 from imagegate.domain.catalog import Catalog
-from imagegate.domain.normalize import normalize
+from imagegate.domain.normalize import normalize, record_ignored
 from imagegate.domain.request import ImageRequest, ReferenceSource
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import InvalidRequestError, error_from_json
@@ -72,7 +72,7 @@ def _prepare(catalog: Catalog, body: dict[str, Any], operation: str,
     kept = {k: v for k, v in body.items() if k not in _NOT_APIMART}
     image_request = normalize(kept, catalog, operation=operation, references=refs,
                               mask=mask)
-    ignored = tuple(sorted({*image_request.ignored_fields, *dropped}))
+    ignored = record_ignored([*dropped, *image_request.ignored_fields])
     return replace(image_request, ignored_fields=ignored)
 
 

@@ -35,11 +35,13 @@ from imagegate.api.responses import JSONResponse
 from imagegate.api.stream import stream_response
 from imagegate.config import Settings
 from imagegate.domain.catalog import ModelSpec
+from imagegate.domain.limits import FIELD_CHARS
 from imagegate.domain.normalize import (
     normalize,
     opt_bool,
     resolve_model,
     resolve_variation_model,
+    too_long,
 )
 from imagegate.domain.request import ReferenceSource
 from imagegate.domain.task import Task, TaskStatus
@@ -77,9 +79,11 @@ def openai_body(body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
             raise InvalidRequestError("Unknown parameter: 'response_format'.",
                                       param="response_format", code="unknown_parameter")
         return {**body, "response_format": "b64_json"}
+    if isinstance(value, str) and len(value) > FIELD_CHARS["response_format"]:
+        raise too_long("response_format", len(value), FIELD_CHARS["response_format"])
     if value is not None and value not in _OPENAI_RESPONSE_FORMATS:
         raise InvalidRequestError(
-            f"Invalid value: {value!r}. Supported values are: 'url' and 'b64_json'.",
+            f"Invalid value: {value!r:.100}. Supported values are: 'url' and 'b64_json'.",
             param="response_format", code="invalid_value",
         )
     return body
