@@ -59,6 +59,20 @@ async def test_page_loads_only_its_own_assets(client: httpx.AsyncClient, page: s
     assert "googleapis" not in resp.text and "cdn." not in resp.text
 
 
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_browser_is_told_to_load_nothing_foreign(client: httpx.AsyncClient,
+                                                            page: str) -> None:
+    """ReDoc's bundle asks for its footer logo from cdn.redoc.ly whatever its options say;
+    the Content-Security-Policy is what keeps the browser from sending that request."""
+    policy = (await client.get(page)).headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["img-src"] == "'self' data:"
+    allowed = {"'self'", "'none'", "'unsafe-inline'", "data:", "blob:"}
+    for name, sources in directives.items():
+        assert set(sources.split()) <= allowed, f"{name} allows {sources}"
+
+
 async def test_swagger_ui_has_no_online_validator(client: httpx.AsyncClient) -> None:
     """Swagger UI would send the document's URL to validator.swagger.io for a badge."""
     html = (await client.get("/docs")).text
