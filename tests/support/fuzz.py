@@ -40,6 +40,7 @@ def main(argv: list[str]) -> int:
         command = [
             SCHEMATHESIS, "--config-file", str(CONFIG), "run",
             f"{server.base_url}/openapi.json",
+            "--checks", "all",
             "--header", f"Authorization: Bearer {server.key}",
             "--report", "har,junit", "--report-dir", report_dir,
             "--generation-database", "none", "--no-color",
