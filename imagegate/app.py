@@ -17,10 +17,12 @@ from starlette.routing import Match
 from imagegate import __version__
 from imagegate.api import (
     admin,
+    docs_pages,
     edits,
     files,
     images,
     models,
+    openapi,
     tasks,
     usage,
     variations,
@@ -33,12 +35,12 @@ from imagegate.api.middleware import (
     HotRoutesMiddleware,
     RequestContextMiddleware,
 )
-from imagegate.api.openapi import TASK_PATHS
 from imagegate.api.profiles import apimart
 from imagegate.api.profiles import openai as openai_profile
 from imagegate.api.profiles.errors import render_error
 from imagegate.api.responses import JSONResponse
 from imagegate.config import Settings
+from imagegate.domain.catalog import load_catalog
 from imagegate.errors import ImagegateError, InvalidRequestError, NotFoundError
 from imagegate.wiring import Backends, build_backends
 
@@ -111,6 +113,9 @@ def build_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
         description="OpenAI-compatible image generation with async tasks and signed URLs.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        # Served by api/docs_pages.py from a package instead of FastAPI's CDN links.
+        docs_url=None,
+        redoc_url=None,
         openapi_tags=[openai_profile.OPENAPI_TAG, apimart.OPENAPI_TAG],
         # FastAPI's built-in OpenTelemetry hooks check for providers on every request; we
         # export Prometheus metrics instead, so switch the hooks off.
@@ -123,21 +128,20 @@ def build_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for router in (images.router, edits.router, variations.router, tasks.router, files.router,
                    models.router, openai_profile.router, apimart.router, usage.router,
-                   webhooks.router, admin.router, metrics_api.router):
+                   webhooks.router, admin.router, metrics_api.router, docs_pages.router):
         app.include_router(router)
 
-    def openapi() -> dict[str, Any]:
+    def openapi_schema() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)
-            schema["paths"].update(TASK_PATHS)
-            schema["paths"].update(apimart.OPENAPI_PATHS)
-            schema.setdefault("components", {})["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer"}
-            }
+            # The request schemas name the models and qualities of the catalog this server
+            # runs with (the same file the lifespan loads).
+            openapi.finish(schema, load_catalog(settings.catalog_file),
+                           {**openapi.TASK_PATHS, **apimart.OPENAPI_PATHS})
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi_schema  # type: ignore[method-assign]
 
     @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -24,7 +24,8 @@ from imagegate.domain.sizes import TIERS
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FIELDS = Settings.model_fields
 # FastAPI's own pages and the liveness probe are not part of the documented API surface.
-UNDOCUMENTED_ROUTES = {"/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect", "/healthz"}
+UNDOCUMENTED_ROUTES = {"/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect",
+                       "/docs/static/{name}", "/healthz"}
 
 
 def doc(name: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from imagegate.api import openapi
 from imagegate.api.creation import CreationDep
 from imagegate.api.deps import api_key, json_body
 from imagegate.api.images import run_request
@@ -17,8 +18,6 @@ from imagegate.api.multipart import (
     MultipartLimits,
     parse_multipart,
 )
-from imagegate.api.openapi import EDIT_REQUEST
-from imagegate.api.openapi import json_body as openapi_json_body
 from imagegate.config import Settings
 from imagegate.domain.normalize import REFERENCE_FIELDS, normalize
 from imagegate.domain.numbers import parse_int
@@ -132,7 +131,14 @@ async def read_edit_input(request: Request, settings: Settings) -> EditInput:
     )
 
 
-@router.post("/v1/images/edits", openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
+@router.post("/v1/images/edits",
+             openapi_extra=openapi.json_body(openapi.EDIT_REQUEST, multipart=True,
+                                             examples=openapi.EDIT_EXAMPLES),
+             responses=openapi.responses(
+                 {200: openapi.images_ok("ImageResponse", "The images (or, with `stream: "
+                                         "true`, Server-Sent Events)"),
+                  202: openapi.ACCEPTED},
+                 openapi.EDIT))
 async def create_edit(request: Request, run: CreationDep) -> Response:
     key = await api_key(request)
     body, refs, mask = await read_edit_input(request, run.settings)

@@ -12,6 +12,7 @@ import time
 
 from fastapi import APIRouter, Request, Response
 
+from imagegate.api import openapi
 from imagegate.api.deps import LinksDep, TasksDep
 from imagegate.domain.numbers import parse_int
 from imagegate.domain.task import TaskStatus
@@ -20,13 +21,32 @@ from imagegate.storage.base import BlobNotFoundError
 
 router = APIRouter(tags=["files"])
 
+_CACHE_HEADERS = {
+    "ETag": {"required": True, "schema": {"type": "string"},
+             "description": "Derived from the image bytes"},
+    "Cache-Control": {"required": True, "schema": {"type": "string"},
+                      "description": "private, max-age=<seconds until exp>, immutable"},
+}
+_BYTES = {"schema": {"type": "string", "format": "binary"}}
+_RESPONSES: openapi.Responses = {
+    200: {"description": "The image bytes", "headers": _CACHE_HEADERS,
+          "content": {media: _BYTES for media in ("image/png", "image/jpeg", "image/webp")}},
+    304: {"description": "If-None-Match carried the image's ETag", "headers": _CACHE_HEADERS},
+    **openapi.errors((400, 403, 404, 500), why={
+        400: "index is not an integer",
+        403: "exp or sig missing, wrong or tampered with, or exp in the past",
+        404: "Task unknown or not succeeded, index out of range, or image deleted",
+    }),
+}
+
 
 def _forbidden() -> PermissionDeniedError:
     return PermissionDeniedError("This image link is invalid or has expired",
                                  code="invalid_signature")
 
 
-@router.get("/p/img/{task_id}/{index}")
+# `response_class=Response`: the bytes are an image, not the app's default JSON.
+@router.get("/p/img/{task_id}/{index}", response_class=Response, responses=_RESPONSES)
 # HEAD is its own route, left out of the OpenAPI description (one operation per path and id).
 @router.head("/p/img/{task_id}/{index}", include_in_schema=False)
 async def get_image(task_id: str, index: str, request: Request, links: LinksDep,

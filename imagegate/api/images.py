@@ -7,10 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from imagegate.accounts.keys import ApiKey
+from imagegate.api import openapi
 from imagegate.api.creation import Creation, CreationDep, idempotency_key
 from imagegate.api.deps import api_key, json_body
-from imagegate.api.openapi import GENERATION_REQUEST
-from imagegate.api.openapi import json_body as openapi_json_body
 from imagegate.api.profiles import native
 from imagegate.api.responses import JSONResponse
 from imagegate.api.stream import stream_response
@@ -65,7 +64,13 @@ async def run_request(request: Request, run: Creation, key: ApiKey, body: dict[s
 
 
 @router.post("/v1/images/generations", tags=["images"],
-             openapi_extra=openapi_json_body(GENERATION_REQUEST))
+             openapi_extra=openapi.json_body(openapi.GENERATION_REQUEST,
+                                             examples=openapi.GENERATION_EXAMPLES),
+             responses=openapi.responses(
+                 {200: openapi.images_ok("ImageResponse", "The images (or, with `stream: "
+                                         "true`, Server-Sent Events)"),
+                  202: openapi.ACCEPTED},
+                 openapi.CREATE))
 async def create_generation(request: Request, run: CreationDep) -> Response:
     key = await api_key(request)
     body = await json_body(request)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from imagegate.api import openapi
 from imagegate.api.deps import CatalogDep, ProvidersDep, api_key
 from imagegate.api.responses import JSONResponse
 
 router = APIRouter(tags=["models"])
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses=openapi.responses(
+    {200: openapi.json_ok("ModelList", "The models this key may use")}, openapi.KEYED))
 async def list_models(request: Request, catalog: CatalogDep, providers: ProvidersDep
                       ) -> JSONResponse:
     key = await api_key(request)

@@ -1,137 +1,152 @@
-"""OpenAPI fragments for routes that read their body themselves.
+"""The OpenAPI document: what each route declares, and the finishing of FastAPI's output.
 
-Bodies are parsed by `domain.normalize` (one place for every check, with OpenAI-style errors),
-not by FastAPI models, so the request schema is declared here for /docs and client generators.
+Bodies are parsed by `domain.normalize` and built by hand (see `api/schemas.py`), not by
+FastAPI models, so every route declares its request and response schemas here — schemas
+only: FastAPI never validates or serializes a body through them. Every error status a route
+can answer is declared with the error shape of its profile; 422, which FastAPI would add to
+any route with parameters, is removed, because the app answers 400 instead (`app.py`,
+`_validation_error`).
 """
 
 from __future__ import annotations
 
+import copy
+from http import HTTPStatus
 from typing import Any
 
-from imagegate.domain.normalize import REFERENCE_FIELDS
+from imagegate.api.schemas import EXAMPLE_PNG, components, ref
 
-_REFERENCE = {
-    "oneOf": [
-        {"type": "string"},
-        {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "object"}]}},
-        {"type": "object"},
-    ],
-    "description": "http(s) URL, data: URL or bare base64; a string, a list, or {url}",
+__all__ = ["ref"]
+from imagegate.domain.catalog import Catalog
+
+Responses = dict[int | str, dict[str, Any]]
+
+# Why each error status happens, in general; a route's own reasons are in docs/api.md.
+_WHY: dict[int, str] = {
+    400: "Invalid request: a field has a wrong type or value, the body is not JSON, a "
+         "reference image is unusable, or the upstream refused the request",
+    401: "Missing, unknown, revoked or expired API key",
+    402: "The key's balance cannot cover the hold (price × n); nothing was created",
+    403: "The key may not use this model",
+    404: "Not found",
+    409: "Conflict: an Idempotency-Key reused with another body, or the task was cancelled "
+         "while the request waited",
+    413: "The body, or an input image, is larger than the server accepts",
+    415: "The Content-Type is neither multipart/form-data nor JSON",
+    429: "Rate limit: requests per minute or concurrent tasks (see Retry-After)",
+    500: "Unexpected server error; the message carries the request id",
+    502: "The upstream (or the sandbox) failed after retries and failover",
+    503: "No channel of the model is healthy, or none serves it",
+    504: "The image was not ready within sync_wait_seconds; the task keeps running",
 }
 
-GENERATION_REQUEST: dict[str, Any] = {
-    "type": "object",
-    "required": ["prompt"],
-    "properties": {
-        "model": {"type": "string", "default": "gpt-image-2"},
-        "prompt": {"type": "string"},
-        "n": {"type": "integer", "minimum": 1, "default": 1},
-        "size": {"type": "string", "examples": ["auto", "1:1", "16:9", "1024x1024"]},
-        "resolution": {"type": "string", "enum": ["1k", "2k", "4k"]},
-        "output_format": {"type": "string", "enum": ["png", "jpeg", "webp"]},
-        "output_compression": {"type": "integer", "minimum": 0, "maximum": 100},
-        "background": {"type": "string", "enum": ["auto", "transparent", "opaque"]},
-        "quality": {"type": "string", "examples": ["auto", "low", "medium", "high", "hd"]},
-        "moderation": {"type": "string", "enum": ["auto", "low"]},
-        "style": {"type": "string", "enum": ["vivid", "natural"]},
-        "user": {"type": "string"},
-        "response_format": {"type": "string", "enum": ["url", "b64_json", "data_url"]},
-        "wait_for_result": {"type": "boolean", "default": True},
-        "mask_url": {"type": "string"},
-        **{name: _REFERENCE for name in REFERENCE_FIELDS},
+# The statuses of each kind of route. Every route can answer 500 (the last line of defence in
+# api/middleware.py turns anything unexpected into one).
+KEYED = (401, 500)
+READ = (401, 404, 500)
+# Creating a task: normalization (400, 404 unknown model), the key's models (403), the
+# Idempotency-Key (409), the limits (429), the balance (402), the body cap (413), a
+# model no channel serves (404/503). A synchronous answer also carries the error the task
+# ended with: 409 cancelled, 500 worker lost, 502 upstream failed, 503 no healthy channel.
+CREATE = (400, 401, 402, 403, 404, 409, 413, 429, 500, 502, 503)
+EDIT = (*CREATE, 415)
+# The openai profile also answers 504 when the image is not ready in time.
+OPENAI_CREATE = (*CREATE, 504)
+OPENAI_EDIT = (*EDIT, 504)
+# The apimart profile submits only (no waiting), and spells 502 as 503 (the seed's statuses).
+APIMART_CREATE = (400, 401, 402, 403, 404, 409, 413, 429, 500, 503)
+APIMART_EDIT = (*APIMART_CREATE, 415)
+
+
+def errors(statuses: tuple[int, ...], *, apimart: bool = False,
+           why: dict[int, str] | None = None) -> Responses:
+    """The error responses of a route, each with its profile's error schema."""
+    body = ref("ApimartError" if apimart else "Error")
+    reasons = {**_WHY, **(why or {})}
+    return {status: {"description": reasons.get(status, HTTPStatus(status).phrase),
+                     "content": {"application/json": {"schema": body}}}
+            for status in statuses}
+
+
+def json_ok(schema: str, description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ref(schema)}}}
+
+
+def responses(ok: Responses, statuses: tuple[int, ...], *, apimart: bool = False,
+              why: dict[int, str] | None = None) -> Responses:
+    return {**ok, **errors(statuses, apimart=apimart, why=why)}
+
+
+# A created task answered before it finished (native routes).
+ACCEPTED: dict[str, Any] = {
+    **json_ok("TaskSubmitted", "Accepted: the task runs on; poll the Location"),
+    "headers": {
+        "Location": {"required": True, "schema": {"type": "string"},
+                     "description": "/v1/tasks/{task_id}"},
+        "Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                        "description": "Seconds to wait before the first poll"},
     },
-    "additionalProperties": True,
 }
+# `stream: true` answers Server-Sent Events instead (api/stream.py).
+_SSE = {"text/event-stream": {"schema": {"type": "string"}}}
 
 
-EDIT_REQUEST: dict[str, Any] = {
-    **GENERATION_REQUEST,
-    "properties": {
-        **GENERATION_REQUEST["properties"],
-        "images": {"type": "array", "items": {"type": "object", "properties": {
-            "image_url": {"type": "string"}}}},
-        "mask": {"type": "object", "properties": {"image_url": {"type": "string"}}},
-    },
-}
-
-_MULTIPART_EDIT: dict[str, Any] = {
-    "type": "object",
-    "required": ["prompt"],
-    "properties": {
-        **{k: v for k, v in GENERATION_REQUEST["properties"].items()
-           if k not in REFERENCE_FIELDS and k != "mask_url"},
-        "image": {"type": "string", "format": "binary"},
-        "image[]": {"type": "array", "items": {"type": "string", "format": "binary"}},
-        "images[]": {"type": "array", "items": {"type": "string", "format": "binary"}},
-        "mask": {"type": "string", "format": "binary"},
-    },
-}
+def images_ok(schema: str, description: str) -> dict[str, Any]:
+    ok = json_ok(schema, description)
+    ok["content"].update(_SSE)
+    return ok
 
 
-# OpenAI's createImageVariation form: one image, no prompt. JSON works too (the image as a
-# URL, data: URL or base64 under `image`).
-VARIATION_REQUEST: dict[str, Any] = {
-    "type": "object",
-    "required": ["image"],
-    "properties": {
-        "image": _REFERENCE,
-        "model": {"type": "string", "default": "dall-e-2"},
-        "n": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
-        "size": {"type": "string", "enum": ["256x256", "512x512", "1024x1024"],
-                 "default": "1024x1024"},
-        "response_format": GENERATION_REQUEST["properties"]["response_format"],
-        "user": {"type": "string"},
-        "wait_for_result": GENERATION_REQUEST["properties"]["wait_for_result"],
-        "webhook_url": {"type": "string"},
-    },
-    "additionalProperties": True,
-}
-
-
-def variation_body() -> dict[str, Any]:
-    multipart = {**VARIATION_REQUEST, "properties": {
-        **VARIATION_REQUEST["properties"], "image": {"type": "string", "format": "binary"}}}
-    return {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": multipart},
-        "application/json": {"schema": VARIATION_REQUEST},
-    }}}
-
-
-def json_body(schema: dict[str, Any], *, multipart: bool = False) -> dict[str, Any]:
-    content: dict[str, Any] = {"application/json": {"schema": schema}}
+def json_body(schema: dict[str, Any], *, multipart: bool = False, form: str = "ImageEditForm",
+              examples: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`openapi_extra` declaring a route's request body (the route reads it itself)."""
+    media: dict[str, Any] = {"schema": schema}
+    if examples:
+        media["examples"] = {name: {"value": value} for name, value in examples.items()}
+    content: dict[str, Any] = {"application/json": media}
     if multipart:
-        content["multipart/form-data"] = {"schema": _MULTIPART_EDIT}
+        content["multipart/form-data"] = {"schema": ref(form)}
     return {"requestBody": {"required": True, "content": content}}
 
 
-_TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
-_TASK_OBJECT = {
-    "description": "The task object",
-    "content": {"application/json": {"schema": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string"}, "task_id": {"type": "string"},
-            "object": {"type": "string", "enum": ["image.task"]},
-            "status": {"type": "string",
-                       "enum": ["queued", "in_progress", "succeeded", "failed", "cancelled"]},
-            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-            "model": {"type": "string"},
-            "created_at": {"type": "integer"},
-            "completed_at": {"type": ["integer", "null"]},
-            "expires_at": {"type": "integer"},
-            "result": {"type": ["object", "null"]},
-            "error": {"type": ["object", "null"]},
-        },
-    }}},
+GENERATION_REQUEST = ref("ImageGenerationRequest")
+EDIT_REQUEST = ref("ImageEditRequest")
+VARIATION_REQUEST = ref("ImageVariationRequest")
+APIMART_GENERATION_REQUEST = ref("ApimartGenerationRequest")
+APIMART_EDIT_REQUEST = ref("ApimartEditRequest")
+GENERATION_EXAMPLES: dict[str, Any] = {
+    "ratio_and_tier": {"prompt": "a lighthouse at dusk", "size": "16:9", "resolution": "1k"},
+    "asynchronous": {"prompt": "a red bicycle", "n": 2, "wait_for_result": False},
+    "with_reference": {"prompt": "keep the subject, add snow", "image_urls": [EXAMPLE_PNG],
+                       "output_format": "webp"},
 }
-_ERRORS = {"401": {"description": "Missing or invalid API key"},
-           "404": {"description": "No such task for this key"}}
+VARIATION_EXAMPLES: dict[str, Any] = {
+    "one_image": {"image": EXAMPLE_PNG, "n": 2, "size": "256x256"},
+}
+EDIT_EXAMPLES: dict[str, Any] = {
+    "images": {"prompt": "make it look like a watercolour",
+               "images": [{"image_url": EXAMPLE_PNG}]},
+}
+
+# A parameter FastAPI does not see because the route reads it from the request.
+def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+_TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_TASK_OK = json_ok("Task", "The task object")
+_TASK_WHY = {404: "No such task for this key"}
 
 
 def _task_op(summary: str, op_id: str) -> dict[str, Any]:
     return {"tags": ["tasks"], "summary": summary, "operationId": op_id,
-            "parameters": [_TASK_ID], "responses": {"200": _TASK_OBJECT, **_ERRORS},
-            "security": [{"bearer": []}]}
+            "parameters": [_TASK_ID],
+            "responses": _string_keys(responses({200: _TASK_OK}, READ, why=_TASK_WHY))}
+
+
+def _string_keys(table: Responses) -> dict[str, Any]:
+    return {str(k): v for k, v in table.items()}
 
 
 # The task routes are plain Starlette routes (see api/tasks.py), so FastAPI does not
@@ -142,3 +157,31 @@ TASK_PATHS: dict[str, Any] = {
                                                    "getImageTask")},
     "/v1/tasks/{task_id}/cancel": {"post": _task_op("Cancel a task", "cancelTask")},
 }
+
+# Every operation under these prefixes needs an API key; the other published ones
+# (`/p/img/...`) carry their credential in the URL.
+KEYED_PREFIXES = ("/v1/", "/openai/v1/", "/apimart/v1/")
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer ig_…"},
+    "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    "api-key": {"type": "apiKey", "in": "header", "name": "api-key"},
+}
+_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def finish(schema: dict[str, Any], catalog: Catalog, extra_paths: dict[str, Any]) -> None:
+    """Complete FastAPI's document in place: the paths it does not know, the named schemas
+    (request ones from `catalog`), security, and no 422 anywhere."""
+    # Copies: the loop below edits operations, and these tables are shared by every app.
+    schema["paths"].update(copy.deepcopy(extra_paths))
+    parts = schema.setdefault("components", {})
+    named = parts.setdefault("schemas", {})
+    for name in _VALIDATION_SCHEMAS:
+        named.pop(name, None)
+    named.update(copy.deepcopy(components(catalog)))
+    parts["securitySchemes"] = copy.deepcopy(SECURITY_SCHEMES)
+    for path, item in schema["paths"].items():
+        for operation in item.values():
+            operation["responses"].pop("422", None)
+            if path.startswith(KEYED_PREFIXES):
+                operation["security"] = [{name: []} for name in SECURITY_SCHEMES]

@@ -7,17 +7,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from imagegate.api import openapi
 from imagegate.api.creation import CreationDep
 from imagegate.api.deps import api_key
 from imagegate.api.edits import read_edit_input
 from imagegate.api.images import run_request
-from imagegate.api.openapi import variation_body
 from imagegate.domain.normalize import normalize
 
 router = APIRouter(tags=["images"])
 
 
-@router.post("/v1/images/variations", openapi_extra=variation_body())
+@router.post("/v1/images/variations",
+             openapi_extra=openapi.json_body(openapi.VARIATION_REQUEST, multipart=True,
+                                             form="ImageVariationForm",
+                                             examples=openapi.VARIATION_EXAMPLES),
+             responses=openapi.responses(
+                 {200: openapi.json_ok("ImageResponse", "The images"),
+                  202: openapi.ACCEPTED},
+                 openapi.EDIT))
 async def create_variation(request: Request, run: CreationDep) -> Response:
     key = await api_key(request)
     body, refs, mask = await read_edit_input(request, run.settings)

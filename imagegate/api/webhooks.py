@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from imagegate.api import openapi
 from imagegate.api.deps import DispatcherDep, WebhookStoreDep, api_key
 from imagegate.api.responses import JSONResponse
 from imagegate.domain.numbers import parse_int
@@ -38,7 +39,20 @@ def _limit(raw: str | None) -> int:
     return value
 
 
-@router.get("/v1/webhooks")
+_DELIVERY_WHY = {404: "No such delivery for this key"}
+_LIST_PARAMETERS = [
+    openapi.query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                            "default": DEFAULT_LIMIT}, "Deliveries per page"),
+    openapi.query("after", {"type": "string"}, "A delivery id: continue with older ones"),
+    openapi.query("before", {"type": "string"},
+                  "A delivery id: continue with newer ones (not with after)"),
+    openapi.query("task_id", {"type": "string"}, "Only this task's deliveries"),
+]
+
+
+@router.get("/v1/webhooks", responses=openapi.responses(
+    {200: openapi.json_ok("WebhookSettings", "The key's webhook URL and signing secret")},
+    openapi.KEYED))
 async def webhook_settings(request: Request, store: WebhookStoreDep) -> JSONResponse:
     """The key's default URL and its signing secret, to verify `webhook-signature` with."""
     key = await api_key(request)
@@ -46,7 +60,12 @@ async def webhook_settings(request: Request, store: WebhookStoreDep) -> JSONResp
     return JSONResponse({"object": "webhook_settings", "url": url, "secret": secret})
 
 
-@router.get("/v1/webhooks/deliveries")
+@router.get("/v1/webhooks/deliveries", openapi_extra={"parameters": _LIST_PARAMETERS},
+            responses=openapi.responses(
+                {200: openapi.json_ok("WebhookDeliveryList", "A page of deliveries, newest "
+                                      "first")},
+                (400, 401, 500), why={400: "limit out of range, after and before together, "
+                                           "or a cursor that is not a delivery of this key"}))
 async def list_deliveries(request: Request, store: WebhookStoreDep) -> JSONResponse:
     key = await api_key(request)
     query = request.query_params
@@ -68,7 +87,9 @@ async def list_deliveries(request: Request, store: WebhookStoreDep) -> JSONRespo
     })
 
 
-@router.get("/v1/webhooks/deliveries/{delivery_id}")
+@router.get("/v1/webhooks/deliveries/{delivery_id}", responses=openapi.responses(
+    {200: openapi.json_ok("WebhookDelivery", "The delivery")}, openapi.READ,
+    why=_DELIVERY_WHY))
 async def get_delivery(request: Request, delivery_id: str, store: WebhookStoreDep
                        ) -> JSONResponse:
     key = await api_key(request)
@@ -78,7 +99,9 @@ async def get_delivery(request: Request, delivery_id: str, store: WebhookStoreDe
     return JSONResponse(delivery.to_public())
 
 
-@router.post("/v1/webhooks/deliveries/{delivery_id}/retry")
+@router.post("/v1/webhooks/deliveries/{delivery_id}/retry", responses=openapi.responses(
+    {200: openapi.json_ok("WebhookDelivery", "The delivery, queued again")},
+    (401, 404, 409, 500), why={**_DELIVERY_WHY, 409: "The delivery has not failed"}))
 async def retry_delivery(request: Request, delivery_id: str, store: WebhookStoreDep,
                          dispatcher: DispatcherDep) -> JSONResponse:
     """Requeue a failed delivery for a fresh round of attempts (same id, same body)."""

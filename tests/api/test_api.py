@@ -186,6 +186,20 @@ async def test_malformed_json_and_auth(env: Env) -> None:
     assert await env.task_count() == 0
 
 
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("DELETE", "/v1/models", "GET"),
+    ("PUT", "/v1/images/generations", "POST"),
+    ("TRACE", "/v1/webhooks/deliveries/whd_1/retry", "POST"),
+])
+async def test_method_not_allowed_names_the_allowed_methods(env: Env, method: str, path: str,
+                                                             allow: str) -> None:
+    """RFC 9110: a 405 carries `Allow` (schemathesis found it missing)."""
+    r = await env.client.request(method, path, headers=env.auth)
+    assert r.status_code == 405
+    assert r.json()["error"]["code"] == "method_not_allowed"
+    assert allow in r.headers["allow"]
+
+
 async def test_revoked_key_is_refused(env: Env) -> None:
     plaintext, key = await env.backends.keys.create("short-lived")
     hdr = {"Authorization": f"Bearer {plaintext}"}

@@ -20,12 +20,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from imagegate.accounts.keys import ApiKey
-from imagegate.api import deps
+from imagegate.api import deps, openapi
 from imagegate.api.creation import Creation, CreationDep, idempotency_key
 from imagegate.api.deps import LinksDep, TasksDep, api_key, json_body
 from imagegate.api.edits import read_edit_input
-from imagegate.api.openapi import EDIT_REQUEST, GENERATION_REQUEST
-from imagegate.api.openapi import json_body as openapi_json_body
 from imagegate.api.profiles.errors import apimart_error
 from imagegate.api.responses import JSONResponse
 from imagegate.api.tasks import not_found, owned_task
@@ -83,8 +81,15 @@ async def _submit(request: Request, run: Creation, key: ApiKey,
     return JSONResponse({"code": 200, "data": [{"status": "submitted", "task_id": task.id}]})
 
 
+_SUBMITTED: openapi.Responses = {
+    200: openapi.json_ok("ApimartSubmitted", "Submitted; poll GET /apimart/v1/tasks/{task_id}"),
+}
+
+
 @router.post(f"{PREFIX}/images/generations",
-             openapi_extra=openapi_json_body(GENERATION_REQUEST))
+             openapi_extra=openapi.json_body(openapi.APIMART_GENERATION_REQUEST,
+                                             examples=openapi.GENERATION_EXAMPLES),
+             responses=openapi.responses(_SUBMITTED, openapi.APIMART_CREATE, apimart=True))
 async def apimart_create_generation(request: Request, run: CreationDep) -> JSONResponse:
     key = await api_key(request)
     body = await json_body(request)
@@ -92,7 +97,10 @@ async def apimart_create_generation(request: Request, run: CreationDep) -> JSONR
 
 
 @router.post(f"{PREFIX}/images/edits",
-             openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
+             openapi_extra=openapi.json_body(openapi.APIMART_EDIT_REQUEST, multipart=True,
+                                             form="ApimartEditForm",
+                                             examples=openapi.EDIT_EXAMPLES),
+             responses=openapi.responses(_SUBMITTED, openapi.APIMART_EDIT, apimart=True))
 async def apimart_create_edit(request: Request, run: CreationDep) -> JSONResponse:
     key = await api_key(request)
     body, refs, mask = await read_edit_input(request, run.settings)
@@ -156,11 +164,11 @@ def _task_ids(body: dict[str, Any]) -> list[str]:
     return ids
 
 
-@router.post(f"{PREFIX}/tasks/batch", openapi_extra=openapi_json_body({
-    "type": "object", "required": ["task_ids"],
-    "properties": {"task_ids": {"type": "array", "items": {"type": "string"},
-                                "minItems": 1, "maxItems": MAX_BATCH}},
-}))
+@router.post(f"{PREFIX}/tasks/batch",
+             openapi_extra=openapi.json_body(openapi.ref("ApimartBatchRequest")),
+             responses=openapi.responses(
+                 {200: openapi.json_ok("ApimartBatch", "`data[i]` answers `task_ids[i]`")},
+                 (400, 401, 413, 500), apimart=True))
 async def apimart_batch_tasks(request: Request, tasks: TasksDep, links: LinksDep
                               ) -> JSONResponse:
     """Up to 100 tasks in one call: `data[i]` answers `task_ids[i]` (duplicates included), so
@@ -185,19 +193,17 @@ async def apimart_batch_tasks(request: Request, tasks: TasksDep, links: LinksDep
 router.add_route(f"{PREFIX}/tasks/{{task_id}}", get_task, methods=["GET"])
 
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+# Any value is accepted (and ignored), so the schema allows any; the seed's values are examples.
 _LANGUAGE = {"name": "language", "in": "query", "required": False,
-             "schema": {"type": "string", "enum": ["zh", "en", "ko", "ja"]},
+             "schema": {"type": "string", "examples": ["zh", "en", "ko", "ja"]},
              "description": "Accepted for compatibility; messages are in English"}
 # The task route is a plain Starlette route, so FastAPI does not describe it; this does.
 OPENAPI_PATHS: dict[str, Any] = {
     f"{PREFIX}/tasks/{{task_id}}": {"get": {
         "tags": ["apimart"], "summary": "Retrieve a task (apimart shape)",
         "operationId": "apimartGetTask", "parameters": [_TASK_ID, _LANGUAGE],
-        "responses": {"200": {"description": "`{code: 200, data: {id, status, progress, "
-                                             "created, completed, estimated_time, "
-                                             "actual_time, cost, result, error}}`"},
-                      "401": {"description": "Missing or invalid API key"},
-                      "404": {"description": "No such task for this key"}},
-        "security": [{"bearer": []}],
+        "responses": {str(status): response for status, response in openapi.responses(
+            {200: openapi.json_ok("ApimartTask", "The task in apimart's shape")},
+            openapi.READ, apimart=True, why={404: "No such task for this key"}).items()},
     }},
 }

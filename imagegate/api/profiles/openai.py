@@ -24,11 +24,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from imagegate.accounts.keys import ApiKey
+from imagegate.api import openapi
 from imagegate.api.creation import Creation, CreationDep, idempotency_key
 from imagegate.api.deps import CatalogDep, api_key, json_body
 from imagegate.api.edits import read_edit_input
-from imagegate.api.openapi import EDIT_REQUEST, GENERATION_REQUEST, variation_body
-from imagegate.api.openapi import json_body as openapi_json_body
 from imagegate.api.profiles import native
 from imagegate.api.profiles.errors import render_error
 from imagegate.api.responses import JSONResponse
@@ -137,22 +136,40 @@ async def _run(request: Request, run: Creation, key: ApiKey, body: dict[str, Any
     return JSONResponse(await image_response(run.links, done, spec))
 
 
+_IMAGES_OK: openapi.Responses = {
+    200: openapi.images_ok("OpenAIImageResponse",
+                           "The images (or, with `stream: true`, Server-Sent Events)"),
+}
+_WHY = {400: "As on /v1, and OpenAI's own refusals: `response_format` with a GPT image "
+             "model, streaming a DALL·E model"}
+
+
 @router.post(f"{PREFIX}/images/generations",
-             openapi_extra=openapi_json_body(GENERATION_REQUEST))
+             openapi_extra=openapi.json_body(openapi.GENERATION_REQUEST,
+                                             examples=openapi.GENERATION_EXAMPLES),
+             responses=openapi.responses(_IMAGES_OK, openapi.OPENAI_CREATE, why=_WHY))
 async def openai_create_generation(request: Request, run: CreationDep) -> Response:
     key = await api_key(request)
     return await _run(request, run, key, await json_body(request), "generate")
 
 
 @router.post(f"{PREFIX}/images/edits",
-             openapi_extra=openapi_json_body(EDIT_REQUEST, multipart=True))
+             openapi_extra=openapi.json_body(openapi.EDIT_REQUEST, multipart=True,
+                                             examples=openapi.EDIT_EXAMPLES),
+             responses=openapi.responses(_IMAGES_OK, openapi.OPENAI_EDIT, why=_WHY))
 async def openai_create_edit(request: Request, run: CreationDep) -> Response:
     key = await api_key(request)
     body, refs, mask = await read_edit_input(request, run.settings)
     return await _run(request, run, key, body, "edit", refs, mask)
 
 
-@router.post(f"{PREFIX}/images/variations", openapi_extra=variation_body())
+@router.post(f"{PREFIX}/images/variations",
+             openapi_extra=openapi.json_body(openapi.VARIATION_REQUEST, multipart=True,
+                                             form="ImageVariationForm",
+                                             examples=openapi.VARIATION_EXAMPLES),
+             responses=openapi.responses({200: openapi.json_ok("OpenAIImageResponse",
+                                                               "The images")},
+                                         openapi.OPENAI_EDIT, why=_WHY))
 async def openai_create_variation(request: Request, run: CreationDep) -> Response:
     key = await api_key(request)
     body, refs, mask = await read_edit_input(request, run.settings)
@@ -163,14 +180,17 @@ def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "imagegate"}
 
 
-@router.get(f"{PREFIX}/models")
+@router.get(f"{PREFIX}/models", responses=openapi.responses(
+    {200: openapi.json_ok("OpenAIModelList", "Every model of the catalog")}, openapi.KEYED))
 async def openai_list_models(request: Request, catalog: CatalogDep) -> JSONResponse:
     await api_key(request)
     names = catalog.names()
     return JSONResponse({"object": "list", "data": [_model(n) for n in names]})
 
 
-@router.get(f"{PREFIX}/models/{{model}}")
+@router.get(f"{PREFIX}/models/{{model}}", responses=openapi.responses(
+    {200: openapi.json_ok("OpenAIModel", "The model")}, openapi.READ,
+    why={404: "No such model (`model_not_found`)"}))
 async def openai_retrieve_model(request: Request, model: str, catalog: CatalogDep
                                 ) -> JSONResponse:
     await api_key(request)
