@@ -74,13 +74,18 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (RFC 9110 §15.5.6: a 405 carries `Allow`).
-    Starlette's own 405 names only the first route that matched the path, and a path such as
-    `/admin/keys` has one route per method."""
-    routes = request.app.router.routes
+    """Every method the resource at this path is served with (RFC 9110 §15.5.6: a 405
+    carries `Allow`). Starlette's own 405 names only the first route that matched, and a path
+    such as `/admin/keys` has one route per method. A literal route wins over a template that
+    also matches (`/apimart/v1/tasks/batch` is not `/apimart/v1/tasks/{task_id}`)."""
+    path = request.url.path
+    routes = [r for r in request.app.router.routes
+              if r.matches(request.scope)[0] is not Match.NONE]
+    literal = [r for r in routes if getattr(r, "path", None) == path]
+    candidates = literal or routes
     return [method for method in _METHODS
             if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
-                   for route in routes)]
+                   for route in candidates)]
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

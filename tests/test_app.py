@@ -26,6 +26,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     # One route per method at this path: Allow names them all, not the first one matched.
     ("DELETE", "/admin/keys", "GET, POST"),
     ("GET", "/apimart/v1/images/generations", "POST"),
+    # The literal route is the resource; `/apimart/v1/tasks/{task_id}` also matches the path.
+    ("OPTIONS", "/apimart/v1/tasks/batch", "POST"),
 ])
 async def test_every_405_carries_allow(env: Env, method: str, path: str, allow: str) -> None:
     r = await env.client.request(method, path)
