@@ -5,14 +5,15 @@ dependencies of `api/deps.py`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from imagegate import __version__
 from imagegate.api import (
@@ -56,35 +57,41 @@ async def _imagegate_error(request: Request, exc: Exception) -> JSONResponse:
     return _error_response(exc, request.url.path)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 404:
-        # No route matched, so no profile owns the path: always the native shape.
-        return _error_response(NotFoundError("Unknown path", code="unknown_url"), None)
-    if exc.status_code == 405:
-        allow = ", ".join(_allowed_methods(request)) or (exc.headers or {}).get("Allow", "")
-        err = InvalidRequestError("Method not allowed for this path", code="method_not_allowed",
-                                  headers={"Allow": allow})
-        return _error_response(err, request.url.path, 405)
-    generic = ImagegateError(str(exc.detail), code=None)
-    return _error_response(generic, request.url.path, exc.status_code)
+def _http_error_handler(routes: Sequence[BaseRoute]
+                        ) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """Starlette's 404 and 405 in the API's error shape. `routes`: every route of the app,
+    flattened (FastAPI keeps included routers as opaque branches of `app.router.routes`)."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            # No route matched, so no profile owns the path: always the native shape.
+            return _error_response(NotFoundError("Unknown path", code="unknown_url"), None)
+        if exc.status_code == 405:
+            allow = (", ".join(_allowed_methods(request.scope, routes))
+                     or (exc.headers or {}).get("Allow", ""))
+            err = InvalidRequestError("Method not allowed for this path",
+                                      code="method_not_allowed", headers={"Allow": allow})
+            return _error_response(err, request.url.path, 405)
+        generic = ImagegateError(str(exc.detail), code=None)
+        return _error_response(generic, request.url.path, exc.status_code)
+
+    return handle
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-def _allowed_methods(request: Request) -> list[str]:
+def _allowed_methods(scope: Scope, routes: Sequence[BaseRoute]) -> list[str]:
     """Every method the resource at this path is served with (RFC 9110 §15.5.6: a 405
     carries `Allow`). Starlette's own 405 names only the first route that matched, and a path
     such as `/admin/keys` has one route per method. A literal route wins over a template that
     also matches (`/apimart/v1/tasks/batch` is not `/apimart/v1/tasks/{task_id}`)."""
-    path = request.url.path
-    routes = [r for r in request.app.router.routes
-              if r.matches(request.scope)[0] is not Match.NONE]
-    literal = [r for r in routes if getattr(r, "path", None) == path]
-    candidates = literal or routes
+    matching = [r for r in routes if r.matches(scope)[0] is not Match.NONE]
+    literal = [r for r in matching if getattr(r, "path", None) == scope["path"]]
+    candidates = literal or matching
     return [method for method in _METHODS
-            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+            if any(route.matches({**scope, "method": method})[0] is Match.FULL
                    for route in candidates)]
 
 
@@ -129,11 +136,11 @@ def build_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     if backends is not None:
         app.state.backends = backends
     app.add_exception_handler(ImagegateError, _imagegate_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for router in (images.router, edits.router, variations.router, tasks.router, files.router,
-                   models.router, openai_profile.router, apimart.router, usage.router,
-                   webhooks.router, admin.router, metrics_api.router, docs_pages.router):
+    routers = (images.router, edits.router, variations.router, tasks.router, files.router,
+               models.router, openai_profile.router, apimart.router, usage.router,
+               webhooks.router, admin.router, metrics_api.router, docs_pages.router)
+    for router in routers:
         app.include_router(router)
 
     def openapi_schema() -> dict[str, Any]:
@@ -151,6 +158,11 @@ def build_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    # Registered once every route exists: a 405 lists the methods of all of them.
+    own = [r for r in app.router.routes if getattr(r, "path", None) is not None]
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler(
+        [*own, *(route for router in routers for route in router.routes)]))
 
     # Added last = outermost: the request id exists before anything else runs.
     app.add_middleware(HotRoutesMiddleware, routes=tasks.HOT_ROUTES)
