@@ -304,6 +304,10 @@ class Settings(BaseSettings):
         "through it across processes. Unset: limits are kept in memory per process.",
     )
     currency: str = Field("USD", description="The unit prices and balances are given in.")
+    credits_per_unit: float = Field(
+        10.0, gt=0, description="Credits per unit of `currency`: the apimart profile's "
+        "`credits_cost` is `cost` times this.",
+    )
     idempotency_ttl_seconds: int = Field(
         86_400, ge=60, description="How long an `Idempotency-Key` is remembered."
     )

@@ -170,6 +170,9 @@ def test_every_default_model_is_documented_with_its_limits(name: str) -> None:
     assert row["variations"] == yes_no[spec.variations]
     assert row["family"] == spec.family
     assert row["qualities"] == ", ".join(spec.qualities)
+    assert row["`auto` makes"] == spec.auto_quality
+    assert row["streams"] == yes_no[spec.streaming]
+    assert row["revised prompt"] == yes_no[spec.revised_prompt]
     assert row["formats"] == ", ".join(spec.output_formats)
     if spec.sizes:
         assert row["sizes"] == ", ".join(spec.sizes)

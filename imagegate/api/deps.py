@@ -124,9 +124,11 @@ async def api_key(request: Request) -> ApiKey:
             token = value.strip()
     token = token or request.headers.get("x-api-key", "") or request.headers.get("api-key", "")
     if not token:
+        # The 004 seed lists one 401 code, `invalid_api_key`, missing key included; clients
+        # match on it, so the message alone says the key is missing.
         raise AuthenticationError(
             "You didn't provide an API key. Send it as 'Authorization: Bearer YOUR_KEY'.",
-            code="missing_api_key",
+            code="invalid_api_key",
         )
     key = await (await keys(request)).find(token)
     if key is None or not key.active:

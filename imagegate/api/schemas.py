@@ -249,6 +249,9 @@ def obj(properties: dict[str, Schema], *, optional: tuple[str, ...] = (),
             "required": [k for k in properties if k not in optional], **extra}
 
 
+# What a response reports is what was produced, never `auto` (the 003 seed's enums).
+PRODUCED_QUALITY: Schema = {"type": "string", "enum": ["low", "medium", "high", "standard", "hd"]}
+PRODUCED_BACKGROUND: Schema = {"type": "string", "enum": ["transparent", "opaque"]}
 ERROR_OBJECT = obj({"message": STR, "type": STR, "param": NULLABLE_STR, "code": NULLABLE_STR},
                    description="What went wrong: program against `type` and `code`.")
 ERROR = obj({"error": ref("ErrorObject")}, description="OpenAI's error shape.")
@@ -260,7 +263,8 @@ _IMAGE_ITEM = obj({"file_id": STR, "url": STR, "b64_json": STR, "revised_prompt"
                   optional=("url", "b64_json", "revised_prompt"))
 IMAGE_RESPONSE = obj(
     {"created": INT, "task_id": STR, "data": {"type": "array", "items": _IMAGE_ITEM},
-     "size": STR, "output_format": STR, "quality": STR, "background": STR,
+     "size": STR, "output_format": STR, "quality": PRODUCED_QUALITY,
+     "background": PRODUCED_BACKGROUND,
      "usage": {"type": "object"}},
     optional=("usage",),
     description="The images: `url` is a signed link (or a data: URL), `b64_json` the bytes.",
@@ -337,7 +341,8 @@ OPENAI_IMAGE_RESPONSE = obj(
      "data": {"type": "array", "items": obj({"url": STR, "b64_json": STR,
                                              "revised_prompt": STR},
                                             optional=("url", "b64_json", "revised_prompt"))},
-     "background": STR, "output_format": STR, "quality": STR, "size": STR,
+     "background": PRODUCED_BACKGROUND, "output_format": STR, "quality": PRODUCED_QUALITY,
+     "size": STR,
      "usage": {"type": "object"}},
     optional=("background", "output_format", "quality", "size", "usage"),
     description="OpenAI's images response: GPT image models answer `b64_json` with the "
@@ -359,7 +364,8 @@ APIMART_SUBMITTED = obj({
 })
 _APIMART_TASK_FIELDS: dict[str, Schema] = {
     "id": STR, "status": _APIMART_STATUS, "progress": INT, "created": INT,
-    "estimated_time": INT, "cost": {"type": "number"}, "completed": INT, "actual_time": INT,
+    "estimated_time": INT, "cost": {"type": "number"}, "credits_cost": {"type": "number"},
+    "completed": INT, "actual_time": INT,
     "result": obj({"images": {"type": "array", "items": obj({
         "url": {"type": "array", "items": STR}, "expires_at": INT})}}),
     "error": APIMART_ERROR_INNER,

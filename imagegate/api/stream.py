@@ -20,7 +20,7 @@ from starlette.responses import StreamingResponse
 from imagegate.accounts.keys import ApiKey
 from imagegate.api.creation import Creation
 from imagegate.domain.images import PartialImage
-from imagegate.domain.request import ImageRequest
+from imagegate.domain.request import ImageRequest, produced_fields
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.tasks.events import Subscription
 
@@ -32,10 +32,12 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def _common(request: ImageRequest) -> dict[str, Any]:
-    return {"created_at": int(time.time()), "size": request.size_label,
-            "quality": request.quality, "background": request.background,
-            "output_format": request.output_format}
+def _common(request: ImageRequest, result: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields every event carries: what is being made, never `auto` (the upstream's
+    report once the task has a `result`, else the request's resolved values)."""
+    made = produced_fields(request, result)
+    return {"created_at": int(time.time()), "size": made["size"], "quality": made["quality"],
+            "background": made["background"], "output_format": made["output_format"]}
 
 
 def _partial_event(prefix: str, request: ImageRequest, partial: PartialImage,
@@ -64,7 +66,7 @@ async def _final_events(run: Creation, prefix: str, request: ImageRequest, task:
             "type": f"{prefix}.completed",
             "b64_json": await run.links.b64(image),
             "usage": usage,
-            **_common(request),
+            **_common(request, task.result),
         }
         if extras:
             event["image_index"] = index
@@ -123,9 +125,12 @@ async def stream_response(run: Creation, key: ApiKey, request: ImageRequest, *,
         await subscription.__aexit__(type(exc), exc, exc.__traceback__)
         raise
 
+    # As stored (an idempotent replay's is the earlier task's): what the events describe.
+    stored = ImageRequest.from_json(task.request)
+
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for chunk in _follow(run, task, sub, prefix, request,
+            async for chunk in _follow(run, task, sub, prefix, stored,
                                        not openai_fields_only):
                 yield chunk
         finally:  # also on client disconnect: the task itself is not touched

@@ -36,6 +36,13 @@ class ModelSpec:
     edits: bool = True
     # Whether the model makes variations of one input image (POST /v1/images/variations).
     variations: bool = False
+    # The quality `quality: "auto"` produces (and bills) when no upstream reports its own:
+    # every model accepts `auto` (003), but a response names what was made.
+    auto_quality: str = "medium"
+    # Whether `stream: true` (partial images) is offered: GPT image models only (003).
+    streaming: bool = True
+    # Whether results carry a `revised_prompt` (003: dall-e-3 only).
+    revised_prompt: bool = False
     response_formats: tuple[str, ...] = ("url", "b64_json", "data_url")
     flexible: FlexibleRules = field(default_factory=FlexibleRules)
     description: str = ""
@@ -65,6 +72,7 @@ class ModelSpec:
             "max_prompt_chars": self.max_prompt_chars,
             "edits": self.edits,
             "variations": self.variations,
+            "streaming": self.streaming,
         }
         if self.prices or self.quality_prices:
             caps["pricing"] = {
@@ -137,6 +145,19 @@ def _tuple(value: Any, key: str, model: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _auto_quality(merged: dict[str, Any], qualities: tuple[str, ...], model: str) -> str:
+    """What `auto` means for a model: `auto_quality` when set (one of its qualities, not
+    `auto`), else its `default_quality` unless that is `auto`, else `medium`."""
+    if "auto_quality" in merged:
+        value = str(merged["auto_quality"])
+        if value == "auto" or value not in qualities:
+            raise CatalogError(f"model {model!r}: auto_quality must be one of its qualities "
+                               "other than auto")
+        return value
+    default = str(merged["default_quality"])
+    return default if default != "auto" else "medium"
+
+
 def _spec(name: str, raw: Any, families: dict[str, dict[str, Any]]) -> ModelSpec:
     if not isinstance(raw, dict):
         raise CatalogError(f"model {name!r}: expected a table of settings")
@@ -152,13 +173,14 @@ def _spec(name: str, raw: Any, families: dict[str, dict[str, Any]]) -> ModelSpec
         if not set(n_max) <= set(TIERS):
             raise CatalogError(f"model {name!r}: n_max keys must be among {TIERS}")
         flex = merged.get("wxh_rules", {})
+        qualities = _tuple(merged["qualities"], "qualities", name)
         return ModelSpec(
             name=name,
             family=str(family),
             size_rule=rule,
             default_size=str(merged["default_size"]),
             n_max=n_max,
-            qualities=_tuple(merged["qualities"], "qualities", name),
+            qualities=qualities,
             default_quality=str(merged["default_quality"]),
             output_formats=_tuple(merged["output_formats"], "output_formats", name),
             transparent_background=bool(merged["transparent_background"]),
@@ -168,6 +190,9 @@ def _spec(name: str, raw: Any, families: dict[str, dict[str, Any]]) -> ModelSpec
             max_prompt_chars=int(merged.get("max_prompt_chars", 32_000)),
             edits=bool(merged.get("edits", True)),
             variations=bool(merged.get("variations", False)),
+            auto_quality=_auto_quality(merged, qualities, name),
+            streaming=bool(merged.get("streaming", True)),
+            revised_prompt=bool(merged.get("revised_prompt", False)),
             response_formats=_tuple(
                 merged.get("response_formats", ["url", "b64_json", "data_url"]),
                 "response_formats",

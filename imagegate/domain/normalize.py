@@ -9,7 +9,9 @@ whose catalog entry offers variations, exactly one image and no mask, no prompt,
 model's own rules for `n`, `size` and `response_format`.
 
 Reference images are only *collected* here (aliases, forms, count, `blob:`); turning them into
-bytes is the ingest step's job (`imagegate.ingest`), which runs after this. A `webhook_url` is
+bytes is the ingest step's job (`imagegate.ingest`), which runs after this. So a size taken
+from the reference image (the 002 seed's rule, `size_from_reference=True`) is settled after
+ingest, by `settle_reference_size`, before anything is priced. A `webhook_url` is
 only type-checked here: whether imagegate may call it is network policy, judged by the task
 intake (`net/urls.py`).
 """
@@ -17,6 +19,7 @@ intake (`net/urls.py`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from itertools import islice
 from typing import Any
 
@@ -30,10 +33,15 @@ from imagegate.domain.limits import (
 from imagegate.domain.request import ImageRequest, Operation, ReferenceSource
 from imagegate.domain.sizes import (
     RATIO_TABLE,
+    TIER_PIXELS,
     TIERS,
     SizeError,
     check_flexible,
+    is_valid_flexible,
+    nearest_listed,
     parse_wxh,
+    snap_flexible,
+    table_ratio,
     table_sizes,
     tier_for_pixels,
 )
@@ -307,7 +315,13 @@ def _output(body: dict[str, Any], spec: ModelSpec, _done: Fields) -> Fields:
 
 def _rendering(body: dict[str, Any], spec: ModelSpec, _done: Fields) -> Fields:
     """Quality, moderation, style, user and how the result is handed back."""
-    quality = _choice(_opt_str(body, "quality"), "quality", spec.qualities, spec.default_quality)
+    # `auto` is accepted for every model (003), DALL·E included, and stands for the
+    # catalog's `auto_quality`: the request records what will be made and billed.
+    accepted = spec.qualities if "auto" in spec.qualities else ("auto", *spec.qualities)
+    quality = _choice(_opt_str(body, "quality"), "quality", accepted, spec.default_quality)
+    quality_auto = quality == "auto"
+    if quality_auto:
+        quality = spec.auto_quality
     moderation = _choice(_opt_str(body, "moderation"), "moderation", _MODERATIONS, "auto")
     style_raw = _opt_str(body, "style")
     style = None
@@ -320,14 +334,16 @@ def _rendering(body: dict[str, Any], spec: ModelSpec, _done: Fields) -> Fields:
     if response_format not in spec.response_formats:
         raise bad(f"{spec.name} does not offer response_format {response_format!r}",
                   "response_format")
-    return {"quality": quality, "moderation": moderation, "style": style, "user": user,
-            "response_format": response_format}
+    return {"quality": quality, "quality_auto": quality_auto, "moderation": moderation,
+            "style": style, "user": user, "response_format": response_format}
 
 
-def _delivery(body: dict[str, Any], _spec: ModelSpec, _done: Fields) -> Fields:
+def _delivery(body: dict[str, Any], spec: ModelSpec, _done: Fields) -> Fields:
     """How the client follows the task: waiting, streaming, routing, a webhook."""
     opt_bool(body, "wait_for_result")  # type-checked here; the API layer reads it
     stream = bool(opt_bool(body, "stream"))
+    if stream:
+        _check_streams(spec)
     partial_images = _opt_int(body, "partial_images") or 0
     if not 0 <= partial_images <= 3:
         raise bad(f"'partial_images' must be between 0 and 3; got {partial_images}",
@@ -341,10 +357,20 @@ def _delivery(body: dict[str, Any], _spec: ModelSpec, _done: Fields) -> Fields:
             "webhook_url": _opt_str(body, "webhook_url")}
 
 
-def _no_stream(body: dict[str, Any], _spec: ModelSpec, _done: Fields) -> Fields:
+def _check_streams(spec: ModelSpec) -> None:
+    if not spec.streaming:
+        # 003: streaming (with partial images) is for GPT image models only (the catalog's
+        # `streaming`); OpenAI's words and code, on every profile.
+        raise bad(f"Streaming is not supported for the model {spec.name}.", "stream",
+                  "unsupported_value")
+
+
+def _no_stream(body: dict[str, Any], spec: ModelSpec, _done: Fields) -> Fields:
     """Variations answer whole images only (OpenAI streams GPT image models' generations and
-    edits); a stream asked for gets a 400 rather than a differently shaped answer."""
+    edits); a stream asked for gets a 400 rather than a differently shaped answer: the
+    model's own refusal when it does not stream at all (dall-e-2)."""
     if opt_bool(body, "stream"):
+        _check_streams(spec)
         raise bad("variations are not streamed; leave out 'stream'", "stream")
     return {}
 
@@ -409,11 +435,14 @@ def normalize(
     operation: str = "generate",
     references: tuple[ReferenceSource, ...] | None = None,
     mask: ReferenceSource | None = None,
+    size_from_reference: bool = False,
 ) -> ImageRequest:
     """The single entry point: a parsed JSON (or multipart) body → a valid ImageRequest.
 
     `references`/`mask` let a multipart surface pass uploaded files; JSON bodies leave them None
-    and the aliases are read from the body.
+    and the aliases are read from the body. `size_from_reference` is the 002 seed's rule
+    (the apimart profile): with reference images and no `size`, the output has the first
+    reference's size, settled after ingest by `settle_reference_size`.
     """
     if not isinstance(body, dict):
         raise bad("The request body must be a JSON object", "body", "invalid_type")
@@ -430,9 +459,78 @@ def normalize(
         fields.update(step(body, spec, fields))
     if op != "variation":
         fields.update(_inputs(body, spec, op, references, mask))
+        if size_from_reference and fields["references"] and not (
+                _opt_str(body, "size") or "").strip():
+            resolution = (_opt_str(body, "resolution") or "").strip().lower()
+            fields.update(size_from_reference=True, resolution=resolution or None)
     return ImageRequest(
         operation=op,
         model=spec.name,
+        revises_prompt=spec.revised_prompt,
         ignored_fields=record_ignored(k for k in body if k not in known),
         **fields,
     )
+
+
+def size_for_reference(spec: ModelSpec, width: int, height: int,
+                       resolution: str | None = None) -> tuple[int, int, str]:
+    """(width, height, tier) of an output that keeps a `width`x`height` input's size (002:
+    "不传 size 时输出分辨率 = 输入图分辨率"), within the model's rules:
+
+    - enumerated models: the listed size nearest in aspect, then in pixels;
+    - flexible models, no `resolution`: the input's own size when the model accepts it as
+      `size` (it keeps the `WxH` rules, or it is a size of the table), else the nearest
+      valid size keeping its aspect (`snap_flexible`); the tier follows from the pixels, as
+      for an explicit `WxH`;
+    - flexible models with a `resolution` of another tier than that: the input's shape at
+      that tier: the table's size when its aspect is one of the table's ratios, else its
+      aspect scaled to the tier's 1:1 pixel count and snapped.
+    """
+    if spec.size_rule == "enumerated":
+        w, h = nearest_listed(width, height, spec.sizes)
+        return w, h, "1k"
+    tier = table_sizes().get((width, height)) or ""
+    if tier:
+        w, h = width, height
+    else:
+        w, h = ((width, height) if is_valid_flexible(width, height, spec.flexible)
+                else snap_flexible(width, height, spec.flexible))
+        tier = table_sizes().get((w, h)) or tier_for_pixels(w, h)
+    if resolution and resolution != tier:
+        ratio = table_ratio(width, height)
+        if ratio is not None:
+            w, h = RATIO_TABLE[ratio][resolution]
+        else:
+            w, h = snap_flexible(width, height, spec.flexible, TIER_PIXELS[resolution])
+        tier = resolution
+    if spec.max_n(tier) < 1:
+        raise SizeError(
+            f"the reference image is {width}x{height}, which makes a {tier} image "
+            f"({w}x{h}), a tier {spec.name} does not offer; send 'size'"
+        )
+    return w, h, tier
+
+
+def settle_reference_size(request: ImageRequest, catalog: Catalog) -> ImageRequest:
+    """The request with its size taken from its first stored reference image, when it asked
+    for that (`size_from_reference`); run after ingest (which knows the image's dimensions
+    from its header) and before pricing, so the hold is for the tier actually made. A size
+    whose tier the model does not offer, or whose `n` limit is below `n`, is a 400."""
+    if not request.size_from_reference or not request.reference_images:
+        return request
+    spec = catalog.models[request.model]
+    ref = request.reference_images[0]
+    try:
+        width, height, tier = size_for_reference(spec, ref.width, ref.height,
+                                                 request.resolution)
+    except SizeError as exc:
+        raise bad(str(exc), exc.param) from None
+    limit = spec.max_n(tier)
+    if request.n > limit:
+        raise bad(
+            f"'n' must be between 1 and {limit} for {spec.name} at {tier}; got {request.n} "
+            f"(the reference image makes a {width}x{height} image, which is {tier})",
+            "n",
+        )
+    return replace(request, width=width, height=height, tier=tier,
+                   size_label=f"{width}x{height}")

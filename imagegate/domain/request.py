@@ -12,6 +12,9 @@ from typing import Any, Literal
 from imagegate.domain.images import MIME_TYPES, ImageFormat
 
 Background = Literal["auto", "transparent", "opaque"]
+# What a response may name as made: never `auto` (003's `ImagesResponse` enums).
+PRODUCED_QUALITIES = frozenset({"low", "medium", "high", "standard", "hd"})
+PRODUCED_BACKGROUNDS = frozenset({"transparent", "opaque"})
 ResponseFormat = Literal["url", "b64_json", "data_url"]
 # A variation (dall-e-2) has one input image and no prompt: `prompt` is "" on its request.
 Operation = Literal["generate", "edit", "variation"]
@@ -71,7 +74,7 @@ class ImageRequest:
     output_format: ImageFormat
     output_compression: int | None
     background: Background
-    quality: str
+    quality: str  # what is made and billed: never "auto" (see `quality_auto`)
     moderation: str
     style: str | None
     user: str | None
@@ -90,10 +93,29 @@ class ImageRequest:
     official_fallback: bool = False
     # Where to POST (signed) when the task finishes; else the key's webhook URL, if any.
     webhook_url: str | None = None
+    # The client left the quality to the model (`auto`, or none sent where the default is
+    # auto): relays pass `auto` on, and `quality` holds what the catalog says it makes.
+    quality_auto: bool = False
+    # The 002 seed's image-to-image rule (apimart profile): no `size` was sent, so the size
+    # is the first reference image's, resolved after ingest (`settle_reference_size`);
+    # until then width/height/tier are provisional. `resolution` is the tier that was sent,
+    # if one was, which the reference's shape is then scaled to.
+    size_from_reference: bool = False
+    resolution: str | None = None
+    # The model rewrites prompts (003: dall-e-3 only, the catalog's `revised_prompt`): its
+    # results keep the `revised_prompt` an upstream sends (the sandbox makes one); the
+    # results of other models never carry one.
+    revises_prompt: bool = False
 
     @property
     def content_type(self) -> str:
         return MIME_TYPES[self.output_format]
+
+    @property
+    def produced_background(self) -> str:
+        """The background made when no upstream says otherwise: `auto` makes an opaque one
+        (a transparent one is only made when asked for)."""
+        return "opaque" if self.background == "auto" else self.background
 
     def to_json(self) -> dict[str, Any]:
         """What the task row stores; `from_json` is its exact inverse."""
@@ -124,6 +146,10 @@ class ImageRequest:
             "extra": self.extra,
             "official_fallback": self.official_fallback,
             "webhook_url": self.webhook_url,
+            "quality_auto": self.quality_auto,
+            "size_from_reference": self.size_from_reference,
+            "resolution": self.resolution,
+            "revises_prompt": self.revises_prompt,
         }
 
     @classmethod
@@ -160,4 +186,24 @@ class ImageRequest:
             extra=data.get("extra", {}),
             official_fallback=data.get("official_fallback", False),
             webhook_url=data.get("webhook_url"),
+            quality_auto=data.get("quality_auto", False),
+            size_from_reference=data.get("size_from_reference", False),
+            resolution=data.get("resolution"),
+            revises_prompt=data.get("revises_prompt", False),
         )
+
+
+def produced_fields(request: ImageRequest, result: dict[str, Any] | None) -> dict[str, str]:
+    """`size`, `quality`, `background` and `output_format` as a response reports them: what
+    was made, never `auto`. An upstream's own report (kept in the task's `result` by the
+    worker) wins over the request's resolved values."""
+    made = result or {}
+    quality = made.get("quality")
+    background = made.get("background")
+    return {
+        "size": request.size_label,
+        "quality": quality if quality in PRODUCED_QUALITIES else request.quality,
+        "background": (background if background in PRODUCED_BACKGROUNDS
+                       else request.produced_background),
+        "output_format": request.output_format,
+    }

@@ -5,8 +5,12 @@ Pure functions over plain data; the catalog decides which rule a model uses.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
+from types import MappingProxyType
 
 from imagegate.domain.numbers import parse_int
 
@@ -132,3 +136,87 @@ def resolve_ratio(ratio: str, tier: str) -> tuple[int, int]:
         return RATIO_TABLE[ratio][tier]
     except KeyError as exc:  # pragma: no cover - callers check membership first
         raise SizeError(f"unknown ratio {ratio!r}") from exc
+
+
+# The pixel count a tier stands for when a shape is scaled to it: its 1:1 size in the table.
+TIER_PIXELS: Mapping[str, int] = MappingProxyType({
+    tier: w * h for tier, (w, h) in RATIO_TABLE["1:1"].items()
+})
+# How far (in multiples) snapping may move an edge from its exact scaled length before the
+# search widens; two steps let it find an exact aspect (1008x672 for 3:2) near the budget.
+_SNAP_REACH = 2
+_SNAP_MAX_REACH = 8
+
+
+def is_valid_flexible(width: int, height: int, rules: FlexibleRules) -> bool:
+    try:
+        check_flexible(width, height, rules)
+    except SizeError:
+        return False
+    return True
+
+
+def table_ratio(width: int, height: int) -> str | None:
+    """The ratio of the table whose aspect `width`x`height` has exactly, or None."""
+    for ratio in RATIOS:
+        a, b = (int(v) for v in ratio.split(":"))
+        if width * b == height * a:
+            return ratio
+    return None
+
+
+def _aspect_error(width: int, height: int, aspect: Fraction) -> Fraction:
+    """How far `width`:`height` is from `aspect`, as a ratio >= 1 (1 is exact)."""
+    q = Fraction(width, height) / aspect
+    return q if q >= 1 else 1 / q
+
+
+def snap_flexible(width: int, height: int, rules: FlexibleRules,
+                  pixels: int | None = None) -> tuple[int, int]:
+    """The valid `WxH` nearest a `width`x`height` shape (an input image's), keeping its aspect.
+
+    The shape is scaled to `pixels` (default: its own pixel count), kept inside the pixel
+    budget and the longest-edge limit, its aspect clamped to `max_ratio`; then each edge is
+    moved to a multiple of `rules.multiple` (at most two multiples from the exact length)
+    and, of the pairs that keep every rule, the one whose aspect is closest wins, then the
+    one whose pixel count is closest, then the smaller. A shape that already keeps every rule
+    at its own pixel count comes back unchanged.
+    """
+    if width <= 0 or height <= 0:
+        raise SizeError(f"size {width}x{height}: both edges must be positive")
+    limit = Fraction(rules.max_ratio)
+    aspect = min(max(Fraction(width, height), 1 / limit), limit)
+    target = float(width * height if pixels is None else pixels)
+    target = min(max(target, rules.min_pixels), rules.max_pixels)
+    long_side = float(max(aspect, 1 / aspect))
+    # The longest edge of the scaled shape is sqrt(target * long:short); cap it.
+    target = min(target, rules.max_edge**2 / long_side)
+    ideal_w, ideal_h = math.sqrt(target * aspect), math.sqrt(target / aspect)
+    m = rules.multiple
+    for reach in range(_SNAP_REACH, _SNAP_MAX_REACH + 1):
+        found = [
+            (cw, ch)
+            for cw in _multiples_near(ideal_w, m, reach)
+            for ch in _multiples_near(ideal_h, m, reach)
+            if is_valid_flexible(cw, ch, rules)
+        ]
+        if found:
+            return min(found, key=lambda wh: (_aspect_error(wh[0], wh[1], aspect),
+                                              abs(wh[0] * wh[1] - target), wh))
+    raise SizeError(f"no size of the model's rules is near {width}x{height}")
+
+
+def _multiples_near(length: float, multiple: int, reach: int) -> range:
+    lo, hi = math.floor(length / multiple), math.ceil(length / multiple)
+    return range(max(1, lo - reach + 1) * multiple, (hi + reach) * multiple, multiple)
+
+
+def nearest_listed(width: int, height: int, sizes: tuple[str, ...]) -> tuple[int, int]:
+    """Of the `WxH` strings a model lists, the one nearest `width`x`height` in aspect, then
+    in pixel count (then the first listed)."""
+    aspect = Fraction(width, height)
+    listed = [wh for wh in (parse_wxh(s) for s in sizes) if wh is not None]
+    if not listed:
+        raise SizeError("the model lists no sizes")
+    return min(listed, key=lambda wh: (_aspect_error(wh[0], wh[1], aspect),
+                                       abs(wh[0] * wh[1] - width * height)))

@@ -34,6 +34,10 @@ class ProviderResult:
     # Which upstream channel produced the images (set by routing); None means the provider
     # itself (its `name`). The task records it, so the worker never needs to know routing.
     channel: str | None = None
+    # What the upstream says it made where the request left it open (`quality: auto`,
+    # `background: auto`): responses report these. None: the request's own values stand.
+    quality: str | None = None
+    background: str | None = None
 
 
 UpstreamCallback = Callable[[str, str], Awaitable[None]]

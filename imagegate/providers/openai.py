@@ -65,9 +65,11 @@ class OpenAIProvider(Provider):
         await job.remember_upstream(self.name, SYNC_CALL)
         answer = await send()
         items, usage = wire.parse_answer(answer, self.name)
+        quality, background = wire.reported_choices(answer)
         images = await self.load_all(items)
         await progress(100)
-        return ProviderResult(images=images, usage=usage)
+        return ProviderResult(images=images, usage=usage, quality=quality,
+                              background=background)
 
     def prepare(self, job: ProviderJob, upstream_model: str,
                 spec: ModelSpec | None) -> PreparedCall:

@@ -17,7 +17,7 @@ import aiohttp
 
 from imagegate.domain.catalog import Catalog, ModelSpec
 from imagegate.domain.images import ReferenceImage, format_of
-from imagegate.domain.request import ImageRequest
+from imagegate.domain.request import PRODUCED_BACKGROUNDS, PRODUCED_QUALITIES, ImageRequest
 from imagegate.providers.upstream import bad_response
 
 GPT_IMAGE_QUALITIES = ("auto", "low", "medium", "high")
@@ -91,7 +91,9 @@ def generation_body(request: ImageRequest, upstream_model: str,
         # DALL·E answers with a 60-minute URL unless asked for base64.
         body["response_format"] = "b64_json"
     else:
-        quality = _TO_GPT_QUALITY.get(request.quality, request.quality)
+        # Left to the model by the client: the upstream chooses (and reports its choice).
+        quality = "auto" if request.quality_auto else _TO_GPT_QUALITY.get(request.quality,
+                                                                          request.quality)
         body["quality"] = quality if quality in GPT_IMAGE_QUALITIES else "auto"
         body["background"] = request.background
         body["output_format"] = request.output_format
@@ -176,6 +178,16 @@ def parse_answer(answer: Any, channel: str) -> tuple[list[ResultItem], dict[str,
         raise bad_response(channel, "data[] is empty")
     usage = answer.get("usage")
     return items, dict(usage) if isinstance(usage, dict) else {}
+
+
+def reported_choices(answer: Any) -> tuple[str | None, str | None]:
+    """The `quality` and `background` an answer says it made (GPT image models report them),
+    each None when absent or not a made value (a reseller echoing `auto`)."""
+    if not isinstance(answer, dict):
+        return None, None
+    quality, background = answer.get("quality"), answer.get("background")
+    return (quality if quality in PRODUCED_QUALITIES else None,
+            background if background in PRODUCED_BACKGROUNDS else None)
 
 
 def _first_text(value: Any) -> str:

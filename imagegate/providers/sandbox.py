@@ -113,6 +113,19 @@ def render_partial(
         raise ProviderError(f"sandbox: render failed: {exc}") from exc
 
 
+# How the sandbox spells a style out in a revised prompt (003's descriptions of the two).
+_STYLE_WORDS = {"vivid": "hyper-real and dramatic", "natural": "natural, less hyper-real"}
+
+
+def revised_prompt(request: ImageRequest) -> str:
+    """The sandbox's `revised_prompt` for a model that rewrites prompts (dall-e-3): the
+    prompt with its style spelled out (`vivid`, dall-e-3's default, when none was sent).
+    Deterministic, so clients and tests can rely on it."""
+    style = request.style or "vivid"
+    words = _STYLE_WORDS.get(style, style)
+    return f"{request.prompt.strip()}, in a {style} style: {words}"
+
+
 def estimate_usage(
     request: ImageRequest, references: tuple[ReferenceImage, ...] | None = None
 ) -> dict[str, object]:
@@ -173,12 +186,14 @@ class SandboxProvider(Provider):
             blobs = await _render_all(request, job.references, job.mask)
         except pyvips.Error as exc:
             raise ProviderError(f"sandbox: render failed: {exc}") from exc
+        revised = revised_prompt(request) if request.revises_prompt else None
         images = [
             GeneratedImage(
                 data=blob,
                 content_type=request.content_type,
                 width=request.width,
                 height=request.height,
+                revised_prompt=revised,
             )
             for blob in blobs
         ]

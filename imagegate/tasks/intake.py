@@ -4,10 +4,12 @@ came through (native, openai, apimart; JSON, multipart or a stream).
 In order, and nothing is changed before a check passes: the webhook URL may be called later
 (net policy) → the key may use the model → some channel serves the model → an
 `Idempotency-Key` seen before answers with its task (no rate-limit hit, no charge) → the rate
-limit → the price (catalog) → the request's images are fetched, validated and stored → the
-hold, the task row and the idempotency record in ONE transaction (`TaskStore.create`). If
-that transaction refuses (402, 429, a lost idempotency race), the stored images are removed
-again: a refused request leaves nothing behind.
+limit → the request's images are fetched, validated and stored → a size taken from the
+reference image is settled (`settle_reference_size`: only now are its dimensions known) →
+the price (catalog), for the tier that will be made → the hold, the task row and the
+idempotency record in ONE transaction (`TaskStore.create`). If anything after the images
+were stored refuses (a 400 on the settled size, 402, 429, a lost idempotency race), they are
+removed again: a refused request leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from imagegate.accounts.idempotency import IdempotencyStore
 from imagegate.accounts.keys import ApiKey
 from imagegate.accounts.limits import RateLimiter
 from imagegate.domain.catalog import Catalog
+from imagegate.domain.normalize import settle_reference_size
 from imagegate.domain.request import ImageRequest
 from imagegate.domain.task import Task, new_id
 from imagegate.errors import ModelNotAllowedError, ModelNotFoundError, NotFoundError
@@ -71,12 +74,14 @@ class TaskIntake:
             if seen is not None:  # a replay is not a new request: no rate-limit hit, no charge
                 return await self._replayed(key, idempotency.replay(seen, request_hash))
         await self._limiter.check(key)
-        unit_price = self._catalog.models[request.model].price(request.tier, request.quality)
         task_id = task_id or self.new_task_id()
         request = await self._ingestor.prepare(request, task_id)
         steps = () if idem is None or request_hash is None else self._idempotency.record_steps(
             key.id, idem, request_hash, task_id)
         try:
+            request = settle_reference_size(request, self._catalog)
+            unit_price = self._catalog.models[request.model].price(request.tier,
+                                                                   request.quality)
             task = await self._store.create(
                 task_id=task_id, key_id=key.id, operation=request.operation,
                 model=request.model, request=request.to_json(),

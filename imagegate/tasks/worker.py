@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from imagegate.domain.images import PartialImage, ReferenceImage, format_of
 from imagegate.domain.request import ImageRequest, StoredReference
@@ -52,6 +53,17 @@ class _LeaseLost(BaseException):
 
     A BaseException, like CancelledError and for the same reason: it must pass through
     providers and routing (which handle Exception to retry) straight up to the run."""
+
+
+def _result(images: list[StoredImage], result: ProviderResult) -> dict[str, Any]:
+    """The task's `result`: its images, the usage and what the upstream says it made where
+    the request left it open (responses report that instead of the request's values)."""
+    out: dict[str, Any] = {"images": [i.to_json() for i in images], "usage": result.usage}
+    if result.quality is not None:
+        out["quality"] = result.quality
+    if result.background is not None:
+        out["background"] = result.background
+    return out
 
 
 async def _etag(data: bytes) -> str:
@@ -238,11 +250,8 @@ class Worker:
             progress, partial = self._progress_reporter(task.id), self._partial_reporter(task.id)
             result = await provider.generate(job, progress, partial)
             served_by = result.channel or provider.name
-            images = await self._store_images(task, result)
-            if await self._store.succeed(
-                task, self.owner, {"images": [i.to_json() for i in images],
-                                   "usage": result.usage}, served_by,
-            ):
+            images = await self._store_images(task, result, request.revises_prompt)
+            if await self._store.succeed(task, self.owner, _result(images, result), served_by):
                 log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
             else:
                 # Cancelled meanwhile, or our lease was taken over: the result has no home.
@@ -303,7 +312,10 @@ class Worker:
 
         return report
 
-    async def _store_images(self, task: Task, result: ProviderResult) -> list[StoredImage]:
+    async def _store_images(self, task: Task, result: ProviderResult,
+                            revises_prompt: bool) -> list[StoredImage]:
+        """The result's images in the blob store. A `revised_prompt` is kept only for a model
+        that rewrites prompts (003: dall-e-3); some upstreams send one (or "") for others."""
         stored: list[StoredImage] = []
         try:
             for index, image in enumerate(result.images):
@@ -320,7 +332,7 @@ class Worker:
                         etag=await _etag(image.data),
                         width=image.width,
                         height=image.height,
-                        revised_prompt=image.revised_prompt,
+                        revised_prompt=image.revised_prompt if revises_prompt else None,
                     )
                 )
         except BaseException:

@@ -87,6 +87,33 @@ async def test_sync_generation_shape_and_image(env: Env) -> None:
     assert again.status_code == 304
 
 
+@pytest.mark.parametrize(("body", "quality", "background"), [
+    ({}, "medium", "opaque"),  # the defaults, auto and auto, as made
+    ({"quality": "auto", "background": "auto"}, "medium", "opaque"),
+    ({"quality": "high", "background": "opaque"}, "high", "opaque"),
+    ({"model": "gpt-image-1", "background": "transparent"}, "medium", "transparent"),
+    ({"model": "dall-e-3", "quality": "auto"}, "standard", "opaque"),
+    ({"model": "dall-e-3", "quality": "hd"}, "hd", "opaque"),
+    ({"model": "dall-e-2", "quality": "auto"}, "standard", "opaque"),
+])
+async def test_responses_name_what_was_made(env: Env, body: dict[str, Any], quality: str,
+                                            background: str) -> None:
+    """Issue 18: `quality`/`background` are what was made, never `auto`, in the sync body
+    and the task object alike; `revised_prompt` only on dall-e-3 results."""
+    r = await env.post({"prompt": "a lighthouse", "size": "1024x1024", **body})
+    assert r.status_code == 200, r.text
+    sync = r.json()
+    task = (await env.client.get(f"/v1/tasks/{sync['task_id']}", headers=env.auth)).json()
+    for shown in (sync, task["result"]):
+        assert (shown["quality"], shown["background"]) == (quality, background)
+        assert (shown["size"], shown["output_format"]) == ("1024x1024", "png")
+        revised = [item.get("revised_prompt") for item in shown["data"]]
+        if body.get("model") == "dall-e-3":
+            assert revised == ["a lighthouse, in a vivid style: hyper-real and dramatic"]
+        else:
+            assert revised == [None]
+
+
 @pytest.mark.parametrize(
     ("path", "headers", "extra"),
     [

@@ -117,6 +117,32 @@ async def test_stream_without_partials_is_refused(client: Client) -> None:
                                  "code": None}
 
 
+async def test_events_name_what_is_made_never_auto(client: Client) -> None:
+    """Issue 18: `quality`/`background` in every event are what is made (003's enums)."""
+    _, raw = await client.stream({"prompt": "x", "stream": True, "partial_images": 1})
+    _, events = parse_sse(raw)
+    assert [(d["quality"], d["background"]) for _, d in events] == [("medium", "opaque")] * 2
+    _, raw = await client.stream({"model": "gpt-image-1", "prompt": "x", "stream": True,
+                                  "partial_images": 1, "quality": "low",
+                                  "background": "transparent"})
+    _, events = parse_sse(raw)
+    assert [(d["quality"], d["background"]) for _, d in events] == [("low", "transparent")] * 2
+
+
+# 003: "此参数仅支持 gpt-image-1": DALL·E models do not stream, on /v1 as on /openai/v1.
+@pytest.mark.parametrize("path", ["/v1/images/generations", "/openai/v1/images/generations"])
+@pytest.mark.parametrize("model", ["dall-e-3", "dall-e-2"])
+async def test_dalle_models_do_not_stream(client: Client, path: str, model: str) -> None:
+    for partials in ({"partial_images": 1}, {}):
+        r = await client.http.post(path, headers=client.auth,
+                                   json={"model": model, "prompt": "x", "stream": True,
+                                         **partials})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"] == {
+            "message": f"Streaming is not supported for the model {model}.",
+            "type": "invalid_request_error", "param": "stream", "code": "unsupported_value"}
+
+
 async def test_failed_task_ends_with_an_error_event(tmp_path: Path) -> None:
     async for c in _client(tmp_path, sandbox_latency=0.1, sandbox_failure_rate=1.0):
         _, raw = await c.stream({"prompt": "x", "stream": True, "partial_images": 1})

@@ -42,6 +42,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
         n_max={"1k": 10, "2k": 4, "4k": 4},
         qualities=GPT_QUALITIES,
         default_quality="auto",
+        auto_quality="medium",
+        streaming=True,
+        revised_prompt=False,
         output_formats=ALL_FORMATS,
         transparent_background=False,
         styles=(),
@@ -57,6 +60,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
         n_max={"1k": 10, "2k": 4, "4k": 4},
         qualities=GPT_QUALITIES,
         default_quality="auto",
+        auto_quality="medium",
+        streaming=True,
+        revised_prompt=False,
         output_formats=ALL_FORMATS,
         transparent_background=False,
         styles=(),
@@ -72,6 +78,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
         n_max={"1k": 10, "2k": 10, "4k": 10},
         qualities=GPT_QUALITIES,
         default_quality="auto",
+        auto_quality="medium",
+        streaming=True,
+        revised_prompt=False,
         output_formats=ALL_FORMATS,
         transparent_background=False,
         styles=(),
@@ -87,6 +96,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
         n_max={"1k": 10},
         qualities=GPT_QUALITIES,
         default_quality="auto",
+        auto_quality="medium",
+        streaming=True,
+        revised_prompt=False,
         output_formats=ALL_FORMATS,
         transparent_background=True,
         styles=(),
@@ -102,6 +114,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
         n_max={"1k": 10},
         qualities=GPT_QUALITIES,
         default_quality="auto",
+        auto_quality="medium",
+        streaming=True,
+        revised_prompt=False,
         output_formats=ALL_FORMATS,
         transparent_background=True,
         styles=(),
@@ -117,6 +132,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
         n_max={"1k": 10},
         qualities=GPT_QUALITIES,
         default_quality="auto",
+        auto_quality="medium",
+        streaming=True,
+        revised_prompt=False,
         output_formats=ALL_FORMATS,
         transparent_background=True,
         styles=(),
@@ -130,8 +148,11 @@ EXPECTED: dict[str, dict[str, Any]] = {
         default_size="1024x1024",
         sizes=("1024x1024", "1792x1024", "1024x1792"),
         n_max={"1k": 1},
-        qualities=("standard", "hd"),
+        qualities=("auto", "standard", "hd"),
         default_quality="standard",
+        auto_quality="standard",
+        streaming=False,
+        revised_prompt=True,
         output_formats=("png",),
         transparent_background=False,
         styles=("vivid", "natural"),
@@ -145,8 +166,11 @@ EXPECTED: dict[str, dict[str, Any]] = {
         default_size="1024x1024",
         sizes=("256x256", "512x512", "1024x1024"),
         n_max={"1k": 10},
-        qualities=("standard",),
+        qualities=("auto", "standard"),
         default_quality="standard",
+        auto_quality="standard",
+        streaming=False,
+        revised_prompt=False,
         output_formats=("png",),
         transparent_background=False,
         styles=(),
@@ -312,6 +336,32 @@ def test_parse_minimal_catalog_defaults() -> None:
     assert spec.response_formats == ("url", "b64_json", "data_url")
     assert spec.flexible == FlexibleRules()
     assert spec.description == ""
+    # auto_quality: the default quality unless that is auto, else medium; a model streams
+    # and does not revise prompts unless its entry says otherwise.
+    assert spec.auto_quality == "medium"
+    assert spec.streaming is True and spec.revised_prompt is False
+
+
+def test_auto_quality_streaming_and_revised_prompt_keys() -> None:
+    cat = parse_catalog({"models": {
+        "std": minimal_model(qualities=["standard", "hd"], default_quality="hd"),
+        "set": minimal_model(qualities=["auto", "low", "high"], auto_quality="high",
+                             streaming=False, revised_prompt=True),
+    }})
+    assert cat.models["std"].auto_quality == "hd"  # its default, which is not auto
+    spec = cat.models["set"]
+    assert (spec.auto_quality, spec.streaming, spec.revised_prompt) == ("high", False, True)
+    assert spec.to_public()["streaming"] is False
+    default = load_catalog()
+    assert [n for n, s in default.models.items() if not s.streaming] == ["dall-e-3", "dall-e-2"]
+    assert [n for n, s in default.models.items() if s.revised_prompt] == ["dall-e-3"]
+
+
+@pytest.mark.parametrize("value", ["auto", "ultra"])
+def test_auto_quality_must_be_a_concrete_quality_of_the_model(value: str) -> None:
+    with pytest.raises(CatalogError, match="auto_quality"):
+        parse_catalog({"models": {"m": minimal_model(qualities=["auto", "low"],
+                                                     auto_quality=value)}})
 
 
 def test_variations_only_where_the_catalog_says() -> None:

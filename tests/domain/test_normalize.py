@@ -8,15 +8,20 @@ from typing import Any
 
 import pytest
 
-from imagegate.domain.catalog import load_catalog
+from imagegate.domain.catalog import load_catalog, parse_catalog
 from imagegate.domain.limits import (
     FIELD_CHARS,
     IGNORED_FIELD_CHARS,
     IGNORED_FIELDS,
     REFERENCE_URL_CHARS,
 )
-from imagegate.domain.normalize import collect_references, normalize, record_ignored
-from imagegate.domain.request import ImageRequest, ReferenceSource
+from imagegate.domain.normalize import (
+    collect_references,
+    normalize,
+    record_ignored,
+    settle_reference_size,
+)
+from imagegate.domain.request import ImageRequest, ReferenceSource, StoredReference
 from imagegate.errors import InvalidRequestError, ModelNotFoundError, NotFoundError
 
 CATALOG = load_catalog()
@@ -101,7 +106,9 @@ def test_minimal_body_defaults() -> None:
         output_format="png",
         output_compression=None,
         background="auto",
-        quality="auto",
+        # Issue 18: `auto` (the default) resolves to what is made; relays still pass `auto`.
+        quality="medium",
+        quality_auto=True,
         moderation="auto",
         style=None,
         user=None,
@@ -111,22 +118,23 @@ def test_minimal_body_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "quality"),
+    ("model", "quality", "auto"),
     [
-        ("gpt-image-2", "auto"),
-        ("gpt-image-1", "auto"),
-        ("dall-e-3", "standard"),
-        ("dall-e-2", "standard"),
+        ("gpt-image-2", "medium", True),
+        ("gpt-image-1", "medium", True),
+        ("dall-e-3", "standard", False),
+        ("dall-e-2", "standard", False),
     ],
 )
-def test_defaults_per_model(model: str, quality: str) -> None:
+def test_defaults_per_model(model: str, quality: str, auto: bool) -> None:
     req = norm(model=model)
-    assert (req.model, req.width, req.height, req.tier, req.quality) == (
+    assert (req.model, req.width, req.height, req.tier, req.quality, req.quality_auto) == (
         model,
         1024,
         1024,
         "1k",
         quality,
+        auto,
     )
 
 
@@ -504,7 +512,6 @@ QUALITY_OK = [
 QUALITY_BAD = [
     *[(m, q) for m in (*FLEXIBLE, *GPT_IMAGE) for q in ("hd", "standard", "ultra")],
     ("dall-e-3", "high"),
-    ("dall-e-3", "auto"),
     ("dall-e-2", "hd"),
     ("dall-e-2", "high"),
 ]
@@ -512,7 +519,35 @@ QUALITY_BAD = [
 
 @pytest.mark.parametrize(("model", "quality"), QUALITY_OK)
 def test_quality_accepted(model: str, quality: str) -> None:
-    assert norm(model=model, quality=quality).quality == quality.lower()
+    req = norm(model=model, quality=quality)
+    if quality.lower() == "auto":  # resolved to what the model makes (issue 18)
+        assert (req.quality, req.quality_auto) == ("medium", True)
+    else:
+        assert (req.quality, req.quality_auto) == (quality.lower(), False)
+
+
+# 003: "auto（默认值）将自动为给定模型选择最佳质量": accepted for every model, DALL·E too.
+@pytest.mark.parametrize(("model", "made"), [
+    *[(m, "medium") for m in (*FLEXIBLE, *GPT_IMAGE)],
+    ("dall-e-3", "standard"), ("dall-e-2", "standard"),
+])
+@pytest.mark.parametrize("value", ["auto", "AUTO"])
+def test_quality_auto_for_every_model(model: str, made: str, value: str) -> None:
+    req = norm(model=model, quality=value)
+    assert (req.quality, req.quality_auto) == (made, True)
+    assert req.quality != "auto"
+
+
+def test_quality_auto_of_a_catalog_that_does_not_list_it() -> None:
+    """An operator's catalog may list only concrete qualities: `auto` is still accepted."""
+    cat = parse_catalog({"models": {"m": {
+        "size_rule": "enumerated", "default_size": "512x512", "sizes": ["512x512"],
+        "n_max": {"1k": 1}, "qualities": ["draft", "final"], "default_quality": "final",
+        "output_formats": ["png"], "transparent_background": False}}})
+    req = normalize({"prompt": "p", "quality": "auto"}, cat)
+    assert (req.quality, req.quality_auto) == ("final", True)
+    with pytest.raises(InvalidRequestError):
+        normalize({"prompt": "p", "quality": "medium"}, cat)
 
 
 @pytest.mark.parametrize(("model", "quality"), QUALITY_BAD)
@@ -628,6 +663,28 @@ def test_stream_needs_partial_images() -> None:
     refuse("stream", "invalid_type", stream="maybe")
     refuse("partial_images", "invalid_value", partial_images=4)
     refuse("partial_images", "invalid_value", partial_images=-1)
+
+
+# 003: "此参数仅支持 gpt-image-1": streaming is for GPT image models only (the catalog's
+# `streaming`), with or without partial_images, on every profile.
+@pytest.mark.parametrize("model", ["dall-e-3", "dall-e-2"])
+@pytest.mark.parametrize("extra", [{"partial_images": 2}, {}, {"partial_images": 0}])
+def test_stream_refused_for_models_that_do_not_stream(model: str,
+                                                       extra: dict[str, Any]) -> None:
+    err = refuse("stream", "unsupported_value", model=model, stream=True, **extra)
+    assert err.message == f"Streaming is not supported for the model {model}."
+    assert norm(model=model, stream=False).stream is False
+
+
+@pytest.mark.parametrize("model", [*FLEXIBLE, *GPT_IMAGE])
+def test_gpt_image_models_stream(model: str) -> None:
+    assert norm(model=model, stream=True, partial_images=1).stream is True
+
+
+# 003: `revised_prompt` "仅适用于 dall-e-3".
+@pytest.mark.parametrize("model", sorted(CATALOG.models))
+def test_only_dalle3_revises_its_prompt(model: str) -> None:
+    assert norm(model=model).revises_prompt is (model == "dall-e-3")
 
 
 def test_partial_images_type_checked() -> None:
@@ -1029,6 +1086,73 @@ def test_from_json_tolerates_missing_optional_keys() -> None:
     for key in ("style", "user", "references", "mask", "ignored_fields", "extra"):
         del data[key]
     assert ImageRequest.from_json(data) == norm()
+
+
+def test_new_fields_round_trip_and_default_when_missing() -> None:
+    """Issue 18's fields survive the task row; a row written before them reads as before."""
+    req = normalize({"prompt": "p", "image_urls": [URL], "resolution": "2k"}, CATALOG,
+                    size_from_reference=True)
+    data = json.loads(json.dumps(req.to_json()))
+    assert ImageRequest.from_json(data) == req
+    assert (data["quality_auto"], data["size_from_reference"], data["resolution"]) == (
+        True, True, "2k")
+    for key in ("quality_auto", "size_from_reference", "resolution", "revises_prompt"):
+        del data[key]
+    old = ImageRequest.from_json(data)
+    assert (old.quality_auto, old.size_from_reference, old.resolution,
+            old.revises_prompt) == (False, False, None, False)
+
+
+# ------------------------------------------------ the size of a reference image (issue 18)
+
+
+def stored(width: int, height: int) -> StoredReference:
+    return StoredReference(key="tasks/t/refs/0.png", content_type="image/png", width=width,
+                           height=height, size=100)
+
+
+def from_reference(body: dict[str, Any], *refs: tuple[int, int]) -> ImageRequest:
+    """`body` normalized the apimart way, then "ingested" with references of these sizes."""
+    req = normalize({"prompt": "p", **body}, CATALOG, size_from_reference=True)
+    req = dataclasses.replace(req, references=(),
+                              reference_images=tuple(stored(w, h) for w, h in refs))
+    return settle_reference_size(req, CATALOG)
+
+
+@pytest.mark.parametrize(("body", "flag"), [
+    ({"image_urls": [URL]}, True),
+    ({"image_urls": [URL], "size": ""}, True),
+    ({"image_urls": [URL], "size": None}, True),
+    ({"image_urls": [URL], "resolution": "4k"}, True),
+    ({"image_urls": [URL], "size": "auto"}, False),  # sent: the seed's 1:1
+    ({"image_urls": [URL], "size": "3:2"}, False),
+    ({"image_urls": [URL], "size": "1024x1024"}, False),
+    ({}, False),  # no reference: the model's default size
+])
+def test_size_from_reference_only_without_size_and_with_references(
+        body: dict[str, Any], flag: bool) -> None:
+    req = normalize({"prompt": "p", **body}, CATALOG, size_from_reference=True)
+    assert req.size_from_reference is flag
+    # The native rule (the 000 seed's default size) never takes it from the image.
+    assert normalize({"prompt": "p", **body}, CATALOG).size_from_reference is False
+
+
+def test_settle_takes_the_first_reference_and_settles_tier_and_label() -> None:
+    req = from_reference({"image_urls": [URL, URL2]}, (2048, 1360), (512, 512))
+    assert (req.width, req.height, req.tier, req.size_label) == (2048, 1360, "2k", "2048x1360")
+    req = from_reference({"image_urls": [URL], "resolution": "4k"}, (1536, 1024))
+    assert (req.width, req.height, req.tier) == (3520, 2336, "4k")
+    # Nothing to settle: the request is returned as it is.
+    plain = norm(image_urls=[URL])
+    assert settle_reference_size(plain, CATALOG) is plain
+
+
+def test_settle_checks_n_against_the_settled_tier() -> None:
+    """n=10 is fine at the provisional 1k, but a 4k reference makes a 4k image (n <= 4)."""
+    assert from_reference({"image_urls": [URL], "n": 4}, (8000, 6000)).tier == "4k"
+    with pytest.raises(InvalidRequestError) as info:
+        from_reference({"image_urls": [URL], "n": 10}, (8000, 6000))
+    assert info.value.param == "n" and "3312x2480" in info.value.message
 
 
 def test_to_json_shape() -> None:

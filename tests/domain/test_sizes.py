@@ -6,21 +6,26 @@ here is derived from the code under test.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagegate.domain.catalog import ModelSpec, load_catalog, parse_catalog
-from imagegate.domain.normalize import resolve_size
+from imagegate.domain.normalize import resolve_size, size_for_reference
 from imagegate.domain.sizes import (
     RATIO_TABLE,
     RATIOS,
+    TIER_PIXELS,
     TIERS,
     FlexibleRules,
     SizeError,
     check_flexible,
+    nearest_listed,
     parse_wxh,
     resolve_ratio,
+    snap_flexible,
     table_sizes,
     tier_for_pixels,
 )
@@ -612,3 +617,115 @@ def test_property_wxh_is_exact_or_size_error(w: int, h: int, sep: str) -> None:
         assert (width, height) == (w, h)
         assert tier in ("1k", "2k", "4k")
         assert _obeys_rules(w, h)
+
+
+# ------------------------------------------------- sizes from a reference image (issue 18)
+# 002: "不传 `size` 时输出分辨率 = 输入图分辨率" — image-to-image without `size` keeps the
+# input's resolution, snapped to the model's WxH rules. Expected sizes are written out.
+
+REFERENCE_SHAPES: list[tuple[str, tuple[int, int], tuple[int, int], str]] = [
+    # name, reference, expected output, tier
+    ("landscape, a table size", (1536, 1024), (1536, 1024), "1k"),
+    ("portrait, a table size", (1024, 1536), (1024, 1536), "1k"),
+    ("a 2k table size", (2048, 1360), (2048, 1360), "2k"),
+    ("a seed 1k variant (not a multiple of 16)", (1881, 836), (1881, 836), "1k"),
+    ("valid free WxH, kept", (1920, 1088), (1920, 1088), "1k"),
+    ("non-multiple of 16, 4:3: the exact 4:3 nearby", (1000, 750), (1024, 768), "1k"),
+    ("non-multiple of 16, 10:7", (1000, 700), (1008, 704), "1k"),
+    ("non-multiple of 16, 16:9 photo", (1920, 1080), (1936, 1088), "1k"),
+    ("non-multiple of 16, square", (1001, 1001), (1008, 1008), "1k"),
+    ("tiny 3:2: up to the pixel floor, exact 3:2", (96, 64), (1008, 672), "1k"),
+    ("tiny 2:3", (64, 96), (672, 1008), "1k"),
+    ("tiny 4:3", (640, 480), (960, 720), "1k"),
+    ("one pixel", (1, 1), (816, 816), "1k"),
+    ("huge 4:3: down to the pixel ceiling", (8000, 6000), (3312, 2480), "4k"),
+    ("huge 3:4", (6000, 8000), (2480, 3312), "4k"),
+    ("huge square", (5000, 5000), (2880, 2880), "4k"),
+    ("6 MP 3:2, non-multiple", (3000, 2000), (2976, 1984), "4k"),
+    ("4:1: the ratio clamped to 3:1", (4000, 1000), (3456, 1152), "2k"),
+    ("huge 16:3: clamped to 3:1 and the longest edge", (16000, 3000), (3840, 1280), "4k"),
+    ("1:100 sliver", (10, 1000), (480, 1424), "1k"),
+]
+
+
+@pytest.mark.parametrize(("reference", "expected", "tier"),
+                         [s[1:] for s in REFERENCE_SHAPES], ids=[s[0] for s in REFERENCE_SHAPES])
+@pytest.mark.parametrize("model", FLEXIBLE_MODELS)
+def test_size_for_reference_flexible(model: str, reference: tuple[int, int],
+                                     expected: tuple[int, int], tier: str) -> None:
+    spec = CATALOG.models[model]
+    assert size_for_reference(spec, *reference) == (*expected, tier)
+
+
+@pytest.mark.parametrize(("reference", "resolution", "expected"), [
+    ((1536, 1024), "2k", (2048, 1360)),  # a table ratio: the table's size at that tier
+    ((1536, 1024), "4k", (3520, 2336)),
+    ((96, 64), "2k", (2048, 1360)),
+    ((8000, 6000), "1k", (1024, 768)),
+    ((2048, 1360), "2k", (2048, 1360)),  # already that tier: kept
+    ((1881, 836), "1k", (1881, 836)),
+    ((2048, 1360), "1k", (1280, 848)),  # not a table ratio: scaled to 1024² pixels
+    ((100, 60), "2k", (2640, 1584)),  # 5:3 at 2048² pixels
+    ((4000, 1000), "4k", (3840, 1280)),
+    ((4000, 1000), "1k", (1776, 592)),
+])
+def test_size_for_reference_at_a_resolution(reference: tuple[int, int], resolution: str,
+                                            expected: tuple[int, int]) -> None:
+    """With `resolution` (and no size) the reference's shape is made at that tier."""
+    assert size_for_reference(GPT2, *reference, resolution) == (*expected, resolution)
+
+
+@pytest.mark.parametrize(("model", "reference", "expected"), [
+    ("gpt-image-1", (1536, 1024), (1536, 1024)),
+    ("gpt-image-1", (96, 64), (1536, 1024)),  # nearest in aspect
+    ("gpt-image-1", (64, 96), (1024, 1536)),
+    ("gpt-image-1", (700, 700), (1024, 1024)),
+    ("gpt-image-1", (2000, 500), (1536, 1024)),
+    ("dall-e-2", (300, 300), (256, 256)),  # all square: nearest in pixels
+    ("dall-e-2", (700, 700), (512, 512)),
+    ("dall-e-2", (1536, 1024), (1024, 1024)),
+    ("dall-e-3", (1536, 1024), (1792, 1024)),
+    ("dall-e-3", (64, 96), (1024, 1792)),
+])
+def test_size_for_reference_enumerated(model: str, reference: tuple[int, int],
+                                       expected: tuple[int, int]) -> None:
+    """Enumerated models: the listed size nearest in aspect, then in pixels; always 1k."""
+    spec = CATALOG.models[model]
+    assert size_for_reference(spec, *reference) == (*expected, "1k")
+    assert size_for_reference(spec, *reference, "1k") == (*expected, "1k")
+
+
+def test_size_for_reference_refuses_a_tier_the_model_lacks() -> None:
+    spec = parse_catalog({"models": {"small": {
+        "size_rule": "flexible", "default_size": "1:1", "n_max": {"1k": 2},
+        "qualities": ["auto"], "default_quality": "auto", "output_formats": ["png"],
+        "transparent_background": False}}}).models["small"]
+    assert size_for_reference(spec, 1000, 1000) == (992, 992, "1k")
+    with pytest.raises(SizeError, match="does not offer"):
+        size_for_reference(spec, 4000, 3000)
+
+
+def test_snap_keeps_a_valid_shape_and_nearest_listed_ties() -> None:
+    rules = FlexibleRules()
+    assert snap_flexible(1536, 1024, rules) == (1536, 1024)
+    assert snap_flexible(1536, 1024, rules, pixels=TIER_PIXELS["2k"]) == (2496, 1664)
+    assert nearest_listed(500, 500, ("256x256", "512x512", "1024x1024")) == (512, 512)
+    with pytest.raises(SizeError):
+        snap_flexible(0, 10, rules)
+
+
+@settings(max_examples=400, database=None, deadline=None)
+@given(w=st.integers(min_value=1, max_value=16384), h=st.integers(min_value=1, max_value=16384),
+       resolution=st.sampled_from([None, "1k", "2k", "4k"]))
+def test_property_reference_sizes_are_always_accepted_sizes(w: int, h: int,
+                                                            resolution: str | None) -> None:
+    """Whatever the input's shape, the output is a size the model accepts as `size`, of the
+    tier it is billed at, as close to the input's aspect as the 3:1 limit allows."""
+    width, height, tier = size_for_reference(GPT2, w, h, resolution)
+    if (width, height) not in table_sizes():
+        assert _obeys_rules(width, height)
+        assert tier == (resolution or tier_for_pixels(width, height))
+    else:
+        assert tier == (resolution or table_sizes()[(width, height)])
+    want = min(max(w / h, 1 / 3), 3)
+    assert abs(math.log((width / height) / want)) < 0.05

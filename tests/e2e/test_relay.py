@@ -9,11 +9,16 @@
 - crash safety: `kill -9` after an async upstream accepted the task resumes polling that
   upstream task after the restart (one submission in all); `kill -9` during a synchronous
   upstream call fails the task as `upstream_interrupted` and refunds it;
-- visibility: `imagegate channels --json` and `/metrics`.
+- visibility: `imagegate channels --json` and `/metrics`;
+- the seeds' details (issue 18): the quality an upstream made and dall-e-3's revised prompt
+  relayed (and another model's left out), DALL·E streams refused before anything is sent,
+  and an apimart image-to-image request without `size` sent upstream at the reference's
+  settled size, priced at its tier.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from collections.abc import Callable, Iterator
@@ -38,9 +43,11 @@ from tests.support.e2e import (
     poll_task,
     until_terminal,
 )
+from tests.support.images import flat_png
 from tests.support.relay import (
     FAKE_KEY,
     FakeLoop,
+    calls,
     channel,
     generation_calls,
     wait_for,
@@ -393,3 +400,167 @@ def test_kill9_during_sync_upstream_call_fails_and_refunds(
     assert row["charge_state"] == "refunded", row
     assert _ledger_sum(second, task_id) == 0
     assert _balance(second, key_id) == start_balance
+
+
+# ---------------------------------------------------------------- issue 18: seed details
+# Values that come from the upstream (the quality it made, dall-e-3's revised prompt) are
+# relayed; the size a reference image asks for reaches the upstream already settled.
+
+SEED_PRICE = {"1k": 40_000, "2k": 80_000, "4k": 160_000}  # gpt-image-2, micro-units
+
+
+@dataclass
+class SeedRelay:
+    server: Server
+    official: FakeOpenAI
+    reseller: FakeOpenAI
+
+
+@pytest.fixture(scope="module")
+def seed_relay(module_server_factory: ServerFactory, fake_loop: FakeLoop,
+               tmp_path_factory: pytest.TempPathFactory) -> SeedRelay:
+    official = fake_loop.start(lambda: FakeOpenAI(api_key=FAKE_KEY))
+    reseller = fake_loop.start(lambda: FakeOpenAI(api_key=FAKE_KEY, result_mode="url",
+                                                  reseller=True))
+    tables = [
+        channel("oa18", "openai", official,
+                ["gpt-image-2", "gpt-image-1", "dall-e-3", "dall-e-2"]),
+        channel("compat18", "openai_compatible", reseller, ["gpt-image-1.5"]),
+        # An upstream that revises every prompt, serving a model that does not (003:
+        # `revised_prompt` is for dall-e-3 only): imagegate's answer leaves it out.
+        channel("mapped18", "openai", official, ["gpt-image-1-mini"],
+                model_map={"gpt-image-1-mini": "dall-e-3"}),
+    ]
+    config = write_config(tmp_path_factory.mktemp("seed-relay") / "imagegate.toml", tables)
+    server = module_server_factory.start({**FAST_ENV, "IMAGEGATE_CONFIG": str(config)})
+    return SeedRelay(server, official, reseller)
+
+
+def _sent(fake: FakeOpenAI, prompt: str, suffix: str = "/images/generations"
+          ) -> list[dict[str, Any]]:
+    return [r.fields() for r in calls(fake, suffix) if r.fields().get("prompt") == prompt]
+
+
+@pytest.mark.parametrize(("model", "fake_name"), [("gpt-image-2", "official"),
+                                                  ("gpt-image-1", "official"),
+                                                  ("gpt-image-1.5", "reseller")])
+def test_relayed_quality_is_what_the_upstream_made(seed_relay: SeedRelay, model: str,
+                                                   fake_name: str) -> None:
+    """A client that leaves `quality` (and `background`) to the model: the upstream is asked
+    for `auto` and says it made `high` (the 003 example's answer); every profile reports
+    that, never `auto`. Billing stays at the catalog's `auto` price."""
+    server, fake = seed_relay.server, getattr(seed_relay, fake_name)
+    with server.client() as c:
+        for path in ("/v1/images/generations", "/openai/v1/images/generations"):
+            prompt = f"quality via {model} on {path}"
+            resp = c.post(path, json={"model": model, "prompt": prompt, "quality": "auto",
+                                      "size": "1024x1024"})
+            assert resp.status_code == 200, resp.text
+            body = resp.json()
+            assert (body["quality"], body["background"]) == ("high", "opaque"), body
+            [sent] = _sent(fake, prompt)
+            assert sent["quality"] == "auto"
+            if path.startswith("/v1"):
+                task = c.get(f"/v1/tasks/{body['task_id']}").json()
+                assert task["result"]["quality"] == "high"
+                row = _task_row(server, body["task_id"])
+                assert json.loads(row["request"])["quality"] == "medium"  # what was billed
+                assert row["unit_price"] == (40_000 if model == "gpt-image-2" else 42_000)
+
+
+def test_relayed_dalle3_auto_quality_and_revised_prompt(seed_relay: SeedRelay) -> None:
+    server, fake = seed_relay.server, seed_relay.official
+    with server.client() as c:
+        prompt = "a lighthouse, relayed to dall-e-3"
+        resp = c.post("/v1/images/generations",
+                      json={"model": "dall-e-3", "prompt": prompt, "quality": "auto"})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert (body["quality"], body["background"]) == ("standard", "opaque")
+        assert body["data"][0]["revised_prompt"] == f"revised: {prompt}"  # the upstream's
+        [sent] = _sent(fake, prompt)
+        assert sent["quality"] == "standard"  # auto is standard on DALL·E
+        prompt = "a fox, relayed to dall-e-3 through the openai profile"
+        resp = c.post("/openai/v1/images/generations",
+                      json={"model": "dall-e-3", "prompt": prompt, "quality": "auto",
+                            "response_format": "b64_json"})
+        assert resp.status_code == 200, resp.text
+        [item] = resp.json()["data"]
+        assert set(item) == {"b64_json", "revised_prompt"}
+        assert item["revised_prompt"] == f"revised: {prompt}"
+        prompt = "dall-e-2 with auto quality"
+        resp = c.post("/openai/v1/images/generations",
+                      json={"model": "dall-e-2", "prompt": prompt, "quality": "auto",
+                            "size": "256x256"})
+        assert resp.status_code == 200, resp.text
+        assert set(resp.json()["data"][0]) == {"url"}
+        assert "quality" not in _sent(fake, prompt)[0]  # dall-e-2 has only standard
+
+
+def test_a_revised_prompt_for_another_model_is_left_out(seed_relay: SeedRelay) -> None:
+    server, fake = seed_relay.server, seed_relay.official
+    prompt = "mini, served by an upstream that revises prompts"
+    with server.client() as c:
+        resp = c.post("/v1/images/generations",
+                      json={"model": "gpt-image-1-mini", "prompt": prompt})
+    assert resp.status_code == 200, resp.text
+    assert len(_sent(fake, prompt)) == 1  # the upstream did answer with a revised prompt
+    assert [set(item) for item in resp.json()["data"]] == [{"url", "file_id"}]
+
+
+@pytest.mark.parametrize("path", ["/v1/images/generations", "/openai/v1/images/generations"])
+def test_dalle_stream_is_refused_before_anything_is_sent(seed_relay: SeedRelay,
+                                                         path: str) -> None:
+    server, fake = seed_relay.server, seed_relay.official
+    prompt = f"stream dall-e-3 on {path}"
+    with server.client() as c:
+        resp = c.post(path, json={"model": "dall-e-3", "prompt": prompt, "stream": True,
+                                  "partial_images": 2})
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert (error["param"], error["code"]) == ("stream", "unsupported_value")
+    assert _sent(fake, prompt) == []
+    assert server.query("SELECT id FROM tasks WHERE request LIKE ?", (f"%{prompt}%",)) == []
+
+
+@pytest.mark.parametrize(("reference", "made", "tier"), [
+    ((1536, 1024), (1536, 1024), "1k"),  # landscape
+    ((1024, 1536), (1024, 1536), "1k"),  # portrait
+    ((96, 64), (1008, 672), "1k"),  # tiny
+    ((5000, 4000), (3200, 2560), "4k"),  # huge
+    ((1000, 700), (1008, 704), "1k"),  # not multiples of 16
+    ((2048, 1360), (2048, 1360), "2k"),
+])
+def test_apimart_reference_resolution_is_settled_before_the_upstream_call(
+        seed_relay: SeedRelay, reference: tuple[int, int], made: tuple[int, int],
+        tier: str) -> None:
+    """002: without `size`, the output keeps the reference's resolution. The upstream is
+    asked for that size (an edit with the image), the image served is that size, and the
+    task was priced at its tier; `/v1` keeps its 1024x1024 default."""
+    server, fake = seed_relay.server, seed_relay.official
+    png = flat_png(*reference)
+    ref = "data:image/png;base64," + base64.b64encode(png).decode()
+    prompt = f"watercolour of a {reference[0]}x{reference[1]} photo"
+    with server.client() as c:
+        resp = c.post("/apimart/v1/images/generations",
+                      json={"model": "gpt-image-2", "prompt": prompt, "image_urls": [ref]})
+        assert resp.status_code == 200, resp.text
+        task_id = resp.json()["data"][0]["task_id"]
+        wait_for("the apimart task", lambda: c.get(f"/apimart/v1/tasks/{task_id}").json()
+                 ["data"]["status"] in ("completed", "failed"))
+        data = c.get(f"/apimart/v1/tasks/{task_id}").json()["data"]
+        assert data["status"] == "completed", data
+        assert data["cost"] == SEED_PRICE[tier] / 1_000_000
+        native = c.post("/v1/images/generations",
+                        json={"model": "gpt-image-2", "prompt": prompt + " (v1)",
+                              "image_urls": [ref]})
+        assert native.status_code == 200, native.text
+    [sent] = _sent(fake, prompt, "/images/edits")
+    assert sent["size"] == f"{made[0]}x{made[1]}"
+    image = decode_image(_fetch_png(server, data["result"]["images"][0]["url"][0]))
+    assert (image.width, image.height) == made
+    row = _task_row(server, task_id)
+    assert (row["unit_price"], json.loads(row["request"])["tier"]) == (SEED_PRICE[tier], tier)
+    [sent] = _sent(fake, prompt + " (v1)", "/images/edits")
+    assert sent["size"] == "1024x1024"
+    assert _task_row(server, native.json()["task_id"])["unit_price"] == SEED_PRICE["1k"]

@@ -168,6 +168,32 @@ async def test_official_dalle3_quality_style_and_revised_prompt(
     assert result.usage == {}
 
 
+@pytest.mark.parametrize("adapter", [OpenAIProvider, OpenAICompatibleProvider])
+async def test_quality_left_to_the_model_is_relayed_as_auto_and_reported_back(
+    fake: FakeOpenAI, downloader: ResultDownloader, adapter: Adapter
+) -> None:
+    """Issue 18: `quality: auto` resolves to `medium` for billing, but the upstream is still
+    asked for `auto`; what it says it made (`high`, `opaque`) comes back in the result."""
+    request = make_request(quality="medium", quality_auto=True)
+    result = await run(adapter, make_channel(fake, adapter="openai"), downloader, request)
+    assert fake.requests[-1].json["quality"] == "auto"
+    assert (result.quality, result.background) == ("high", "opaque")
+    request = make_request(quality="low", background="opaque")
+    result = await run(adapter, make_channel(fake, adapter="openai"), downloader, request)
+    assert fake.requests[-1].json["quality"] == "low"
+    assert (result.quality, result.background) == ("low", "opaque")
+
+
+async def test_dalle3_auto_is_sent_as_standard_and_reports_nothing(
+    fake: FakeOpenAI, downloader: ResultDownloader
+) -> None:
+    request = make_request("dall-e-3", quality="standard", quality_auto=True)
+    result = await run(OpenAIProvider, make_channel(fake, models=["dall-e-3"]), downloader,
+                       request)
+    assert fake.requests[-1].json["quality"] == "standard"
+    assert (result.quality, result.background) == (None, None)  # DALL·E reports neither
+
+
 async def test_official_edit_is_multipart(fake: FakeOpenAI, downloader: ResultDownloader) -> None:
     refs = (ref(fake, "r1"), ref(fake, "r2"))
     mask = ref(fake, "m")

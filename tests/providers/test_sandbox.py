@@ -16,7 +16,12 @@ from imagegate.domain.images import ImageFormat, ReferenceImage
 from imagegate.domain.request import ImageRequest
 from imagegate.errors import ProviderError
 from imagegate.providers.base import ProviderJob, ProviderResult
-from imagegate.providers.sandbox import SandboxProvider, render_image, render_partial
+from imagegate.providers.sandbox import (
+    SandboxProvider,
+    render_image,
+    render_partial,
+    revised_prompt,
+)
 
 MAGIC: dict[str, tuple[bytes, ...]] = {
     "png": (b"\x89PNG\r\n\x1a\n",),
@@ -155,6 +160,21 @@ def test_long_and_markup_prompts_render() -> None:
         data = render_image(make_request(prompt=prompt, width=1536, height=512), 0)
         decoded = decode(data)
         assert (decoded.width, decoded.height) == (1536, 512)
+
+
+@pytest.mark.parametrize(("style", "expected"), [
+    (None, "a fox, in a vivid style: hyper-real and dramatic"),  # dall-e-3's default style
+    ("natural", "a fox, in a natural style: natural, less hyper-real"),
+])
+def test_revised_prompt_for_a_model_that_revises(style: str | None, expected: str) -> None:
+    """003: `revised_prompt` is for dall-e-3 only; the sandbox's is deterministic."""
+    request = dataclasses.replace(make_request(prompt=" a fox ", width=512, height=512, n=2),
+                                  model="dall-e-3", style=style, revises_prompt=True)
+    result = run_generate(SandboxProvider(), request)
+    assert [i.revised_prompt for i in result.images] == [expected, expected]
+    assert revised_prompt(request) == expected
+    plain = run_generate(SandboxProvider(), make_request(width=512, height=512))
+    assert [i.revised_prompt for i in plain.images] == [None]
 
 
 def test_failure_rate_one_always_fails() -> None:

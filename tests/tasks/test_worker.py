@@ -116,6 +116,50 @@ async def test_success_stores_every_image(rig: Rig) -> None:
     assert task.images[0].width == 2688 and task.result and task.result["usage"]
 
 
+class Reporting(Provider):
+    """An upstream that reports what it made and revises every prompt (as some resellers
+    send `revised_prompt` for any model)."""
+
+    name = "reporting"
+
+    async def generate(self, job: ProviderJob, progress: ProgressCallback,
+                       partial: PartialCallback = no_partials) -> ProviderResult:
+        r = job.request
+        return ProviderResult(
+            [GeneratedImage(b"img", r.content_type, r.width, r.height,
+                            revised_prompt="a better prompt")],
+            quality="high", background="transparent")
+
+
+@pytest.mark.parametrize(("model", "revised"), [("dall-e-3", "a better prompt"),
+                                                ("gpt-image-2", None)])
+async def test_the_result_keeps_what_was_made_and_only_dalle3s_revised_prompt(
+        rig: Rig, model: str, revised: str | None) -> None:
+    """Issue 18: the upstream's report of the quality and background made is kept with the
+    result; a `revised_prompt` only for a model that revises prompts (003: dall-e-3)."""
+    provider = Reporting()
+    w = Worker(rig.store, rig.events, ProviderRegistry({model: provider}), rig.blobs,
+               WorkerConfig(poll_interval=0.05, reaper_interval=0.05))
+    await w.start()
+    rig.workers.append(w)
+    req = normalize({"model": model, "prompt": "p"}, load_catalog())
+    tid = new_id("img_")
+    await rig.store.create(task_id=tid, key_id="k", operation="generate", model=model,
+                           request=req.to_json(), retention_seconds=60)
+    await rig.events.work_queued()
+    task = await rig.until(tid, TaskStatus.SUCCEEDED)
+    assert task.result is not None
+    assert (task.result["quality"], task.result["background"]) == ("high", "transparent")
+    assert [i.revised_prompt for i in task.images] == [revised]
+
+
+async def test_a_result_without_a_report_has_no_quality_of_its_own(rig: Rig) -> None:
+    await rig.worker(Scripted())
+    task = await rig.until(await rig.submit(), TaskStatus.SUCCEEDED)
+    assert task.result is not None
+    assert "quality" not in task.result and "background" not in task.result
+
+
 async def test_provider_error_fails_the_task(rig: Rig) -> None:
     await rig.worker(Scripted(error=ProviderError("upstream said no")))
     tid = await rig.submit()

@@ -101,6 +101,21 @@ async def test_the_seeds_gpt_image_2_examples() -> None:
         assert answer["output_format"] == body.get("output_format", "png")
 
 
+@pytest.mark.parametrize(("body", "quality", "background"), [
+    ({}, "high", "opaque"),  # auto made high, as the 003 seed's response example shows
+    ({"quality": "auto", "background": "auto"}, "high", "opaque"),
+    ({"quality": "low", "background": "opaque"}, "low", "opaque"),
+    ({"model": "gpt-image-1", "quality": "medium", "background": "transparent"},
+     "medium", "transparent"),
+])
+async def test_gpt_image_answers_report_what_was_made(body: dict[str, Any], quality: str,
+                                                      background: str) -> None:
+    """003's `ImagesResponse`: quality low|medium|high, background transparent|opaque."""
+    status, answer = await generate({"model": "gpt-image-2", "prompt": "p", **body})
+    assert status == 200, answer
+    assert (answer["quality"], answer["background"]) == (quality, background)
+
+
 # ---------------------------------------------------------------- enumerated sizes (003)
 
 @pytest.mark.parametrize(("model", "size"), [

@@ -15,6 +15,7 @@ base URL and key changed. A presentation layer over the native core: the same no
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,7 +23,7 @@ from fastapi import APIRouter, Request
 from imagegate.accounts.keys import ApiKey
 from imagegate.api import deps, openapi
 from imagegate.api.creation import Creation, CreationDep, idempotency_key
-from imagegate.api.deps import LinksDep, TasksDep, api_key, json_body
+from imagegate.api.deps import LinksDep, SettingsDep, TasksDep, api_key, json_body
 from imagegate.api.edits import read_edit_input
 from imagegate.api.profiles.errors import apimart_error
 from imagegate.api.responses import JSONResponse
@@ -53,14 +54,27 @@ MAX_BATCH = 100
 _NOT_APIMART = ("response_format", "style", "wait_for_result", "stream", "partial_images")
 
 
-def task_cost(task: Task) -> float:
-    """What the task cost the caller, from billing: the settled charge once it succeeded,
-    the hold while it runs, nothing after a refund (failed or cancelled)."""
+def _cost_micros(task: Task) -> int:
     if task.charge_state == "settled":
-        return task.charged_amount / 1_000_000
+        return task.charged_amount
     if task.charge_state == "held":
-        return task.hold_amount / 1_000_000
-    return 0.0
+        return task.hold_amount
+    return 0
+
+
+def task_cost(task: Task) -> float:
+    """What the task cost the caller, from billing: the settled charge once it succeeded
+    (the images produced), the hold while it runs, nothing after a refund (failed or
+    cancelled)."""
+    return _cost_micros(task) / 1_000_000
+
+
+def credits_cost(task: Task, credits_per_unit: float) -> float:
+    """`cost` in credits (the seed's `credits_cost`: 0.05279 → 0.5279 at 10 per unit),
+    computed in decimal so it is exactly `cost` × `credits_per_unit`, without binary
+    rounding (0.05279 × 10 in floats is 0.5278999999999999)."""
+    credits = Decimal(_cost_micros(task)) * Decimal(repr(credits_per_unit)) / 1_000_000
+    return float(credits)
 
 
 def _prepare(catalog: Catalog, body: dict[str, Any], operation: str,
@@ -68,8 +82,9 @@ def _prepare(catalog: Catalog, body: dict[str, Any], operation: str,
              mask: ReferenceSource | None = None) -> ImageRequest:
     dropped = [k for k in _NOT_APIMART if k in body]
     kept = {k: v for k, v in body.items() if k not in _NOT_APIMART}
+    # The seed's image-to-image rule: without `size`, the output keeps the input's size.
     image_request = normalize(kept, catalog, operation=operation, references=refs,
-                              mask=mask)
+                              mask=mask, size_from_reference=True)
     ignored = record_ignored([*dropped, *image_request.ignored_fields])
     return replace(image_request, ignored_fields=ignored)
 
@@ -113,7 +128,8 @@ async def _image(links: ResultLinks, task: Task, index: int) -> dict[str, Any]:
     return {"url": [url], "expires_at": exp_ms // 1000}
 
 
-async def task_data(links: ResultLinks, task: Task) -> dict[str, Any]:
+async def task_data(links: ResultLinks, task: Task, credits_per_unit: float
+                    ) -> dict[str, Any]:
     """A task in the seed's shape. As the seed documents, `completed` and `actual_time`
     appear once the task has ended, `result` only when it completed, `error` only when it
     carries one (failed, or cancelled with a reason)."""
@@ -125,6 +141,7 @@ async def task_data(links: ResultLinks, task: Task) -> dict[str, Any]:
         "estimated_time": ESTIMATED_SECONDS.get(str(task.request.get("tier")),
                                              ESTIMATED_SECONDS["1k"]),
         "cost": task_cost(task),
+        "credits_cost": credits_cost(task, credits_per_unit),
     }
     if task.status.terminal and task.completed_at is not None:
         data["completed"] = int(task.completed_at)
@@ -142,7 +159,9 @@ async def get_task(request: Request) -> JSONResponse:
     """`GET /apimart/v1/tasks/{task_id}`. A plain Starlette route like the native poll (the
     hottest path; see `api/tasks.py`). Another key's task is the same 404 as none."""
     task = await owned_task(request)
-    return JSONResponse({"code": 200, "data": await task_data(await deps.links(request), task)})
+    per_unit = (await deps.settings(request)).credits_per_unit
+    return JSONResponse({"code": 200,
+                         "data": await task_data(await deps.links(request), task, per_unit)})
 
 
 def _task_ids(body: dict[str, Any]) -> list[str]:
@@ -169,8 +188,8 @@ def _task_ids(body: dict[str, Any]) -> list[str]:
              responses=openapi.responses(
                  {200: openapi.json_ok("ApimartBatch", "`data[i]` answers `task_ids[i]`")},
                  (400, 401, 413, 500), apimart=True))
-async def apimart_batch_tasks(request: Request, tasks: TasksDep, links: LinksDep
-                              ) -> JSONResponse:
+async def apimart_batch_tasks(request: Request, tasks: TasksDep, links: LinksDep,
+                              settings: SettingsDep) -> JSONResponse:
     """Up to 100 tasks in one call: `data[i]` answers `task_ids[i]` (duplicates included), so
     a client can zip the two lists. An id that does not exist, or belongs to another key,
     answers `{"id", "status": "failed", "progress": 0, "error": {"code": 404, …}}`: an ended
@@ -186,7 +205,7 @@ async def apimart_batch_tasks(request: Request, tasks: TasksDep, links: LinksDep
             error, _ = apimart_error(not_found(task_id))
             data.append({"id": task_id, "status": "failed", "progress": 0, "error": error})
         else:
-            data.append(await task_data(links, task))
+            data.append(await task_data(links, task, settings.credits_per_unit))
     return JSONResponse({"code": 200, "data": data})
 
 

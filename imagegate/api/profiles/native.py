@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegate.domain.request import ImageRequest
+from imagegate.domain.request import ImageRequest, produced_fields
 from imagegate.domain.task import StoredImage, Task, TaskStatus
 from imagegate.storage.links import ResultLinks
 
@@ -38,14 +38,17 @@ async def image_response(links: ResultLinks, task: Task) -> dict[str, Any]:
         await _image_item(links, task, i, image, request.response_format)
         for i, image in enumerate(task.images)
     ]
+    made = produced_fields(request, task.result)
     body: dict[str, Any] = {
         "created": int(task.created_at),
         "task_id": task.id,
         "data": data,
-        "size": request.size_label,
-        "output_format": request.output_format,
-        "quality": request.quality,
-        "background": request.background,
+        # What was made, never `auto` (003's ImagesResponse): the upstream's report, else
+        # the request's values as the catalog resolved them.
+        "size": made["size"],
+        "output_format": made["output_format"],
+        "quality": made["quality"],
+        "background": made["background"],
     }
     usage = (task.result or {}).get("usage")
     if usage:

@@ -37,7 +37,6 @@ from imagegate.domain.catalog import ModelSpec
 from imagegate.domain.limits import FIELD_CHARS
 from imagegate.domain.normalize import (
     normalize,
-    opt_bool,
     resolve_model,
     resolve_variation_model,
     too_long,
@@ -68,11 +67,8 @@ def is_gpt_image(spec: ModelSpec) -> bool:
 
 def openai_body(body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
     """OpenAI's own refusals, then the body normalize() sees (GPT image: base64 results)."""
+    # (`stream` on a model that does not stream is normalize()'s refusal, on every profile.)
     value = body.get("response_format")
-    if opt_bool(body, "stream") and not is_gpt_image(spec):
-        # OpenAI streams GPT image models only.
-        raise InvalidRequestError(f"Streaming is not supported for the model {spec.name}.",
-                                  param="stream", code="unsupported_value")
     if is_gpt_image(spec):
         if value is not None:
             raise InvalidRequestError("Unknown parameter: 'response_format'.",

@@ -4,7 +4,8 @@ Official behaviour (the default): per-model parameter and size validation by the
 rules, written out in `openai_rules` (gpt-image-1 class: three sizes; gpt-image-2 class: free
 `WxH` under 004's custom-size rules; DALL·E 3/2: their sizes and qualities), `response_format`
 refused by gpt-image models, which always answer base64 with `usage`; DALL·E answers a URL
-unless asked for `b64_json`; a prompt containing "forbidden" is blocked by "the safety
+unless asked for `b64_json`; GPT image answers report the `quality` and `background` made
+(`auto` made `high` and `opaque`); a prompt containing "forbidden" is blocked by "the safety
 system" (400 `moderation_blocked`, or `content_policy_violation` for DALL·E). Error bodies
 are OpenAI's `{"error": {message, type, param, code}}`. POST /v1/images/variations (dall-e-2,
 one square PNG under 4 MB) answers `n` images whose colours are seeded by the input's bytes
@@ -48,6 +49,20 @@ def variation_seed(image: bytes, index: int) -> str:
 
 
 ResultMode = Literal["b64", "url", "relative_url", "data_url", "url_list", "empty_b64_with_url"]
+
+
+def made_quality(params: dict[str, Any]) -> str:
+    """The quality a GPT image answer reports: what was asked, and for `auto` (the default)
+    `high`, as in the 003 seed's response example; never `auto` (its `ImagesResponse.quality`
+    is low, medium or high)."""
+    quality = str(params.get("quality") or "auto")
+    return "high" if quality == "auto" else quality
+
+
+def made_background(params: dict[str, Any]) -> str:
+    """The background a GPT image answer reports: `transparent` or `opaque` (003's enum);
+    `auto` makes an opaque one."""
+    return "transparent" if params.get("background") == "transparent" else "opaque"
 
 
 class FakeOpenAI(FakeUpstream):
@@ -187,8 +202,8 @@ class FakeOpenAI(FakeUpstream):
         if "gpt" in fam:
             text_tokens = max(1, len(prompt) // 4)
             output_tokens = w * h * n // 4096
-            body.update(background=params.get("background", "auto"), output_format=fmt,
-                        quality=params.get("quality", "auto"), size=f"{w}x{h}",
+            body.update(background=made_background(params), output_format=fmt,
+                        quality=made_quality(params), size=f"{w}x{h}",
                         usage={"input_tokens": text_tokens,
                                "input_tokens_details": {"text_tokens": text_tokens,
                                                         "image_tokens": 0},

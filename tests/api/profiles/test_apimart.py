@@ -96,7 +96,10 @@ async def test_seed_base64_reference_example(env: Env) -> None:
     data = await env.apimart_wait(await submit(env, body))
     assert data["status"] == "completed"
     [url] = data["result"]["images"][0]["url"]
-    assert image_size(await env.download(url)) == (1024, 1024)
+    # No `size`: the output keeps the 96x64 input's shape (issue 18), at the smallest size
+    # the model makes of it (a 1k price).
+    assert image_size(await env.download(url)) == (1008, 672)
+    assert data["cost"] == 0.04 and data["credits_cost"] == 0.4
 
 
 @pytest.mark.parametrize("body", [
@@ -127,10 +130,12 @@ async def test_task_shape_through_every_status(tmp_path: Path) -> None:
             data = await env.apimart_task(task_id)
             if not seen or seen[-1] != data["status"]:
                 seen.append(data["status"])
-            base = {"id", "status", "progress", "created", "estimated_time", "cost"}
+            base = {"id", "status", "progress", "created", "estimated_time", "cost",
+                    "credits_cost"}
             assert data["id"] == task_id and data["estimated_time"] == 120
             # The catalog's 2k price for one image: held while it runs, then settled.
             assert data["cost"] == 0.08 and isinstance(data["created"], int)
+            assert data["credits_cost"] == 0.8  # 10 credits per unit by default
             assert 0 <= data["progress"] <= 100
             if data["status"] == "completed":
                 break
@@ -324,3 +329,147 @@ def test_payment_required_spelling() -> None:
     """Billing's 402 (not in the tree yet) is spelled as the seed documents it."""
     body, status = apimart_error(ImagegateError("余额不足"), 402)
     assert (status, body["type"]) == (402, "payment_required")
+
+
+# ------------------------------------------ image-to-image without `size` (issue 18, item 1)
+# 002: "不传 `size` 时输出分辨率 = 输入图分辨率；传 `size` 则强制按指定尺寸出图".
+# reference (w, h) -> the image made, its tier and the price of that tier (gpt-image-2).
+TIER_PRICE = {"1k": 0.04, "2k": 0.08, "4k": 0.16}
+REFERENCE_CASES: list[tuple[str, tuple[int, int], tuple[int, int], str]] = [
+    ("landscape", (1536, 1024), (1536, 1024), "1k"),
+    ("portrait", (1024, 1536), (1024, 1536), "1k"),
+    ("2k table size", (2048, 1360), (2048, 1360), "2k"),
+    ("tiny", (96, 64), (1008, 672), "1k"),
+    ("huge", (5000, 4000), (3200, 2560), "4k"),
+    ("non-multiple of 16", (1000, 700), (1008, 704), "1k"),
+    ("non-multiple portrait", (700, 1000), (704, 1008), "1k"),
+]
+
+
+async def _hold_and_price(env: Env, task_id: str) -> tuple[int, int, str]:
+    task = await env.backends.store.get(task_id)
+    assert task is not None
+    return task.unit_price, task.hold_amount, str(task.request["tier"])
+
+
+@pytest.mark.parametrize(("reference", "made", "tier"), [c[1:] for c in REFERENCE_CASES],
+                         ids=[c[0] for c in REFERENCE_CASES])
+async def test_no_size_keeps_the_reference_resolution(env: Env, reference: tuple[int, int],
+                                                      made: tuple[int, int],
+                                                      tier: str) -> None:
+    body = {"model": "gpt-image-2", "prompt": "把这张照片变成水彩画风格",
+            "image_urls": [data_url(make_image(*reference))]}
+    task_id = await submit(env, body)
+    price = round(TIER_PRICE[tier] * 1_000_000)
+    # The hold is for the tier actually made, settled before the task existed.
+    assert await _hold_and_price(env, task_id) == (price, price, tier)
+    data = await env.apimart_wait(task_id)
+    assert data["status"] == "completed", data
+    assert data["estimated_time"] == ESTIMATED_SECONDS[tier]
+    assert data["cost"] == TIER_PRICE[tier]
+    assert data["credits_cost"] == round(TIER_PRICE[tier] * 10, 6)
+    [url] = data["result"]["images"][0]["url"]
+    assert image_size(await env.download(url)) == made
+
+
+@pytest.mark.parametrize(("reference", "made", "tier"), [c[1:] for c in REFERENCE_CASES],
+                         ids=[c[0] for c in REFERENCE_CASES])
+async def test_native_v1_keeps_its_default_size(env: Env, reference: tuple[int, int],
+                                                made: tuple[int, int], tier: str) -> None:
+    """/v1 follows the 000 seed: `size` defaults to 1024x1024, references or not."""
+    r = await env.post("/v1/images/generations",
+                       {"model": "gpt-image-2", "prompt": "p",
+                        "image_urls": [data_url(make_image(*reference))]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["size"] == "1024x1024"
+    assert image_size(await env.download(body["data"][0]["url"])) == (1024, 1024)
+    assert await _hold_and_price(env, body["task_id"]) == (40_000, 40_000, "1k")
+
+
+async def test_an_explicit_size_or_resolution_still_decides(env: Env) -> None:
+    ref = data_url(make_image(1000, 700))
+    # `size` sent: forced, as the seed says ("auto" is a size: the seed's 1:1).
+    for size, made in (("16:9", (1536, 864)), ("auto", (1024, 1024)),
+                       ("2048x1152", (2048, 1152))):
+        data = await env.apimart_wait(await submit(env, {"prompt": "p", "size": size,
+                                                         "image_urls": [ref]}))
+        [url] = data["result"]["images"][0]["url"]
+        assert image_size(await env.download(url)) == made, size
+    # `resolution` alone: the reference's shape at that tier, billed at that tier.
+    task_id = await submit(env, {"prompt": "p", "resolution": "2k",
+                                 "image_urls": [data_url(make_image(1536, 1024))]})
+    assert await _hold_and_price(env, task_id) == (80_000, 80_000, "2k")
+    data = await env.apimart_wait(task_id)
+    [url] = data["result"]["images"][0]["url"]
+    assert image_size(await env.download(url)) == (2048, 1360)
+
+
+async def test_edit_upload_without_size_keeps_its_resolution(env: Env) -> None:
+    r = await env.client.post("/apimart/v1/images/edits", headers=env.auth,
+                              data={"prompt": "watercolour"},
+                              files={"image": ("photo.png", make_image(1000, 700), "image/png")})
+    assert r.status_code == 200, r.text
+    data = await env.apimart_wait(r.json()["data"][0]["task_id"])
+    [url] = data["result"]["images"][0]["url"]
+    assert image_size(await env.download(url)) == (1008, 704)
+
+
+async def test_enumerated_model_takes_the_nearest_listed_size(env: Env) -> None:
+    data = await env.apimart_wait(await submit(env, {
+        "model": "gpt-image-1", "prompt": "p", "image_urls": [data_url(make_image(700, 1000))]}))
+    [url] = data["result"]["images"][0]["url"]
+    assert image_size(await env.download(url)) == (1024, 1536)
+
+
+async def test_n_beyond_the_settled_tier_is_refused_and_leaves_nothing(env: Env) -> None:
+    """n=10 passes at the provisional 1k; the 5000x4000 reference makes a 4k image (n <= 4):
+    a 400 naming `n`, no task, no hold, and the stored reference is removed again."""
+    body = {"prompt": "p", "n": 10, "image_urls": [data_url(make_image(5000, 4000))]}
+    r = await env.post(SUBMIT, body)
+    message = assert_error(r, 400, "invalid_request_error")
+    assert "'n'" in message and "3200x2560" in message
+    assert await env.task_count() == 0
+    assert await env.backends.blobs.delete_prefix("tasks/") == 0
+
+
+# ------------------------------------------------------------ credits_cost (issue 18, item 7)
+
+
+async def test_credits_cost_follows_cost_through_refunds(tmp_path: Path) -> None:
+    async with open_env(tmp_path, sandbox_failure_rate=1.0) as env:
+        task_id = await submit(env, {"prompt": "fail", "size": "1:1", "resolution": "4k"})
+        data = await env.apimart_wait(task_id)
+        assert data["status"] == "failed"
+        assert (data["cost"], data["credits_cost"]) == (0.0, 0.0)
+    async with open_env(tmp_path / "slow", sandbox_latency=5.0) as env:
+        task_id = await submit(env, {"prompt": "slow", "resolution": "2k"})
+        held = await env.apimart_task(task_id)
+        assert (held["cost"], held["credits_cost"]) == (0.08, 0.8)  # the hold
+        r = await env.client.post(f"/v1/tasks/{task_id}/cancel", headers=env.auth)
+        assert r.status_code == 200, r.text
+        data = await env.apimart_task(task_id)
+        assert data["status"] == "cancelled"
+        assert (data["cost"], data["credits_cost"]) == (0.0, 0.0)
+
+
+async def test_credits_cost_is_exact_at_the_seeds_price(tmp_path: Path) -> None:
+    """The seed's example, `cost` 0.05279 and `credits_cost` 0.5279 (0.05279 * 10 is
+    0.5278999999999999 in floats), and a configured `credits_per_unit`."""
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(
+        'default_model = "gpt-image-2"\n'
+        "[models.gpt-image-2]\n"
+        'size_rule = "flexible"\ndefault_size = "1:1"\nn_max = { "1k" = 4 }\n'
+        'qualities = ["auto"]\ndefault_quality = "auto"\noutput_formats = ["png"]\n'
+        'transparent_background = false\nprices = { "1k" = "0.05279" }\n', encoding="utf-8")
+    async with open_env(tmp_path, catalog_file=catalog) as env:
+        data = await env.apimart_wait(await submit(env, {"prompt": "seed price"}))
+        assert (data["cost"], data["credits_cost"]) == (0.05279, 0.5279)
+        data = await env.apimart_wait(await submit(env, {"prompt": "two", "n": 2}))
+        assert (data["cost"], data["credits_cost"]) == (0.10558, 1.0558)
+    async with open_env(tmp_path / "b", catalog_file=catalog, credits_per_unit=2.5) as env:
+        data = await env.apimart_wait(await submit(env, {"prompt": "rate"}))
+        assert (data["cost"], data["credits_cost"]) == (0.05279, 0.131975)
+        r = await env.post("/apimart/v1/tasks/batch", {"task_ids": [data["id"]]})
+        assert r.json()["data"][0]["credits_cost"] == 0.131975

@@ -4,6 +4,7 @@ official `openai` SDK as the client (AsyncOpenAI over the in-process ASGI transp
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import sqlalchemy as sa
 from openai import AsyncOpenAI
 
+from imagegate.db.tables import tasks
 from tests.support.profiles import Env, image_size, make_image, open_env
 
 pytestmark = pytest.mark.anyio
@@ -62,7 +65,9 @@ async def test_gpt_image_answers_b64_only(env: Env) -> None:
 async def test_dall_e_honours_response_format(env: Env) -> None:
     r = await env.post(GEN, {"model": "dall-e-3", "prompt": "a fox", "size": "1792x1024"})
     body = r.json()
-    assert set(body) == {"created", "data"} and set(body["data"][0]) == {"url"}
+    # dall-e-3 results carry revised_prompt (issue 18; 003: dall-e-3 only).
+    assert set(body) == {"created", "data"} and set(body["data"][0]) == {"url",
+                                                                         "revised_prompt"}
     assert image_size(await env.download(body["data"][0]["url"])) == (1792, 1024)
     r = await env.post(GEN, {"model": "dall-e-2", "prompt": "a fox", "n": 2,
                              "size": "256x256", "response_format": "b64_json"})
@@ -270,3 +275,57 @@ async def test_sdk_does_not_retry_a_timeout(tmp_path: Path) -> None:
                 await client.images.generate(prompt="slow")
         assert err.value.status_code == 504 and err.value.code == "timeout"
         assert await env.task_count() == 1
+
+
+# ------------------------------------------------------------------ issue 18, via the SDK
+
+
+async def test_sdk_quality_auto_resolved_fields_and_revised_prompt(env: Env) -> None:
+    """A generic OpenAI client's defaults: `quality: auto` works on DALL·E (made as
+    standard); a GPT image response names what was made, never `auto`; dall-e-3 alone
+    carries a `revised_prompt` (the sandbox's: the prompt with its style spelled out)."""
+    async with sdk(env) as client:
+        resp = await client.images.generate(model="gpt-image-1", prompt="a fox",
+                                            quality="auto", background="auto")
+        assert (resp.quality, resp.background, resp.size) == ("medium", "opaque", "1024x1024")
+        assert resp.data is not None and resp.data[0].revised_prompt is None
+        resp = await client.images.generate(model="gpt-image-1", prompt="a fox",
+                                            quality="low", background="transparent")
+        assert (resp.quality, resp.background) == ("low", "transparent")
+        resp = await client.images.generate(model="dall-e-3", prompt="a fox", quality="auto",
+                                            style="natural")
+        assert resp.data is not None
+        assert resp.data[0].revised_prompt == ("a fox, in a natural style: natural, less "
+                                               "hyper-real")
+        resp = await client.images.generate(model="dall-e-3", prompt="a fox")
+        assert resp.data is not None
+        assert resp.data[0].revised_prompt == "a fox, in a vivid style: hyper-real and dramatic"
+        resp = await client.images.generate(model="dall-e-2", prompt="a fox", quality="auto",
+                                            size="256x256")
+        assert resp.data is not None and resp.data[0].revised_prompt is None
+    for task_id, quality in await _qualities(env):
+        assert quality in ("medium", "low", "standard"), task_id
+
+
+async def _qualities(env: Env) -> list[tuple[str, str]]:
+    """(task id, quality) of every stored task: what was made and billed, never `auto`."""
+    rows = await env.backends.db.read(sa.select(tasks.c.id, tasks.c.request))
+    return [(row["id"], json.loads(row["request"])["quality"]
+             if isinstance(row["request"], str) else row["request"]["quality"])
+            for row in rows]
+
+
+async def test_sdk_stream_on_dalle_and_a_missing_key(env: Env) -> None:
+    async with sdk(env) as client:
+        with pytest.raises(openai.BadRequestError) as bad:
+            await client.images.generate(model="dall-e-3", prompt="x", stream=True,
+                                         partial_images=1)
+        assert (bad.value.param, bad.value.code) == ("stream", "unsupported_value")
+    # The SDK refuses to start without a key; a client behind a proxy that strips it
+    # (modelled here by blanking the header) sends none.
+    async with sdk(env, default_headers={"Authorization": ""}) as client:
+        with pytest.raises(openai.AuthenticationError) as denied:
+            await client.images.generate(prompt="x")
+        assert denied.value.code == "invalid_api_key"
+        assert "didn't provide an API key" in denied.value.message
+    assert await env.task_count() == 0

@@ -48,7 +48,9 @@ class OpenAIProfile(Profile):
 
     async def images(self, env: Env, resp: httpx.Response) -> list[bytes]:
         assert resp.status_code == 200, resp.text
-        return [base64.b64decode(item["b64_json"]) for item in resp.json()["data"]]
+        # GPT image models answer base64; DALL·E a URL unless asked otherwise.
+        return [base64.b64decode(item["b64_json"]) if "b64_json" in item
+                else await env.download(item["url"]) for item in resp.json()["data"]]
 
 
 class ApimartProfile(Profile):
@@ -143,6 +145,31 @@ async def test_bad_key(env: Env, profile: Profile, headers: dict[str, str]) -> N
         assert profile.error(resp)[0] == "authentication_error"
         assert "ig_not_a_key" not in resp.text
     assert await env.task_count() == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer "}, {"x-api-key": ""}])
+async def test_a_missing_key_is_invalid_api_key(env: Env, profile: Profile,
+                                                headers: dict[str, str]) -> None:
+    """The 004 seed's one 401 code, `invalid_api_key`, with a message that says the key is
+    missing (the apimart shape has the status as its code, as for every error there)."""
+    resp = await profile.submit(env, "/images/generations", headers=headers,
+                                json={"prompt": "x"})
+    assert resp.status_code == 401
+    kind, message = profile.error(resp)
+    assert kind == "authentication_error" and "didn't provide an API key" in message
+    if profile.name != "apimart":
+        assert resp.json()["error"]["code"] == "invalid_api_key"
+    assert await env.task_count() == 0
+
+
+# 003: "auto（默认值）将自动为给定模型选择最佳质量": `quality: auto` for every model.
+@pytest.mark.parametrize("model", ["dall-e-3", "dall-e-2", "gpt-image-1", "gpt-image-2"])
+async def test_quality_auto_for_every_model(env: Env, profile: Profile, model: str) -> None:
+    resp = await profile.submit(env, "/images/generations", headers=env.auth,
+                                json={"model": model, "prompt": "x", "quality": "auto",
+                                      "size": "1024x1024"})
+    [image] = await profile.images(env, resp)
+    assert image_size(image) == (1024, 1024)
 
 
 async def test_edit_without_an_image(env: Env, profile: Profile) -> None:
