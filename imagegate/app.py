@@ -23,6 +23,7 @@ from imagegate.api import (
     files,
     images,
     models,
+    moderation,
     openapi,
     tasks,
     usage,
@@ -43,6 +44,8 @@ from imagegate.api.responses import JSONResponse
 from imagegate.config import Settings
 from imagegate.domain.catalog import load_catalog
 from imagegate.errors import ImagegateError, InvalidRequestError, NotFoundError
+from imagegate.moderation.service import SettingsLoader
+from imagegate.reload import reload_on_sighup
 from imagegate.wiring import Backends, build_backends
 
 
@@ -106,16 +109,21 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def build_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
-    """The ASGI app. Pass `backends` to share already-built ones (tests do)."""
+def build_app(settings: Settings, backends: Backends | None = None, *,
+              reload_settings: SettingsLoader | None = None) -> FastAPI:
+    """The ASGI app. Pass `backends` to share already-built ones (tests do);
+    `reload_settings` reads the configuration again when the moderation lists reload."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = backends is None
-        app.state.backends = backends or await build_backends(settings)
+        app.state.backends = backends or await build_backends(
+            settings, reload_settings=reload_settings)
+        hangup = reload_on_sighup(app.state.backends.moderation)
         try:
             yield
         finally:
+            hangup.close()
             if own:
                 await app.state.backends.aclose()
 
@@ -139,7 +147,8 @@ def build_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     routers = (images.router, edits.router, variations.router, tasks.router, files.router,
                models.router, openai_profile.router, apimart.router, usage.router,
-               webhooks.router, admin.router, metrics_api.router, docs_pages.router)
+               webhooks.router, admin.router, moderation.router, metrics_api.router,
+               docs_pages.router)
     for router in routers:
         app.include_router(router)
 

@@ -43,7 +43,8 @@ class ChannelConfig(BaseModel):
     api_key: SecretStr | None = None
     api_key_env: str | None = None
     api_key_file: Path | None = None
-    models: list[str] = Field(min_length=1)
+    # Empty only for a channel used solely as `moderation_channel` (checked at start-up).
+    models: list[str] = []
     # imagegate model name -> the name this upstream calls it
     model_map: dict[str, str] = {}
     weight: int = Field(1, ge=0)
@@ -321,10 +322,62 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Seconds one webhook delivery may take."
     )
 
+    # -- content moderation (docs/moderation.md)
+    moderation_blocklist: list[str] = Field(
+        [],
+        description="Words, phrases and `re:` regular expressions refused in every prompt "
+        "(a line `[name]` names the category of the entries after it).",
+    )
+    moderation_blocklist_file: Path | None = Field(
+        None,
+        description="A file of more blocklist entries, one a line (`#` comments); re-read on "
+        "SIGHUP and `POST /admin/moderation/reload`.",
+    )
+    moderation_channel: str | None = Field(
+        None,
+        description="A channel (adapter openai or openai_compatible) whose `/moderations` "
+        "endpoint checks every prompt and reference image before the hold. Unset: no model "
+        "check.",
+    )
+    moderation_model: str = Field(
+        "omni-moderation-latest", description="The model asked on the moderation channel."
+    )
+    moderation_thresholds: dict[str, float] = Field(
+        {},
+        description="Category -> score at or above which a request is refused; categories "
+        "not listed follow the model's own `categories` flags.",
+    )
+    moderation_low_thresholds: dict[str, float] = Field(
+        {"sexual/minors": 0.5},
+        description="With `moderation: low` from a key allowed it (allow_low_moderation): "
+        "only these categories, at these scores, are refused by the model check.",
+    )
+    moderation_timeout_seconds: float = Field(
+        5.0, gt=0, description="Seconds the model check of one request may take in all."
+    )
+    moderation_on_error: Literal["open", "closed"] = Field(
+        "closed",
+        description="When the model check fails or times out: `closed` refuses the request "
+        "with 503 `moderation_unavailable`; `open` lets it through (and logs it).",
+    )
+    moderation_cache_seconds: float = Field(
+        300.0, ge=0,
+        description="How long a model verdict is reused for the same prompt or image (by "
+        "hash); 0 turns the cache off.",
+    )
+    moderation_images: bool = Field(
+        True, description="Send reference images to the model check as well as the prompt."
+    )
+
     # -- logging
     access_log: bool = Field(True, description="Log one line per HTTP request.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     log_json: bool = Field(False, description="Log as JSON lines instead of console text.")
+    log_prompts: bool = Field(
+        False,
+        description="Put prompt text (and the matched blocklist entry) in moderation log lines; "
+        "off, they name only the key, route, source and category.",
+    )
 
     @field_validator("public_base_url")
     @classmethod
@@ -340,6 +393,34 @@ class Settings(BaseSettings):
             except ValueError as exc:  # e.g. host bits set: "10.20.0.5/16"
                 raise ValueError(f"{info.field_name}: {exc}") from None
         return v
+
+    @field_validator("moderation_thresholds", "moderation_low_thresholds")
+    @classmethod
+    def _scores(cls, v: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        for category, score in v.items():
+            if not 0 <= score <= 1:
+                raise ValueError(f"{info.field_name}: the score of {category!r} must be "
+                                 "between 0 and 1")
+        return v
+
+    @model_validator(mode="after")
+    def _moderation_channel_exists(self) -> Settings:
+        name = self.moderation_channel
+        for ch in self.channels:
+            if not ch.models and ch.name != name:
+                raise ValueError(f"channel {ch.name!r} serves no models (models = [] is only "
+                                 "for the moderation_channel)")
+        if name is None:
+            return self
+        found = next((c for c in self.channels if c.name == name), None)
+        if found is None:
+            if name == "openai" and self.openai_api_key is not None:
+                return self  # the quick-start channel's key (see moderation/model.py)
+            raise ValueError(f"moderation_channel {name!r} names no channel")
+        if found.adapter not in ("openai", "openai_compatible"):
+            raise ValueError(f"moderation_channel {name!r} must use the openai or "
+                             f"openai_compatible adapter, not {found.adapter!r}")
+        return self
 
     @property
     def effective_database_url(self) -> str:

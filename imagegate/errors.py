@@ -2,6 +2,7 @@
 
     ImagegateError                      500 server_error
     ├── InvalidRequestError             400 invalid_request_error
+    │   ├── ContentPolicyError          400 invalid_request_error / content_policy_violation
     │   ├── PayloadTooLargeError        413 invalid_request_error / payload_too_large
     │   └── UnsupportedMediaTypeError   415 invalid_request_error / unsupported_media_type
     ├── AuthenticationError             401 authentication_error / invalid_api_key
@@ -74,6 +75,25 @@ class InvalidRequestError(ImagegateError):
     status_code = 400
     error_type = "invalid_request_error"
     default_code = "invalid_value"
+
+
+CONTENT_POLICY = "content_policy_violation"
+"""The one code of every content-policy refusal: this service's own moderation (blocklists,
+the moderation model) and an upstream's safety system alike."""
+
+
+class ContentPolicyError(InvalidRequestError):
+    """The request was refused by content moderation before anything was created or
+    charged. `source` (blocklist, model) and `category` are for metrics and logs; the
+    message names the category, never the matched term or the list."""
+
+    default_code = CONTENT_POLICY
+
+    def __init__(self, message: str, *, source: str = "blocklist", category: str = "",
+                 **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.source = source
+        self.category = category
 
 
 class PayloadTooLargeError(InvalidRequestError):

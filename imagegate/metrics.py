@@ -18,6 +18,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 Outcome = Literal["success", "rejected", "error", "timeout", "rate_limited"]
+ModerationOutcome = Literal["called", "cached", "error", "timeout"]
 
 ChannelGauges = tuple[str, int, int]
 """(channel name, breaker state 0 closed / 1 half-open / 2 open, calls in flight)"""
@@ -78,6 +79,20 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.moderation_refusals = Counter(
+            "imagegate_moderation_refusals",
+            "Requests refused for their content, by source (blocklist, model, upstream) and "
+            "category.",
+            ["source", "category"],
+            registry=self.registry,
+        )
+        self.moderation_model_checks = Counter(
+            "imagegate_moderation_model_checks",
+            "Inputs (prompts, images) put to the moderation model, by outcome (called, "
+            "cached), and requests whose model check failed (error, timeout).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.channel_sources: list[ChannelSource] = []
         self.task_counts: dict[str, int] | None = None
         self._task_source: TaskCounts | None = None
@@ -86,6 +101,12 @@ class Metrics:
     def observe_call(self, channel: str, model: str, outcome: Outcome, seconds: float) -> None:
         self.upstream_requests.labels(channel, model, outcome).inc()
         self.upstream_seconds.labels(channel).observe(seconds)
+
+    def refused(self, source: str, category: str) -> None:
+        self.moderation_refusals.labels(source, category).inc()
+
+    def model_check(self, outcome: ModerationOutcome) -> None:
+        self.moderation_model_checks.labels(outcome).inc()
 
     def watch_channels(self, source: ChannelSource) -> None:
         """Export breaker state and in-flight calls of the channels `source` lists."""

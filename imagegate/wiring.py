@@ -31,6 +31,8 @@ from imagegate.domain.catalog import Catalog, load_catalog
 from imagegate.ingest import IngestLimits, Ingestor
 from imagegate.ingest.budget import MemoryBudget
 from imagegate.metrics import Metrics
+from imagegate.moderation.service import Moderation, SettingsLoader
+from imagegate.moderation.store import ModerationStore
 from imagegate.net.fetch import Fetcher, FetchLimits
 from imagegate.net.guard import AddressPolicy
 from imagegate.providers.factory import build_providers
@@ -80,6 +82,8 @@ class Backends:
     usage: UsageReporter
     webhooks: WebhookStore
     metrics: Metrics
+    moderation: Moderation
+    moderation_store: ModerationStore
     admin_token: str
     # Client bytes held in memory at once: request bodies (api/middleware.py) and reference
     # images (the ingestor) draw on this one budget.
@@ -95,6 +99,7 @@ class Backends:
         if self.dispatcher is not None:  # after the worker: finishing tasks queue deliveries
             await self.dispatcher.stop()
         await self.providers.aclose()
+        await self.moderation.aclose()
         await self.limiter.aclose()
         await self.ingestor.aclose()
         await self.events.aclose()
@@ -141,17 +146,21 @@ async def open_database(settings: Settings) -> Database:
     return db
 
 
-async def build_backends(settings: Settings, *, with_worker: bool | None = None) -> Backends:
+async def build_backends(settings: Settings, *, with_worker: bool | None = None,
+                         reload_settings: SettingsLoader | None = None) -> Backends:
     """Every backend of one process; with workers (task runner and webhook dispatcher)
-    started when `with_worker` (default: `run_workers`) says so."""
+    started when `with_worker` (default: `run_workers`) says so. `reload_settings` reads the
+    configuration again when the moderation lists are reloaded (SIGHUP, the admin API)."""
     catalog = load_catalog(settings.catalog_file)
     db = await open_database(settings)
     try:
-        backends = _assemble(settings, catalog, db)
+        backends = _assemble(settings, catalog, db, reload_settings)
     except BaseException:
         await db.aclose()
         raise
     try:
+        # The blocklists first: a bad entry stops the start instead of serving unchecked.
+        await backends.moderation.reload()
         if settings.run_workers if with_worker is None else with_worker:
             await _start_workers(backends)
     except BaseException:
@@ -160,7 +169,8 @@ async def build_backends(settings: Settings, *, with_worker: bool | None = None)
     return backends
 
 
-def _assemble(settings: Settings, catalog: Catalog, db: Database) -> Backends:
+def _assemble(settings: Settings, catalog: Catalog, db: Database,
+              reload_settings: SettingsLoader | None = None) -> Backends:
     store = TaskStore(db)
     events: EventBus = plugins.choose(EVENT_BUSES, "memory", "event bus")(settings)
     blobs: BlobStore = plugins.choose(BLOB_STORES, settings.blob_store, "blob_store")(settings)
@@ -173,6 +183,9 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database) -> Backends:
                                settings.inflight_body_wait_seconds)
     ingestor = build_ingestor(settings, blobs, body_budget)
     idempotency = IdempotencyStore(db, settings.idempotency_ttl_seconds)
+    moderation_store = ModerationStore(db, settings.retention_seconds)
+    moderation = Moderation(settings, store=moderation_store, blobs=blobs, metrics=metrics,
+                            load_settings=reload_settings)
     return Backends(
         settings=settings,
         db=db,
@@ -187,7 +200,7 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database) -> Backends:
         limiter=limiter,
         intake=TaskIntake(catalog=catalog, providers=providers, idempotency=idempotency,
                           limiter=limiter, ingestor=ingestor, store=store, events=events,
-                          retention_seconds=settings.retention_seconds),
+                          retention_seconds=settings.retention_seconds, moderation=moderation),
         tasks=TaskService(store, events, poll_interval=settings.poll_interval_seconds,
                           sync_wait_seconds=settings.sync_wait_seconds),
         links=ResultLinks(
@@ -196,6 +209,8 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database) -> Backends:
         usage=UsageReporter(db, settings.currency),
         webhooks=WebhookStore(db),
         metrics=metrics,
+        moderation=moderation,
+        moderation_store=moderation_store,
         admin_token=secret_files.admin_token(settings),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         body_budget=body_budget,
@@ -216,7 +231,8 @@ async def _start_workers(b: Backends) -> None:
             reaper_interval=settings.reaper_interval_seconds,
             max_attempts=settings.max_attempts,
         ),
-        housekeeping=(b.idempotency.purge,),
+        housekeeping=(b.idempotency.purge, b.moderation_store.purge),
+        on_refused=b.moderation.upstream_refused,
     )
     await b.worker.start()
     b.dispatcher = WebhookDispatcher(b.webhooks, _task_renderer(b), address_policy(settings),

@@ -11,10 +11,12 @@ below it, never above:
     3  net, storage                                     the outside world: network, blobs
     4  ingest, accounts, webhooks                       client inputs; keys, money, limits;
                                                         signed notifications and their outbox
-    5  providers                                        upstream adapters and routing
+    5  providers, moderation                            upstream adapters and routing; content
+                                                        moderation (its model speaks through
+                                                        the providers' upstream client)
     6  tasks                                            intake, store, service, worker
     7  api                                              HTTP surfaces and profiles
-    8  wiring, app, cli                                 composition roots and entry points
+    8  wiring, app, reload, cli                         composition roots and entry points
 
 Imports inside `if TYPE_CHECKING:` are not counted (they never run). Imports inside functions
 are: a function-level import is still a dependency, and hiding a cycle in one is exactly what
@@ -38,10 +40,10 @@ LAYERS: dict[str, int] = {
     "testing": 2,
     "net": 3, "storage": 3,
     "ingest": 4, "accounts": 4, "webhooks": 4,
-    "providers": 5,
+    "providers": 5, "moderation": 5,
     "tasks": 6,
     "api": 7,
-    "wiring": 8, "app": 8, "cli": 8, "__main__": 8,
+    "wiring": 8, "app": 8, "reload": 8, "cli": 8, "__main__": 8,
 }
 
 # Modules only a composition root may import: they run things, they are not libraries.

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from imagegate.config import load_settings
+from imagegate.config import Settings, load_settings
 
 
 def test_precedence_flags_env_file_defaults(tmp_path: Path,
@@ -49,3 +50,17 @@ def test_bad_values_and_unknown_keys(tmp_path: Path) -> None:
 def test_signing_secret_is_not_printed() -> None:
     s = load_settings(signing_secret="super-secret-value-123456")
     assert "super-secret-value" not in repr(s)
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"moderation_channel": "nope"}, "names no channel"),
+    ({"moderation_channel": "d", "channels": [
+        {"name": "d", "adapter": "dimilinks", "base_url": "https://d.example", "models": []}]},
+     "must use the openai"),
+    ({"channels": [{"name": "x", "adapter": "openai", "models": []}]}, "serves no models"),
+    ({"moderation_thresholds": {"violence": 1.5}}, "between 0 and 1"),
+])
+def test_a_moderation_setup_that_cannot_work_is_refused(values: dict[str, Any],
+                                                             message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Settings(**values)

@@ -78,7 +78,7 @@ def _default_text(value: Any) -> str | None:
         return str(value).lower()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    if isinstance(value, list):  # as in the environment: JSON
+    if isinstance(value, list | dict):  # as in the environment: JSON
         return json.dumps(value)
     return str(value)
 

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from imagegate.accounts.keys import ApiKey
 
 MAX_NAME = 200
+# A key's own blocklist: entries are checked per request, so the list is bounded.
+MAX_BLOCKLIST_ENTRIES = 10_000
+MAX_BLOCKLIST_ENTRY = 1_000
 
 
 class Unset:
@@ -52,9 +55,31 @@ def _positive(value: Any, param: str) -> int | None:
     return value
 
 
+def normalize_blocklist(entries: Any, param: str = "moderation_blocklist"
+                        ) -> tuple[str, ...] | None:
+    """A blocklist as stored: a list of entry lines, blanks dropped, order kept; None = none.
+    Only the shape is checked here: what an entry means (a valid `re:` pattern) is the
+    moderation package's to judge, and the admin API and the CLI ask it before storing."""
+    if entries is None:
+        return None
+    if isinstance(entries, str) or not isinstance(entries, list | tuple) or not all(
+            isinstance(e, str) for e in entries):
+        raise InvalidRequestError(f"{param} must be a list of strings (or null)", param=param)
+    out = tuple(e.strip() for e in entries if e.strip())
+    if len(out) > MAX_BLOCKLIST_ENTRIES:
+        raise InvalidRequestError(f"{param} has {len(out)} entries; at most "
+                                  f"{MAX_BLOCKLIST_ENTRIES}", param=param)
+    for i, entry in enumerate(out):
+        if len(entry) > MAX_BLOCKLIST_ENTRY:
+            raise InvalidRequestError(f"{param}[{i}] is longer than {MAX_BLOCKLIST_ENTRY} "
+                                      "characters", param=f"{param}[{i}]")
+    return out
+
+
 def clean_fields(**given: Any) -> dict[str, Any]:
     """Column values for the given settings, validated; UNSET arguments are left out.
-    Accepts name, models, rpm, concurrency, expires_at, webhook_url."""
+    Accepts name, models, rpm, concurrency, expires_at, webhook_url, moderation_blocklist,
+    allow_low_moderation."""
     out: dict[str, Any] = {}
     for field, value in given.items():
         if isinstance(value, Unset):
@@ -79,6 +104,15 @@ def clean_fields(**given: Any) -> dict[str, Any]:
         elif field == "webhook_url":
             # Shape only (http(s), a host, no credentials); addresses are judged per delivery.
             out["webhook_url"] = None if value is None else validate_webhook_url(value)
+        elif field == "moderation_blocklist":
+            entries = normalize_blocklist(value)
+            out[field] = None if entries is None else json.dumps(list(entries),
+                                                                 ensure_ascii=False)
+        elif field == "allow_low_moderation":
+            if not isinstance(value, bool):
+                raise InvalidRequestError("allow_low_moderation must be true or false",
+                                          param=field)
+            out[field] = value
         else:  # pragma: no cover - a programming error, not input
             raise TypeError(f"unknown key field {field}")
     return out
@@ -107,4 +141,7 @@ def key_json(key: ApiKey) -> dict[str, Any]:
         "balance": None if key.balance is None else format_amount(key.balance),
         "active_tasks": key.active_tasks,
         "webhook_url": key.webhook_url,
+        "moderation_blocklist": None if key.moderation_blocklist is None
+        else list(key.moderation_blocklist),
+        "allow_low_moderation": key.allow_low_moderation,
     }

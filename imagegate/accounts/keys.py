@@ -48,6 +48,10 @@ class ApiKey:
     balance: int | None = None  # micro-units; None: postpaid (never refused)
     webhook_url: str | None = None
     active_tasks: int = 0
+    # This key's own blocklist entries (moderation), None: none; and whether its requests'
+    # `moderation: low` relaxes the model check.
+    moderation_blocklist: tuple[str, ...] | None = None
+    allow_low_moderation: bool = False
 
     @property
     def active(self) -> bool:
@@ -71,6 +75,7 @@ def hash_key(plaintext: str) -> str:
 
 def _row(m: Any) -> ApiKey:
     models = m["allowed_models"]
+    blocklist = m["moderation_blocklist"]
     return ApiKey(
         id=m["id"], name=m["name"], prefix=m["prefix"], created_at=m["created_at"],
         revoked_at=m["revoked_at"],
@@ -78,6 +83,8 @@ def _row(m: Any) -> ApiKey:
         rpm=m["rpm"], concurrency=m["concurrency"], expires_at=m["expires_at"],
         balance=None if m["balance"] is None else int(m["balance"]),
         webhook_url=m["webhook_url"], active_tasks=int(m["active_tasks"] or 0),
+        moderation_blocklist=tuple(json.loads(blocklist)) if blocklist is not None else None,
+        allow_low_moderation=bool(m["allow_low_moderation"]),
     )
 
 
@@ -99,23 +106,30 @@ class KeyStore:
         self, name: str, *, models: Sequence[str] | None = None, rpm: int | None = None,
         concurrency: int | None = None, balance: int | None = None,
         expires_at: float | None = None, webhook_url: str | None = None,
+        moderation_blocklist: Sequence[str] | None = None, allow_low_moderation: bool = False,
     ) -> tuple[str, ApiKey]:
         """A new key and its plaintext (shown once). A balance (micro-units) is written as a
         ledger "topup" in the same transaction; no balance means postpaid."""
         fields = clean_fields(name=name, models=models, rpm=rpm, concurrency=concurrency,
-                              expires_at=expires_at, webhook_url=webhook_url)
+                              expires_at=expires_at, webhook_url=webhook_url,
+                              moderation_blocklist=moderation_blocklist,
+                              allow_low_moderation=allow_low_moderation)
         if balance is not None and not 0 <= balance <= MAX_AMOUNT:
             raise InvalidRequestError("balance must be between 0 and "
                                       f"{MAX_AMOUNT} micro-units", param="balance")
         plaintext = KEY_PREFIX + new_token(32)
         now = time.time()
         models_json = fields["allowed_models"]
+        blocklist_json = fields["moderation_blocklist"]
         key = ApiKey(id=new_id("key_"), name=fields["name"], prefix=plaintext[:_VISIBLE],
                      created_at=now, revoked_at=None,
                      allowed_models=None if models_json is None else tuple(json.loads(models_json)),
                      rpm=fields["rpm"], concurrency=fields["concurrency"],
                      expires_at=fields["expires_at"], balance=balance,
-                     webhook_url=fields["webhook_url"])
+                     webhook_url=fields["webhook_url"],
+                     moderation_blocklist=None if blocklist_json is None
+                     else tuple(json.loads(blocklist_json)),
+                     allow_low_moderation=fields["allow_low_moderation"])
         steps = [Step(api_keys.insert().values(
             id=key.id, prefix=key.prefix, key_hash=hash_key(plaintext), created_at=now,
             revoked_at=None, balance=balance, active_tasks=0,
@@ -163,10 +177,14 @@ class KeyStore:
         models: Sequence[str] | Unset | None = UNSET, rpm: int | Unset | None = UNSET,
         concurrency: int | Unset | None = UNSET, expires_at: float | Unset | None = UNSET,
         webhook_url: str | Unset | None = UNSET,
+        moderation_blocklist: Sequence[str] | Unset | None = UNSET,
+        allow_low_moderation: bool | Unset = UNSET,
     ) -> ApiKey:
         """Change a key's settings; an argument left UNSET keeps its value, None clears it."""
         fields = clean_fields(name=name, models=models, rpm=rpm, concurrency=concurrency,
-                              expires_at=expires_at, webhook_url=webhook_url)
+                              expires_at=expires_at, webhook_url=webhook_url,
+                              moderation_blocklist=moderation_blocklist,
+                              allow_low_moderation=allow_low_moderation)
         if fields:
             result = await self._db.write(
                 api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))

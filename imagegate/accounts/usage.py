@@ -9,12 +9,16 @@ billing rows:
 
 A hold is *outstanding* while its task has neither a settle nor a refund row. Ranges are
 half-open, [since, until), on the ledger rows' own times.
+
+`refused` counts requests refused for their content (moderation's refusals table: by the
+blocklists or the moderation model before anything was charged, or by an upstream's safety
+system); they have no ledger row, so a key × model with only refusals gets a row of its own.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +26,7 @@ import sqlalchemy as sa
 from imagegate.accounts.money import format_amount
 from imagegate.accounts.when import iso
 from imagegate.db.database import Database
-from imagegate.db.tables import api_keys, ledger
+from imagegate.db.tables import api_keys, ledger, moderation_refusals
 from imagegate.errors import InvalidRequestError, NotFoundError
 
 BILLING_KINDS = ("hold", "settle", "refund")
@@ -62,6 +66,7 @@ class UsageRow:
     spend: int  # charged, including holds still outstanding
     refunds: int  # given back by refunds (failures, cancels)
     held: int  # holds whose task has not finished yet
+    refused: int = 0  # requests refused for their content (no charge)
 
     @classmethod
     def from_row(cls, m: Any) -> UsageRow:
@@ -73,7 +78,7 @@ class UsageRow:
         return {"key_id": self.key_id, "key_name": self.key_name, "model": self.model,
                 "tasks": self.tasks, "images": self.images,
                 "spend": format_amount(self.spend), "refunds": format_amount(self.refunds),
-                "holds_outstanding": format_amount(self.held)}
+                "holds_outstanding": format_amount(self.held), "refused": self.refused}
 
 
 def check_range(since: float | None, until: float | None) -> tuple[float, float]:
@@ -111,7 +116,33 @@ class UsageReporter:
             .group_by(ledger.c.key_id, api_keys.c.name, ledger.c.model)
             .order_by(api_keys.c.name, ledger.c.key_id, ledger.c.model)
         )
-        return [UsageRow.from_row(dict(r)) for r in await self._db.read(stmt)]
+        rows = {(r.key_id, r.model): r
+                for r in (UsageRow.from_row(dict(m)) for m in await self._db.read(stmt))}
+        only_refused: list[UsageRow] = []
+        for (kid, name, mdl), count in (await self._refusals(start, end, key_id, model)).items():
+            found = rows.get((kid, mdl))
+            if found is not None:
+                rows[(kid, mdl)] = replace(found, refused=count)
+            else:
+                only_refused.append(UsageRow(kid, name, mdl, 0, 0, 0, 0, 0, refused=count))
+        # Billed rows keep the database's order; rows with refusals only follow them.
+        only_refused.sort(key=lambda r: (r.key_name or "", r.key_id, r.model or ""))
+        return [*rows.values(), *only_refused]
+
+    async def _refusals(self, start: float, end: float, key_id: str | None,
+                        model: str | None) -> dict[tuple[str, str | None, str | None], int]:
+        r = moderation_refusals
+        where = [r.c.created_at >= start, r.c.created_at < end]
+        if key_id is not None:
+            where.append(r.c.key_id == key_id)
+        if model is not None:
+            where.append(r.c.model == model)
+        stmt = (sa.select(r.c.key_id, api_keys.c.name, r.c.model,
+                          sa.func.count().label("refused"))
+                .select_from(r.outerjoin(api_keys, api_keys.c.id == r.c.key_id))
+                .where(*where).group_by(r.c.key_id, api_keys.c.name, r.c.model))
+        return {(m["key_id"], m["name"], m["model"]): int(m["refused"])
+                for m in await self._db.read(stmt)}
 
     async def for_key(self, key_id: str, since: float | None = None,
                       until: float | None = None) -> dict[str, Any]:
@@ -142,6 +173,7 @@ class UsageReporter:
             "spend": format_amount(sum(m.spend for m in models)),
             "refunds": format_amount(sum(m.refunds for m in models)),
             "holds_outstanding": format_amount(sum(m.held for m in models)),
+            "refused": sum(m.refused for m in models),
             "topups": format_amount(int(moves[0]["topups"])),
             "adjustments": format_amount(int(moves[0]["adjusts"])),
             "models": [{k: v for k, v in m.to_json().items()

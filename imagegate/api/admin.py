@@ -19,6 +19,7 @@ from imagegate.accounts.usage import check_range
 from imagegate.accounts.when import iso, parse_when
 from imagegate.api.admin_auth import require_admin
 from imagegate.api.deps import CatalogDep, KeysDep, SettingsDep, UsageDep, json_body
+from imagegate.api.moderation import check_entries
 from imagegate.api.responses import JSONResponse
 from imagegate.config import Settings
 from imagegate.domain.catalog import Catalog
@@ -29,7 +30,8 @@ from imagegate.net.urls import validate_webhook_url
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)],
                    include_in_schema=False)
 
-_SETTINGS = ("name", "models", "rpm", "concurrency", "expires_at", "webhook_url")
+_SETTINGS = ("name", "models", "rpm", "concurrency", "expires_at", "webhook_url",
+             "moderation_blocklist", "allow_low_moderation")
 _CREATE = (*_SETTINGS, "balance")
 
 
@@ -61,6 +63,9 @@ def _settings(catalog: Catalog, settings: Settings, body: Mapping[str, Any]
         policy = AddressPolicy.from_config(settings.fetch_allow_hosts,
                                            settings.fetch_allow_networks)
         out["webhook_url"] = validate_webhook_url(out["webhook_url"], policy)
+    if not isinstance(out["moderation_blocklist"], Unset | None):
+        out["moderation_blocklist"] = check_entries(out["moderation_blocklist"],
+                                                    "moderation_blocklist")
     return out
 
 

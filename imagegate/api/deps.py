@@ -23,6 +23,8 @@ from imagegate.config import Settings
 from imagegate.domain.catalog import Catalog
 from imagegate.errors import AuthenticationError, InvalidRequestError, PayloadTooLargeError
 from imagegate.metrics import Metrics
+from imagegate.moderation.service import Moderation
+from imagegate.moderation.store import ModerationStore
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.links import ResultLinks
 from imagegate.tasks.intake import TaskIntake
@@ -96,6 +98,16 @@ async def metrics(request: Request) -> Metrics:
     return found
 
 
+async def moderation(request: Request) -> Moderation:
+    found: Moderation = _backends(request).moderation
+    return found
+
+
+async def moderation_store(request: Request) -> ModerationStore:
+    found: ModerationStore = _backends(request).moderation_store
+    return found
+
+
 async def admin_token(request: Request) -> str:
     found: str = _backends(request).admin_token
     return found
@@ -112,6 +124,8 @@ UsageDep = Annotated[UsageReporter, Depends(usage)]
 WebhookStoreDep = Annotated[WebhookStore, Depends(webhook_store)]
 DispatcherDep = Annotated[WebhookDispatcher | None, Depends(dispatcher)]
 MetricsDep = Annotated[Metrics, Depends(metrics)]
+ModerationDep = Annotated[Moderation, Depends(moderation)]
+ModerationStoreDep = Annotated[ModerationStore, Depends(moderation_store)]
 
 
 async def api_key(request: Request) -> ApiKey:

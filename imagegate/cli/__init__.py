@@ -1,18 +1,20 @@
 """The `imagegate` command. This module only assembles the typer app; each command group is a
-module of its own (server, keys, usage, channels, generate), thin: it builds settings, calls
-the same objects the server uses and prints. `main` is the console-script entry point."""
+module of its own (server, keys, usage, channels, moderation, generate), thin: it builds
+settings, calls the same objects the server uses and prints. `main` is the console-script
+entry point."""
 
 from __future__ import annotations
 
 import typer
 
-from imagegate.cli import channels, generate, keys, server, usage
+from imagegate.cli import channels, generate, keys, moderation, server, usage
 
 cli = typer.Typer(help="imagegate: an image-generation API gateway.", no_args_is_help=True,
                   add_completion=False)
 # Registered in this order because `imagegate --help` lists commands in it.
 cli.add_typer(keys.keys_app, name="keys")
 cli.add_typer(channels.channels_app, name="channels")
+cli.add_typer(moderation.moderation_app, name="moderation")
 cli.command("usage")(usage.usage_command)
 cli.command()(server.serve)
 cli.command()(server.worker)

@@ -18,10 +18,12 @@ from rich.markup import escape
 from imagegate import __version__
 from imagegate.accounts.keys import KeyStore
 from imagegate.cli.options import ConfigOpt, DataDirOpt, cli_settings
-from imagegate.config import Settings
+from imagegate.config import Settings, load_settings
 from imagegate.domain.catalog import load_catalog
 from imagegate.logs import configure_logging
+from imagegate.moderation.sources import global_sources
 from imagegate.providers.factory import RoutePlan, plan_routes
+from imagegate.reload import reload_on_sighup
 from imagegate.wiring import build_backends, open_database
 
 T = TypeVar("T")
@@ -138,6 +140,7 @@ def serve(
 
     try:  # a bad channel (unknown model, unreadable key file) stops here, before any change
         plan = plan_routes(settings, load_catalog(settings.catalog_file))
+        global_sources(settings)  # and so does an unusable blocklist entry or file
     except ValueError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -146,7 +149,9 @@ def serve(
         new_key = _with_keys(settings, first_key)
         _banner(settings, plan, new_key, Console())
         server = uvicorn.Server(uvicorn.Config(
-            build_app(settings),
+            # SIGHUP re-reads the config file's blocklist entries with the same sources.
+            build_app(settings, reload_settings=lambda: load_settings(
+                config, host=host, port=port, data_dir=data_dir)),
             log_config=None,
             access_log=settings.access_log,
             timeout_graceful_shutdown=10,
@@ -170,6 +175,8 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         backends = await build_backends(settings, with_worker=True)
+        # A `kill -HUP` sent to every imagegate process must not end the workers.
+        hangup = reload_on_sighup(backends.moderation)
         err = Console(stderr=True)
         err.print(f"imagegate worker {backends.worker.owner if backends.worker else ''} running")
         warning = webhook_base_warning(settings)
@@ -178,6 +185,7 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         try:
             await stop.wait()
         finally:
+            hangup.close()
             await backends.aclose()
 
     asyncio.run(run())

@@ -25,7 +25,9 @@ def usage_command(
     until: Annotated[str | None, typer.Option(help="End (exclusive; default: now).")] = None,
     as_json: JsonOpt = False, config: ConfigOpt = None, data_dir: DataDirOpt = None,
 ) -> None:
-    """Usage per key and model from the ledger: tasks, images, spend, refunds, holds."""
+    """Usage per key and model: tasks, images, spend, refunds, holds, refusals.
+
+    Money comes from the ledger; `refused` counts requests refused for their content."""
     settings = cli_settings(config, data_dir=data_dir)
     start, end = checked(lambda: check_range(
         None if since is None else parse_when(since, param="since", span=-1),
@@ -45,15 +47,17 @@ def usage_command(
         balance = "postpaid" if key.balance is None else format_amount(key.balance)
         typer.echo(f"{key.id} ({key.name}): balance {balance}")
     table = Table("key", "name", "model", "tasks", "images", "spend", "refunds", "held",
+                  "refused",
                   title=f"usage {format_when(start)} → {format_when(end)} UTC "
                         f"({settings.currency})")
     for r in rows:
         table.add_row(r.key_id, r.key_name or "?", r.model or "-", str(r.tasks),
                       str(r.images), format_amount(r.spend), format_amount(r.refunds),
-                      format_amount(r.held))
+                      format_amount(r.held), str(r.refused))
     table.add_section()
     table.add_row("total", "", "", str(sum(r.tasks for r in rows)),
                   str(sum(r.images for r in rows)), format_amount(sum(r.spend for r in rows)),
                   format_amount(sum(r.refunds for r in rows)),
-                  format_amount(sum(r.held for r in rows)))
+                  format_amount(sum(r.held for r in rows)),
+                  str(sum(r.refused for r in rows)))
     print_wide(table)

@@ -1,5 +1,5 @@
 """The admin side of the client: the `/admin/…` routes, behind the admin token (used by
-`imagegate channels`).
+`imagegate channels` and `imagegate moderation`).
 
 Its errors keep apart what a caller treats differently: no server answering at all (a CLI
 can fall back to what the configuration says) and a server that answered with an error (a
@@ -58,13 +58,35 @@ class AdminClient(BearerSession):
             raise AdminAnswerError(self.url, status, _message(body))
         return body
 
+    async def moderation_test(self, prompt: str, key_id: str | None = None,
+                              moderation: str = "auto") -> dict[str, Any]:
+        """`POST /admin/moderation/test`: whether and why the server would refuse `prompt`."""
+        body: dict[str, Any] = {"prompt": prompt, "moderation": moderation}
+        if key_id is not None:
+            body["key_id"] = key_id
+        return await self._object("POST", "/admin/moderation/test", body)
+
+    async def moderation_reload(self) -> dict[str, Any]:
+        """`POST /admin/moderation/reload`: re-read every blocklist source."""
+        return await self._object("POST", "/admin/moderation/reload", None)
+
+    async def _object(self, method: str, path: str, body: Any) -> dict[str, Any]:
+        status, answer = await self._send(method, path, body)
+        if status != 200 or not isinstance(answer, dict):
+            raise AdminAnswerError(self.url, status, _message(answer))
+        return answer
+
     async def _get(self, path: str) -> tuple[int, Any]:
+        return await self._send("GET", path, None)
+
+    async def _send(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         try:
-            async with self.session.get(self.base_url + path) as resp:
+            async with self.session.request(method, self.base_url + path,
+                                            json=body) as resp:
                 # content_type=None: an error page served as text/html still gets parsed or
                 # reported, rather than refused on its header alone.
-                body: Any = await resp.json(content_type=None)
-                return resp.status, body
+                answer: Any = await resp.json(content_type=None)
+                return resp.status, answer
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise ServerUnreachable(str(exc) or type(exc).__name__) from None
         except (aiohttp.ClientError, ValueError) as exc:

@@ -33,6 +33,10 @@ api_keys = sa.Table(
     sa.Column("active_tasks", sa.Integer, nullable=False, server_default="0"),
     sa.Column("webhook_url", sa.Text, nullable=True),
     sa.Column("webhook_secret", sa.String(100), nullable=True),  # "whsec_<base64>"
+    # -- moderation (0003): this key's own blocklist entries (JSON list; NULL: none), and
+    # whether its requests' `moderation: low` relaxes the model check.
+    sa.Column("moderation_blocklist", sa.Text, nullable=True),
+    sa.Column("allow_low_moderation", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 tasks = sa.Table(
@@ -119,4 +123,30 @@ webhook_deliveries = sa.Table(
     sa.Column("delivered_at", sa.Float, nullable=True),
     sa.Index("ix_webhook_due", "status", "next_attempt_at"),
     sa.Index("ix_webhook_key_created", "key_id", "created_at"),
+)
+
+# The operator's global blocklist entries kept in the database (the admin API replaces them);
+# one row per scope, today only "global". Entries from the config and the blocklist file are
+# not stored here.
+moderation_lists = sa.Table(
+    "moderation_lists",
+    metadata,
+    sa.Column("scope", sa.String(40), primary_key=True),
+    sa.Column("entries", sa.Text, nullable=False),  # JSON list of entry lines
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# One row per refused request (no task, no ledger row exists for it): what usage reports and
+# `GET /admin/moderation/refusals` count. Never the prompt. Purged after retention_seconds.
+moderation_refusals = sa.Table(
+    "moderation_refusals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key_id", sa.String(40), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # blocklist | model | upstream
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(100), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_moderation_refusals_key_created", "key_id", "created_at"),
+    sa.Index("ix_moderation_refusals_created", "created_at"),
 )

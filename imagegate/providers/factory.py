@@ -80,9 +80,11 @@ def openai_models(catalog: Catalog) -> list[str]:
 def plan_routes(settings: Settings, catalog: Catalog) -> RoutePlan:
     """Which channels serve which model. Raises ValueError on a configuration that cannot
     work (a model not in the catalog, a duplicate channel name, an unreadable key file)."""
-    if not settings.channels and settings.openai_api_key is None:
+    # A channel with no models (the moderation channel's) does not make this a relay.
+    relaying = any(ch.models for ch in settings.channels)
+    if not relaying and settings.openai_api_key is None:
         return RoutePlan("sandbox", [], {})
-    if not settings.channels:
+    if not relaying:
         assert settings.openai_api_key is not None
         models = openai_models(catalog)
         quick = ChannelConfig.model_validate({
@@ -96,11 +98,15 @@ def plan_routes(settings: Settings, catalog: Catalog) -> RoutePlan:
     by_model: dict[str, list[ChannelConfig]] = {}
     seen: set[str] = set()
     notes: list[str] = []
+    routed: list[ChannelConfig] = []
     for ch in settings.channels:
         if ch.name in seen:
             raise ValueError(f"two channels are named {ch.name!r}; channel names must be unique")
         seen.add(ch.name)
         _check_secret(ch)
+        if not ch.models:  # the moderation channel (Settings allows no other): not routed
+            continue
+        routed.append(ch)
         for model in ch.models:
             if catalog.get(model) is None:
                 raise ValueError(
@@ -116,7 +122,7 @@ def plan_routes(settings: Settings, catalog: Catalog) -> RoutePlan:
     unserved = [m for m in catalog.names() if m not in by_model]
     if unserved:
         notes.append(f"not served (no channel names them): {', '.join(unserved)}")
-    return RoutePlan("channels", list(settings.channels), by_model, notes)
+    return RoutePlan("channels", routed, by_model, notes)
 
 
 def _check_secret(ch: ChannelConfig) -> None:

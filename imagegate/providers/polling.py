@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from imagegate.config import ChannelConfig
 from imagegate.domain.images import GeneratedImage, ReferenceImage
-from imagegate.errors import ProviderError, ProviderRejectedError
+from imagegate.errors import CONTENT_POLICY, ProviderError, ProviderRejectedError
 from imagegate.providers.base import (
     PartialCallback,
     ProgressCallback,
@@ -33,7 +33,7 @@ from imagegate.providers.base import (
     refuse_variation,
 )
 from imagegate.providers.results import ResultDownloader
-from imagegate.providers.upstream import UpstreamClient, bad_response
+from imagegate.providers.upstream import UpstreamClient, bad_response, is_content_policy
 
 # Consecutive failed polls tolerated before giving up. A 5xx or a dropped connection while
 # the upstream renders says nothing about the task itself, so it is waited out, but not
@@ -100,6 +100,8 @@ def task_failure(channel: str, error: Any, status: str = "failed") -> ProviderEr
         message = error
     message = message or f"upstream task {status}"
     words = f"{code} {kind}".lower()
+    if is_content_policy(code, kind, message):  # one code for every upstream's refusal
+        return ProviderRejectedError(message, code=CONTENT_POLICY)
     if status_code in _REQUEST_FAULT_STATUSES or any(w in words for w in _REQUEST_FAULT_WORDS):
         return ProviderRejectedError(message, code=code if code and status_code is None
                                      else "upstream_rejected")

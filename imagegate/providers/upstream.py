@@ -19,13 +19,32 @@ from yarl import URL
 
 from imagegate import __version__
 from imagegate.config import ChannelConfig
-from imagegate.errors import ProviderError, ProviderRejectedError
+from imagegate.errors import CONTENT_POLICY, ProviderError, ProviderRejectedError
 
 MiB = 1024 * 1024
 # A JSON answer holds up to n base64 images; 10 x 4K PNGs fit comfortably below this.
 DEFAULT_MAX_RESPONSE_BYTES = 512 * MiB
 _MAX_MESSAGE_CHARS = 500
 _CHUNK = 256 * 1024
+# Error codes and types by which upstreams say "our safety system refused this request"
+# (OpenAI: `moderation_blocked` for gpt-image, `content_policy_violation` for DALL·E; the
+# resellers' `sensitive_content`, `unsafe_prompt`, `content_filter`, ...), and phrases of
+# messages that say it when the code is only a number (the 002 seed's `{"code": 400}`). All
+# of them reach the client as imagegate's one code for it, CONTENT_POLICY.
+_CONTENT_POLICY_WORDS = ("moderation", "content_policy", "content_filter", "safety",
+                         "sensitive", "unsafe", "violation")
+_CONTENT_POLICY_PHRASES = ("safety system", "content policy", "content_policy", "moderation",
+                           "违规", "敏感")
+
+
+def is_content_policy(code: str | None, kind: str | None = None,
+                      message: str | None = None) -> bool:
+    """Whether an upstream error's code, type or message says it refused the content."""
+    words = f"{code or ''} {kind or ''}".lower()
+    if any(word in words for word in _CONTENT_POLICY_WORDS):
+        return True
+    text = (message or "").lower()
+    return any(phrase in text for phrase in _CONTENT_POLICY_PHRASES)
 
 
 class UpstreamClient:
@@ -152,6 +171,8 @@ def translate(
         message = message.replace(secret, "***")
     message = message or f"HTTP {status}"
     if status in (400, 413, 422):
+        if is_content_policy(code, message=message):
+            return ProviderRejectedError(message, code=CONTENT_POLICY)
         return ProviderRejectedError(message, code=code or "upstream_rejected")
     text = f"upstream answered HTTP {status}: {message}"
     if status in (401, 403):

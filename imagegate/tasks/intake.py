@@ -4,12 +4,14 @@ came through (native, openai, apimart; JSON, multipart or a stream).
 In order, and nothing is changed before a check passes: the webhook URL may be called later
 (net policy) → the key may use the model → some channel serves the model → an
 `Idempotency-Key` seen before answers with its task (no rate-limit hit, no charge) → the rate
-limit → the request's images are fetched, validated and stored → a size taken from the
-reference image is settled (`settle_reference_size`: only now are its dimensions known) →
-the price (catalog), for the tier that will be made → the hold, the task row and the
-idempotency record in ONE transaction (`TaskStore.create`). If anything after the images
-were stored refuses (a 400 on the settled size, 402, 429, a lost idempotency race), they are
-removed again: a refused request leaves nothing behind.
+limit → the prompt against the blocklists (moderation) → the request's images are fetched,
+validated and stored → the moderation model on the prompt and those images → a size taken
+from the reference image is settled (`settle_reference_size`: only now are its dimensions
+known) → the price (catalog), for the tier that will be made → the hold, the task row and the
+idempotency record in ONE transaction (`TaskStore.create`). If anything after the images were
+stored refuses (400 `content_policy_violation`, a 400 on the settled size, 402, 429, a lost
+idempotency race), they are removed again: a refused request leaves nothing behind, and
+nothing was sent upstream.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from imagegate.domain.request import ImageRequest
 from imagegate.domain.task import Task, new_id
 from imagegate.errors import ModelNotAllowedError, ModelNotFoundError, NotFoundError
 from imagegate.ingest import Ingestor
+from imagegate.moderation.service import Moderation
 from imagegate.net.urls import validate_webhook_url
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.tasks.events import EventBus
@@ -35,7 +38,8 @@ from imagegate.tasks.store import TaskStore
 class TaskIntake:
     def __init__(self, *, catalog: Catalog, providers: ProviderRegistry,
                  idempotency: IdempotencyStore, limiter: RateLimiter, ingestor: Ingestor,
-                 store: TaskStore, events: EventBus, retention_seconds: float) -> None:
+                 store: TaskStore, events: EventBus, retention_seconds: float,
+                 moderation: Moderation | None = None) -> None:
         self._catalog = catalog
         self._providers = providers
         self._idempotency = idempotency
@@ -44,6 +48,7 @@ class TaskIntake:
         self._store = store
         self._events = events
         self._retention = retention_seconds
+        self._moderation = moderation
 
     @staticmethod
     def new_task_id() -> str:
@@ -74,8 +79,17 @@ class TaskIntake:
             if seen is not None:  # a replay is not a new request: no rate-limit hit, no charge
                 return await self._replayed(key, idempotency.replay(seen, request_hash))
         await self._limiter.check(key)
+        if self._moderation is not None:  # before any image is fetched
+            await self._moderation.screen(key, request, route=route)
         task_id = task_id or self.new_task_id()
+        params = [ref.param for ref in request.references]  # ingest drops the field names
         request = await self._ingestor.prepare(request, task_id)
+        if self._moderation is not None:
+            try:
+                await self._moderation.review(key, request, params, route=route)
+            except BaseException:
+                await self._ingestor.discard(task_id)
+                raise
         steps = () if idem is None or request_hash is None else self._idempotency.record_steps(
             key.id, idem, request_hash, task_id)
         try:

@@ -19,7 +19,7 @@ from typing import Any
 from imagegate.domain.images import PartialImage, ReferenceImage, format_of
 from imagegate.domain.request import ImageRequest, StoredReference
 from imagegate.domain.task import StoredImage, Task, new_owner_id
-from imagegate.errors import ImagegateError, ProviderError
+from imagegate.errors import CONTENT_POLICY, ImagegateError, ProviderError
 from imagegate.providers.base import (
     SYNC_CALL,
     PartialCallback,
@@ -82,14 +82,18 @@ class Worker:
         blobs: BlobStore,
         config: WorkerConfig,
         housekeeping: Sequence[Callable[[], Awaitable[int]]] = (),
+        on_refused: Callable[[str, str | None], Awaitable[None]] | None = None,
     ) -> None:
-        """`housekeeping`: other expiry sweeps (idempotency records) run with the cleaner."""
+        """`housekeeping`: other expiry sweeps (idempotency records) run with the cleaner.
+        `on_refused(key_id, model)`: told when an upstream refused a task for its content
+        (moderation counts those with its own refusals)."""
         self._store = store
         self._events = events
         self._providers = providers
         self._blobs = blobs
         self._config = config
         self._housekeeping = tuple(housekeeping)
+        self._on_refused = on_refused
         self.owner = new_owner_id()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -264,6 +268,11 @@ class Worker:
         except ImagegateError as exc:
             log.info("task %s failed: %s", task.id, exc.message)
             await self._store.fail(task, self.owner, exc.to_json())
+            if exc.code == CONTENT_POLICY and self._on_refused is not None:
+                try:
+                    await self._on_refused(task.key_id, task.model)
+                except Exception:  # counting it must never undo the failure just recorded
+                    log.exception("could not count the content-policy refusal of %s", task.id)
         except Exception:
             log.exception("task %s failed unexpectedly", task.id)
             await self._store.fail(

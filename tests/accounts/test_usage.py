@@ -90,7 +90,7 @@ async def test_for_key(clean: Database) -> None:
         2, 2, "0.50", "0.25")
     assert report["models"] == [{"model": "gpt-image-2", "tasks": 2, "images": 2,
                                  "spend": "0.50", "refunds": "0.25",
-                                 "holds_outstanding": "0.00"}]
+                                 "holds_outstanding": "0.00", "refused": 0}]
     _, post = await keys.create("postpaid")
     assert (await UsageReporter(db).for_key(post.id))["balance"] is None
     with pytest.raises(NotFoundError):

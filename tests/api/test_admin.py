@@ -147,7 +147,7 @@ async def test_usage_report(env: Admin) -> None:
     assert r.status_code == 200 and body["currency"] == "USD"
     assert body["data"] == [{"key_id": kid, "key_name": "alice", "model": "gpt-image-2",
                              "tasks": 1, "images": 1, "spend": "0.10", "refunds": "0.00",
-                             "holds_outstanding": "0.00"}]
+                             "holds_outstanding": "0.00", "refused": 0}]
     since = time.strftime("%Y-%m-%d", time.gmtime(now + 86_400 * 2))
     r = await env.call("GET", f"/admin/usage?since={since}&until=4102444800")
     assert r.json()["data"] == []

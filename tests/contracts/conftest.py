@@ -78,7 +78,8 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.migrate()
     if database.dialect == "postgresql":  # one database per session: start each test empty
         await database.write(sa.text(
-            "TRUNCATE tasks, api_keys, ledger, idempotency_keys, webhook_deliveries"
+            "TRUNCATE tasks, api_keys, ledger, idempotency_keys, webhook_deliveries, "
+            "moderation_lists, moderation_refusals"
         ))
     try:
         yield database

@@ -179,6 +179,7 @@ async def test_content_policy_failure_is_the_requests_fault(dialect: str) -> Non
         with pytest.raises(ProviderRejectedError) as info:
             await rig.run(rig.job(make_request(prompt="something forbidden")))
         assert "safety system" in info.value.message
+        assert info.value.code == "content_policy_violation"  # the one code (issue 17)
         assert info.value.retryable is False
         assert rig.fake.submissions == 1
 

@@ -56,7 +56,10 @@ async def test_post_json_sends_bearer_and_parses(fake: FakeOpenAI, client: Upstr
 TABLE: list[tuple[int, Any, dict[str, str], type[ProviderError], str, float | None]] = [
     (400, {"error": {"message": "Your request was rejected by the safety system.",
                      "type": "image_generation_user_error", "code": "moderation_blocked"}},
-     {}, ProviderRejectedError, "moderation_blocked", None),
+     {}, ProviderRejectedError, "content_policy_violation", None),  # one code for all
+    (400, {"error": {"code": 400, "message": "提示词包含违规内容",
+                     "type": "invalid_request_error"}},
+     {}, ProviderRejectedError, "content_policy_violation", None),
     (400, {"error": {"code": 400, "message": "bad size", "type": "invalid_request_error"}},
      {}, ProviderRejectedError, "upstream_rejected", None),
     (413, "payload too large", {}, ProviderRejectedError, "upstream_rejected", None),

@@ -29,7 +29,8 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SUBMIT = "/v1/images/generations?async=true"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 # The PostgreSQL test database lives for the whole session: each app starts it empty.
-_TABLES = "tasks, api_keys, ledger, idempotency_keys, webhook_deliveries"
+_TABLES = ("tasks, api_keys, ledger, idempotency_keys, webhook_deliveries, moderation_lists, "
+           "moderation_refusals")
 
 
 def bearer(plaintext: str) -> dict[str, str]:

@@ -16,6 +16,11 @@ Reseller behaviour: `accepted_fields` replaces the per-model allowlist (anything
 and `result_mode` picks how results come back, quirks included (relative URLs, data URLs,
 `url` as a list, `b64_json: ""` beside a URL). Result files are served at GET /files/{id}.
 
+POST /v1/moderations (OpenAI's moderation endpoint, `moderation_rules`): text and `data:`
+image inputs classified by the fake's own terms and colours, so tests can have a prompt or
+an image flagged in a chosen category; `moderations` counts its calls, and `latency` and
+planned faults apply to it as to the image endpoints.
+
 `fixed_image` (bench/bench_relay.py) answers every request with those exact bytes, whatever
 the size or format asked, its base64 encoded once: a payload of a chosen size (a ~2 MiB
 noise PNG) at almost no cost to the fake, so a benchmark measures the relay, not the fake.
@@ -32,6 +37,7 @@ from typing import Any, Literal
 import pyvips
 from aiohttp import web
 
+from imagegate.testing.upstreams import moderation_rules
 from imagegate.testing.upstreams.common import FakeUpstream, RecordedRequest
 from imagegate.testing.upstreams.openai_rules import (
     Rejection,
@@ -46,6 +52,17 @@ def variation_seed(image: bytes, index: int) -> str:
     """The seed of the fake's variation `index` of `image` (tests rebuild the bytes with
     `fake.png(w, h, variation_seed(image, i))`)."""
     return f"variation:{hashlib.sha256(image).hexdigest()[:16]}:{index}"
+
+
+def _mean_colour(data: bytes) -> tuple[float, ...]:
+    """The mean of each colour band of an image (a Rejection when it is no image)."""
+    try:
+        img = pyvips.Image.new_from_buffer(data, "")
+        bands = min(3, int(img.bands))
+        return tuple(float(img.extract_band(i).avg()) for i in range(bands))
+    except pyvips.Error:
+        raise Rejection(400, "image_url.url holds no image this service can read",
+                        param="input", code="invalid_image") from None
 
 
 ResultMode = Literal["b64", "url", "relative_url", "data_url", "url_list", "empty_b64_with_url"]
@@ -76,12 +93,17 @@ class FakeOpenAI(FakeUpstream):
         self.reseller = reseller
         self.fixed_image = fixed_image
         self._fixed_b64 = base64.b64encode(fixed_image).decode() if fixed_image else None
+        # The moderation classifier's terms and colours (moderation_rules), replaceable.
+        self.moderation_terms = dict(moderation_rules.DEFAULT_TERMS)
+        self.moderation_colours = dict(moderation_rules.DEFAULT_COLOURS)
+        self.moderations = 0
 
     def routes(self) -> list[web.RouteDef]:
         return [*super().routes(),
                 web.post("/v1/images/generations", self._generations),
                 web.post("/v1/images/edits", self._edits),
-                web.post("/v1/images/variations", self._variations)]
+                web.post("/v1/images/variations", self._variations),
+                web.post("/v1/moderations", self._moderation)]
 
     def error_body(self, status: int, message: str | None = None,
                    code: str | None = None) -> Any:
@@ -158,6 +180,36 @@ class FakeOpenAI(FakeUpstream):
         data = [self._item(self.image(w, h, variation_seed(image, i)), "png", mode)
                 for i in range(n)]
         return self.json_response({"created": int(time.time()), "data": data})
+
+    async def _moderation(self, request: web.Request) -> web.StreamResponse:
+        record, early = await self.begin(request)
+        if early is not None:
+            return early
+        try:
+            model, inputs = moderation_rules.parse_request(record.json)
+            means = [_mean_colour(data) for data in inputs.images]
+        except Rejection as exc:
+            return self.rejection_response(exc)
+        self.moderations += 1
+        await self.delay()
+        terms, colours = self.moderation_terms, self.moderation_colours
+        if inputs.one_result_each:
+            results = [moderation_rules.result(moderation_rules.text_scores(t, terms), {},
+                                               has_text=True, has_image=False)
+                       for t in inputs.texts]
+        else:
+            text: dict[str, float] = {}
+            for t in inputs.texts:
+                for c, v in moderation_rules.text_scores(t, terms).items():
+                    text[c] = max(text.get(c, 0.0), v)
+            image: dict[str, float] = {}
+            for mean in means:
+                for c, v in moderation_rules.image_scores(mean, colours).items():
+                    image[c] = max(image.get(c, 0.0), v)
+            results = [moderation_rules.result(text, image, has_text=bool(inputs.texts),
+                                               has_image=bool(inputs.images))]
+        return self.json_response({"id": self.new_id("modr-"), "model": model,
+                                   "results": results})
 
     async def _handle(self, params: dict[str, Any], record: RecordedRequest, *,
                       edit: bool) -> web.StreamResponse:
