@@ -33,8 +33,29 @@ _INVISIBLE = re.compile(
 )
 
 
+# The ASCII members of `_INVISIBLE` (controls that are not whitespace), for `str.translate`,
+# whose ASCII fast path is ~25x quicker than the regular expression on a long prompt.
+_ASCII_INVISIBLE = {c: None for c in (*range(0x00, 0x09), *range(0x0E, 0x1C), 0x7F)}
+# What `str.split()` would collapse besides single spaces: in ASCII text, and after NFKC
+# (which turns the other Unicode spaces, U+00A0, U+2000-U+200A, U+3000…, into U+0020).
+_ASCII_SPACE_RUNS = ("  ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+_SPACE_RUNS = (*_ASCII_SPACE_RUNS, "\x85", "\u1680", "\u2028", "\u2029")
+
+
+def _collapse(text: str, runs: tuple[str, ...]) -> str:
+    """`" ".join(text.split())`, skipped when there is nothing to collapse: substring tests
+    are a memchr each, the split and join a copy of every word."""
+    if any(run in text for run in runs):
+        return " ".join(text.split())
+    return text.strip(" ")
+
+
 def normalize_text(text: str) -> str:
     """`text` as blocklists see it (see the module docstring)."""
+    if text.isascii():
+        # The same steps for the common case, cheaper: nothing to NFKC, `lower` is
+        # `casefold` in ASCII, and most prompts have no whitespace to collapse.
+        return _collapse(text.translate(_ASCII_INVISIBLE).lower(), _ASCII_SPACE_RUNS)
     text = _INVISIBLE.sub("", text)
     # Most prompts are already NFKC: the quick check costs a fraction of normalizing.
     if not text.isascii() and not unicodedata.is_normalized("NFKC", text):
@@ -42,4 +63,4 @@ def normalize_text(text: str) -> str:
     text = text.casefold()
     if not text.isascii() and not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
-    return " ".join(text.split())  # str.split(): runs of Unicode whitespace, ends trimmed
+    return _collapse(text, _SPACE_RUNS)
