@@ -1,7 +1,8 @@
 """`build_app(settings)`: the HTTP surface — routers, error handlers, middleware and the
 lifespan that builds the backends (`wiring.build_backends`) when the app starts. No globals:
 the backends hang off `app.state.backends`, and routes take the few they use through the
-dependencies of `api/deps.py`."""
+dependencies of `api/deps.py`. `build_probe_app(backends)`: the little listener of an
+`imagegate worker` (`metrics_port`): `/metrics`, `/healthz`, `/readyz`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from imagegate.api import (
     admin,
     edits,
     files,
+    health,
     images,
     models,
     tasks,
@@ -123,7 +125,7 @@ def build_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for router in (images.router, edits.router, variations.router, tasks.router, files.router,
                    models.router, openai_profile.router, apimart.router, usage.router,
-                   webhooks.router, admin.router, metrics_api.router):
+                   webhooks.router, admin.router, metrics_api.router, health.router):
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:
@@ -139,13 +141,24 @@ def build_app(settings: Settings, backends: Backends | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     # Added last = outermost: the request id exists before anything else runs.
     app.add_middleware(HotRoutesMiddleware, routes=tasks.HOT_ROUTES)
     app.add_middleware(BodyBudgetMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def build_probe_app(backends: Backends) -> FastAPI:
+    """What a worker process shows on `metrics_port`: its own metrics (upstream calls and
+    breakers live in the worker that makes them) and the two probes. It shares the worker's
+    backends and event loop; it has no lifespan of its own."""
+    app = FastAPI(title="imagegate worker", version=__version__, openapi_url=None,
+                  docs_url=None, redoc_url=None, default_response_class=JSONResponse,
+                  telemetry={"tracing": False, "metrics": False, "logs": False,
+                             "operation_spans": False})
+    app.state.backends = backends
+    app.include_router(health.router)
+    app.add_api_route("/metrics", metrics_api.prometheus, methods=["GET"],
+                      include_in_schema=False)
     return app

@@ -10,6 +10,7 @@ plain Starlette routes (task polling) await them directly.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -96,6 +97,12 @@ async def metrics(request: Request) -> Metrics:
     return found
 
 
+async def readiness_checks(request: Request) -> Mapping[str, Callable[[], Awaitable[None]]]:
+    """What `/readyz` asks, by name (the database, the blob store, Redis when configured)."""
+    found: Mapping[str, Callable[[], Awaitable[None]]] = _backends(request).checks
+    return found
+
+
 async def admin_token(request: Request) -> str:
     found: str = _backends(request).admin_token
     return found
@@ -112,6 +119,7 @@ UsageDep = Annotated[UsageReporter, Depends(usage)]
 WebhookStoreDep = Annotated[WebhookStore, Depends(webhook_store)]
 DispatcherDep = Annotated[WebhookDispatcher | None, Depends(dispatcher)]
 MetricsDep = Annotated[Metrics, Depends(metrics)]
+ChecksDep = Annotated[Mapping[str, Callable[[], Awaitable[None]]], Depends(readiness_checks)]
 
 
 async def api_key(request: Request) -> ApiKey:
