@@ -220,7 +220,7 @@ def polling(workdir: Path, plan: Plan, report: Report) -> None:
                         p50=median([r.p50_ms for r in res]),
                         p99=median([r.p99_ms for r in res]),
                         note=f"{tool}; server {cpu:.2f} cores, other {other:.2f} cores"
-                             + (" (PostgreSQL itself)" if name == "PostgreSQL" else "")
+                             + (" (PostgreSQL among it)" if name == "PostgreSQL" else "")
                              + (f"; {errors} errors" if errors else "")))
         finally:
             for server, _ in servers.values():
