@@ -156,6 +156,29 @@ def start_imagegate(workdir: Path, name: str, settings: dict[str, str]) -> Serve
     return server
 
 
+def start_worker(workdir: Path, name: str, settings: dict[str, str], *, wait: bool = True
+                 ) -> Server:
+    """`imagegate worker` with a fresh data dir under `workdir`, its `/healthz` on a free
+    `metrics_port` (which is what `port` and `base_url` point at). `wait=False` returns at
+    once (start several together, then `wait_healthy` each)."""
+    data_dir = workdir / name
+    data_dir.mkdir(parents=True)
+    port = free_port()
+    env = _clean_env({f"IMAGEGATE_{k.upper()}": v for k, v in settings.items()})
+    env["IMAGEGATE_METRICS_PORT"] = str(port)
+    log_path = workdir / f"{name}.log"
+    argv = [imagegate_exe(), "worker", "--data-dir", str(data_dir)]
+    server = Server(name, _spawn(name, argv, env, log_path, workdir), port, log_path, data_dir)
+    _LIVE[server.pid] = server
+    if wait:
+        _wait_healthy(server)
+    return server
+
+
+def wait_healthy(server: Server) -> None:
+    _wait_healthy(server)
+
+
 def _create_key(data_dir: Path, env: dict[str, str]) -> str:
     out = subprocess.run(
         [imagegate_exe(), "keys", "create", "--name", "bench", "--json", "--data-dir",
@@ -208,7 +231,8 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def _machine_busy_seconds() -> float:
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores, every process)."""
     t = psutil.cpu_times()
     return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
@@ -238,7 +262,7 @@ class CpuWindow:
         self._t = time.monotonic()
         self._server = tree_cpu_seconds(self.server_pid)
         self._children = _children_cpu_seconds()
-        self._busy = _machine_busy_seconds()
+        self._busy = machine_busy_seconds()
         self._self = time.process_time()
         return self
 
@@ -247,7 +271,7 @@ class CpuWindow:
         server = tree_cpu_seconds(self.server_pid) - self._server
         client = _children_cpu_seconds() - self._children  # the reaped load generator
         mine = time.process_time() - self._self
-        busy = _machine_busy_seconds() - self._busy
+        busy = machine_busy_seconds() - self._busy
         self.use = CpuUse(server / wall, client / wall,
                           max(0.0, busy - server - client - mine) / wall)
 

@@ -1,7 +1,8 @@
 """`build_app(settings)`: the HTTP surface — routers, error handlers, middleware and the
 lifespan that builds the backends (`wiring.build_backends`) when the app starts. No globals:
 the backends hang off `app.state.backends`, and routes take the few they use through the
-dependencies of `api/deps.py`."""
+dependencies of `api/deps.py`. `build_probe_app(backends)`: the little listener of an
+`imagegate worker` (`metrics_port`): `/metrics`, `/healthz`, `/readyz`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from imagegate.api import (
     docs_pages,
     edits,
     files,
+    health,
     images,
     models,
     moderation,
@@ -148,7 +150,7 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
     routers = (images.router, edits.router, variations.router, tasks.router, files.router,
                models.router, openai_profile.router, apimart.router, usage.router,
                webhooks.router, admin.router, moderation.router, metrics_api.router,
-               docs_pages.router)
+               docs_pages.router, health.router)
     for router in routers:
         app.include_router(router)
 
@@ -164,10 +166,6 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
 
     app.openapi = openapi_schema  # type: ignore[method-assign]
 
-    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     # Registered once every route exists: a 405 lists the methods of all of them.
     own = [r for r in app.router.routes if getattr(r, "path", None) is not None]
     app.add_exception_handler(StarletteHTTPException, _http_error_handler(
@@ -178,4 +176,19 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
     app.add_middleware(BodyBudgetMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def build_probe_app(backends: Backends) -> FastAPI:
+    """What a worker process shows on `metrics_port`: its own metrics (upstream calls and
+    breakers live in the worker that makes them) and the two probes. It shares the worker's
+    backends and event loop; it has no lifespan of its own."""
+    app = FastAPI(title="imagegate worker", version=__version__, openapi_url=None,
+                  docs_url=None, redoc_url=None, default_response_class=JSONResponse,
+                  telemetry={"tracing": False, "metrics": False, "logs": False,
+                             "operation_spans": False})
+    app.state.backends = backends
+    app.include_router(health.router)
+    app.add_api_route("/metrics", metrics_api.prometheus, methods=["GET"],
+                      include_in_schema=False)
     return app

@@ -103,11 +103,42 @@ class Settings(BaseSettings):
         description="Database URL; default `sqlite:///<data_dir>/imagegate.db`. "
         "PostgreSQL: `postgresql://user@host/db` (or `postgresql+asyncpg://`).",
     )
-    blob_store: Literal["local", "memory"] = Field(
-        "local", description="Where result images are stored: `local` (files) or `memory`."
+    blob_store: Literal["local", "memory", "s3"] = Field(
+        "local",
+        description="Where result and reference images are stored: `local` (files under "
+        "blob_dir), `memory` (lost on restart) or `s3` (a bucket of S3 or any S3-compatible "
+        "service, shared by every process of a deployment; see the `s3_*` settings).",
     )
     blob_dir: Path | None = Field(
         None, description="Directory of the local blob store; default `<data_dir>/blobs`."
+    )
+    s3_bucket: str | None = Field(
+        None, description="The bucket of `blob_store = \"s3\"` (required with it)."
+    )
+    s3_endpoint: str | None = Field(
+        None,
+        description="Endpoint of an S3-compatible service (MinIO, R2, Ceph, …), e.g. "
+        "`https://s3.example.com`; unset: AWS S3 itself.",
+    )
+    s3_region: str | None = Field(
+        None,
+        description="Region of the bucket; unset: `AWS_REGION` / `AWS_DEFAULT_REGION` from the "
+        "environment, else `us-east-1`.",
+    )
+    s3_prefix: str | None = Field(
+        None,
+        description="Key prefix inside the bucket (a folder such as `imagegate/`), so one "
+        "bucket can hold several deployments or other data.",
+    )
+    s3_allow_http: bool = Field(
+        False,
+        description="Allow a plain `http://` s3_endpoint (a loopback or development server); "
+        "credentials and images then travel unencrypted.",
+    )
+    s3_presigned_redirect: bool = Field(
+        False,
+        description="`GET /p/img/…` answers 302 to a short-lived (5 minutes at most) presigned "
+        "URL of the object instead of streaming the bytes through imagegate.",
     )
     catalog_file: Path | None = Field(
         None, description="TOML model catalog replacing the packaged default."
@@ -242,6 +273,15 @@ class Settings(BaseSettings):
         7 * 86_400, ge=60, description="How long tasks and their images are kept."
     )
 
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="`imagegate worker` only: serve `/metrics`, `/healthz` and `/readyz` on this "
+        "port (bound to `host`), so a worker process can be scraped and probed. Unset: a "
+        "worker opens no port.",
+    )
+
     # -- sandbox provider
     sandbox_latency: float = Field(
         0.0, ge=0, description="Seconds the sandbox provider takes per task."
@@ -301,8 +341,9 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None,
-        description="Redis URL (e.g. `redis://127.0.0.1:6379/0`); rate limits are shared "
-        "through it across processes. Unset: limits are kept in memory per process.",
+        description="Redis URL (e.g. `redis://127.0.0.1:6379/0`). When set, task events "
+        "(wake-ups, progress, partial images, cancels) travel between processes through it and "
+        "rate limits are counted there for every process. Unset: both stay in each process.",
     )
     currency: str = Field("USD", description="The unit prices and balances are given in.")
     credits_per_unit: float = Field(
@@ -420,6 +461,13 @@ class Settings(BaseSettings):
         if found.adapter not in ("openai", "openai_compatible"):
             raise ValueError(f"moderation_channel {name!r} must use the openai or "
                              f"openai_compatible adapter, not {found.adapter!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> Settings:
+        if self.blob_store == "s3" and not self.s3_bucket:
+            raise ValueError('s3_bucket is required when blob_store = "s3" '
+                             "(IMAGEGATE_S3_BUCKET)")
         return self
 
     @property

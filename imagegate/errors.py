@@ -201,6 +201,18 @@ class ServiceUnavailableError(ImagegateError):
     default_code = "service_unavailable"
 
 
+class BackendUnavailableError(Exception):
+    """A backend the process needs (the database, Redis, the blob store) cannot be reached or
+    refuses us. Not an HTTP error: it stops a start (`imagegate serve | worker` print it and
+    exit) and marks a check of `/readyz` as failed. `setting` names what to fix, so the
+    message can say it."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+        self.message = message
+
+
 def error_from_json(data: dict[str, Any]) -> ImagegateError:
     """Rebuild the exception a failed task recorded, so a sync waiter can raise it."""
     wanted = data.get("type")

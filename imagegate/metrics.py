@@ -51,6 +51,13 @@ class _ScrapeTimeGauges(Collector):
                 in_flight.add_metric([name], calls)
         yield breaker
         yield in_flight
+        if self._owner.bus_connected is not None:
+            yield GaugeMetricFamily(
+                "imagegate_event_bus_connected",
+                "1 while task events travel between processes (always 1 without Redis); 0 "
+                "while Redis is unreachable and tasks go on by polling the database.",
+                value=1 if self._owner.bus_connected() else 0,
+            )
         if self._owner.task_counts is not None:
             tasks = GaugeMetricFamily("imagegate_tasks", "Tasks per status (at the last scrape).",
                                       labels=["status"])
@@ -94,6 +101,7 @@ class Metrics:
             registry=self.registry,
         )
         self.channel_sources: list[ChannelSource] = []
+        self.bus_connected: Callable[[], bool] | None = None
         self.task_counts: dict[str, int] | None = None
         self._task_source: TaskCounts | None = None
         self.registry.register(_ScrapeTimeGauges(self))
@@ -111,6 +119,10 @@ class Metrics:
     def watch_channels(self, source: ChannelSource) -> None:
         """Export breaker state and in-flight calls of the channels `source` lists."""
         self.channel_sources.append(source)
+
+    def watch_event_bus(self, connected: Callable[[], bool]) -> None:
+        """Export `imagegate_event_bus_connected` from the bus's own view of its server."""
+        self.bus_connected = connected
 
     def watch_tasks(self, source: TaskCounts) -> None:
         """Export `imagegate_tasks{status}`, read by `refresh()` (e.g. the store's

@@ -58,6 +58,33 @@ def private_file(path: Path) -> None:
         os.close(fd)
 
 
+def unshared_secrets(settings: Settings, *, api: bool) -> list[str]:
+    """The secrets this setup must be given but was not: with `blob_store = "s3"` imagegate
+    runs on several hosts, and a secret generated into one host's data directory would be
+    unknown to the others (a URL signed by one API process refused by the next, the admin
+    token accepted by one process only). Workers sign result URLs too (webhook payloads);
+    only API processes (`api`) check the admin token."""
+    if settings.blob_store != "s3":
+        return []
+    missing = [] if _configured(settings.signing_secret) else ["signing_secret"]
+    if api and _configured(settings.admin_token) is None:
+        missing.append("admin_token")
+    return missing
+
+
+def require_shared_secrets(settings: Settings, *, api: bool) -> None:
+    """ValueError naming every secret `unshared_secrets` finds missing, and how to set it."""
+    missing = unshared_secrets(settings, api=api)
+    if missing:
+        names = " and ".join(missing)
+        env = " and ".join(f"IMAGEGATE_{m.upper()}" for m in missing)
+        raise ValueError(
+            f'blob_store = "s3" runs imagegate processes on several hosts, which must share '
+            f"{names}: set {env} to the same value on every process (e.g. from "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`). A secret "
+            "generated into one host's data directory would be unknown to the others.")
+
+
 def signing_secret(settings: Settings) -> bytes:
     """The HMAC secret of signed result URLs: the configured one, or the kept one (created on
     first use)."""

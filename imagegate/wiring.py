@@ -8,14 +8,22 @@ Backends with several implementations are picked by a setting's name from a tabl
 `"module:factory"` strings (`BLOB_STORES`, `EVENT_BUSES`, `RATE_LIMITERS`; provider adapters
 have theirs in `providers/factory.py`). A factory takes the Settings and returns the backend;
 adding an implementation is one module and one line in its table.
+
+`preflight` is what `imagegate serve` and `imagegate worker` run before they start: every
+shared backend reachable and every secret that must be shared configured, or one clear
+error naming the setting to fix.
 """
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+import sqlalchemy as sa
 
 from imagegate import plugins, secret_files
 from imagegate.accounts.idempotency import IdempotencyStore
@@ -25,9 +33,10 @@ from imagegate.accounts.usage import UsageReporter
 from imagegate.api.origin import Network, parse_networks
 from imagegate.api.profiles.native import task_object
 from imagegate.config import Settings
-from imagegate.db.database import Database
+from imagegate.db.database import Database, read_scalar
 from imagegate.db.database import open_database as open_db
 from imagegate.domain.catalog import Catalog, load_catalog
+from imagegate.errors import BackendUnavailableError
 from imagegate.ingest import IngestLimits, Ingestor
 from imagegate.ingest.budget import MemoryBudget
 from imagegate.metrics import Metrics
@@ -51,14 +60,37 @@ from imagegate.webhooks.store import WebhookStore
 BLOB_STORES: Mapping[str, str] = MappingProxyType({
     "local": "imagegate.storage.obstore_store:local_store",
     "memory": "imagegate.storage.obstore_store:memory_store",
+    "s3": "imagegate.storage.s3_store:s3_store",
 })
 EVENT_BUSES: Mapping[str, str] = MappingProxyType({
     "memory": "imagegate.tasks.events:memory_bus",
+    "redis": "imagegate.tasks.redis_events:redis_bus",
 })
 RATE_LIMITERS: Mapping[str, str] = MappingProxyType({
     "memory": "imagegate.accounts.limits:memory_limiter",
     "redis": "imagegate.accounts.limits:redis_limiter",
 })
+
+
+Check = Callable[[], Awaitable[None]]
+
+# How long one readiness check may take before it counts as failed.
+CHECK_TIMEOUT = 5.0
+
+
+def redis_backend(settings: Settings) -> str:
+    """Events and rate limits both go through Redis when `redis_url` is set."""
+    return "redis" if settings.redis_url else "memory"
+
+
+def build_blob_store(settings: Settings) -> BlobStore:
+    store: BlobStore = plugins.choose(BLOB_STORES, settings.blob_store, "blob_store")(settings)
+    return store
+
+
+def build_event_bus(settings: Settings) -> EventBus:
+    bus: EventBus = plugins.choose(EVENT_BUSES, redis_backend(settings), "event bus")(settings)
+    return bus
 
 
 @dataclass
@@ -92,6 +124,8 @@ class Backends:
     trusted_proxies: tuple[Network, ...] = ()
     worker: Worker | None = None
     dispatcher: WebhookDispatcher | None = None
+    # `/readyz`: what must answer for this process to take traffic, by name.
+    checks: Mapping[str, Check] = field(default_factory=dict)
 
     async def aclose(self) -> None:
         if self.worker is not None:
@@ -146,15 +180,64 @@ async def open_database(settings: Settings) -> Database:
     return db
 
 
+async def preflight(settings: Settings, *, api: bool = True) -> None:
+    """Refuse to start a process that could not work with others: a secret that must be
+    shared but is not configured (ValueError), or a backend that does not answer
+    (`BackendUnavailableError`, naming the setting). Opens and closes its own connections;
+    writes only a probe object to S3 (the blob store's thorough check)."""
+    secret_files.require_shared_secrets(settings, api=api)
+    db: Database | None = None
+    try:
+        db = open_db(settings.effective_database_url)
+        await _check_database(db, settings)
+    except BackendUnavailableError:
+        raise
+    except Exception as exc:
+        raise BackendUnavailableError("database_url", _first_line(exc)) from None
+    finally:
+        if db is not None:
+            await db.aclose()
+    blobs = build_blob_store(settings)
+    try:
+        await blobs.check(thorough=True)
+    finally:
+        await blobs.aclose()
+    events = build_event_bus(settings)
+    try:
+        await events.check()
+    finally:
+        await events.aclose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0][:300] if text else "") or type(exc).__name__
+
+
+async def _check_database(db: Database, settings: Settings) -> None:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            await read_scalar(db, sa.select(1))
+    except TimeoutError:
+        raise BackendUnavailableError(
+            "database_url", f"no answer within {CHECK_TIMEOUT:.0f} s") from None
+    except Exception as exc:
+        raise BackendUnavailableError("database_url", _first_line(exc)) from None
+
+
 async def build_backends(settings: Settings, *, with_worker: bool | None = None,
+                         with_api: bool = True,
                          reload_settings: SettingsLoader | None = None) -> Backends:
     """Every backend of one process; with workers (task runner and webhook dispatcher)
-    started when `with_worker` (default: `run_workers`) says so. `reload_settings` reads the
-    configuration again when the moderation lists are reloaded (SIGHUP, the admin API)."""
+    started when `with_worker` (default: `run_workers`) says so. `with_api=False` (the
+    `imagegate worker` process) serves no admin API, so it needs no admin token.
+    `reload_settings` reads the configuration again when the moderation lists are reloaded
+    (SIGHUP, the admin API)."""
+    secret_files.require_shared_secrets(settings, api=with_api)
     catalog = load_catalog(settings.catalog_file)
     db = await open_database(settings)
     try:
-        backends = _assemble(settings, catalog, db, reload_settings)
+        backends = _assemble(settings, catalog, db, reload_settings, with_api=with_api)
     except BaseException:
         await db.aclose()
         raise
@@ -170,14 +253,20 @@ async def build_backends(settings: Settings, *, with_worker: bool | None = None,
 
 
 def _assemble(settings: Settings, catalog: Catalog, db: Database,
-              reload_settings: SettingsLoader | None = None) -> Backends:
+              reload_settings: SettingsLoader | None = None, *,
+              with_api: bool = True) -> Backends:
     store = TaskStore(db)
-    events: EventBus = plugins.choose(EVENT_BUSES, "memory", "event bus")(settings)
-    blobs: BlobStore = plugins.choose(BLOB_STORES, settings.blob_store, "blob_store")(settings)
+    events = build_event_bus(settings)
+    blobs = build_blob_store(settings)
     limiter: RateLimiter = plugins.choose(
-        RATE_LIMITERS, "redis" if settings.redis_url else "memory", "rate limiter")(settings)
+        RATE_LIMITERS, redis_backend(settings), "rate limiter")(settings)
     metrics = Metrics()
     metrics.watch_tasks(store.count_by_status)
+    metrics.watch_event_bus(lambda: events.connected)
+    checks: dict[str, Check] = {"database": lambda: _check_database(db, settings),
+                                "blob_store": blobs.check}
+    if settings.redis_url:
+        checks["redis"] = events.check
     providers = build_providers(settings, catalog, metrics=metrics)
     body_budget = MemoryBudget(settings.max_inflight_body_bytes,
                                settings.inflight_body_wait_seconds)
@@ -211,9 +300,13 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database,
         metrics=metrics,
         moderation=moderation,
         moderation_store=moderation_store,
-        admin_token=secret_files.admin_token(settings),
+        # A worker process serves no admin API: an unguessable token nobody holds, rather
+        # than one generated into (or read from) its data directory.
+        admin_token=(secret_files.admin_token(settings) if with_api
+                     else secrets.token_urlsafe(32)),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         body_budget=body_budget,
+        checks=checks,
     )
 
 

@@ -24,7 +24,7 @@ def test_load_refuses_malformed_specs(spec: str) -> None:
 def test_choose_names_the_setting_and_the_choices() -> None:
     with pytest.raises(ValueError) as info:
         plugins.choose(BLOB_STORES, "floppy", "blob_store")
-    assert str(info.value) == "blob_store = 'floppy' is not one of: local, memory"
+    assert str(info.value) == "blob_store = 'floppy' is not one of: local, memory, s3"
 
 
 @pytest.mark.parametrize("table", [BLOB_STORES, EVENT_BUSES, RATE_LIMITERS])

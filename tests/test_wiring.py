@@ -10,9 +10,18 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from obstore.store import LocalStore, MemoryStore
 
 from imagegate.config import Settings
+from imagegate.errors import BackendUnavailableError
+from imagegate.secret_files import require_shared_secrets, unshared_secrets
+from imagegate.storage.s3_store import S3BlobStore
 from imagegate.tasks.events import MemoryEventBus
-from imagegate.wiring import build_backends
+from imagegate.tasks.redis_events import RedisEventBus
+from imagegate.wiring import build_backends, preflight
+from tests.contracts.conftest import s3_bucket, s3_server, s3_settings
+from tests.support.e2e import free_port
 from tests.support.files import mode, umask
+from tests.support.s3 import S3Server
+
+__all__ = ["s3_bucket", "s3_server"]  # fixtures
 
 pytestmark = pytest.mark.anyio
 
@@ -37,7 +46,72 @@ async def test_names_pick_the_implementation(tmp_path: Path) -> None:
     try:
         assert isinstance(backends.blobs._store, MemoryStore)
         assert isinstance(backends.limiter._storage, RedisStorage)
+        assert isinstance(backends.events, RedisEventBus)  # redis_url: events go there too
+        assert set(backends.checks) == {"database", "blob_store", "redis"}
         assert backends.worker is not None and backends.dispatcher is not None
+    finally:
+        await backends.aclose()
+
+
+async def test_s3_is_chosen_by_name(tmp_path: Path, s3_server: S3Server, s3_bucket: str
+                                    ) -> None:
+    settings = s3_settings(tmp_path, s3_server, s3_bucket, signing_secret="s" * 32,
+                           admin_token="a" * 32)
+    backends = await build_backends(settings, with_worker=False)
+    try:
+        assert isinstance(backends.blobs, S3BlobStore)
+        assert not (tmp_path / "blobs").exists()
+        assert not (tmp_path / "signing.key").exists()  # configured: nothing generated
+    finally:
+        await backends.aclose()
+
+
+@pytest.mark.parametrize(("configured", "api", "missing"), [
+    ({}, True, ["signing_secret", "admin_token"]),
+    ({"admin_token": "a" * 32}, True, ["signing_secret"]),
+    ({"signing_secret": "s" * 32}, True, ["admin_token"]),
+    ({"signing_secret": "s" * 32}, False, []),  # a worker serves no admin API
+])
+def test_a_distributed_setup_must_share_its_secrets(
+        tmp_path: Path, configured: dict[str, str], api: bool, missing: list[str]) -> None:
+    settings = Settings(data_dir=tmp_path, blob_store="s3", s3_bucket="b", **configured)
+    assert unshared_secrets(settings, api=api) == missing
+    if missing:
+        with pytest.raises(ValueError, match="IMAGEGATE_" + missing[-1].upper()):
+            require_shared_secrets(settings, api=api)
+    # One host, one data dir: a generated secret is shared through it.
+    assert unshared_secrets(Settings(data_dir=tmp_path), api=api) == []
+
+
+def test_s3_needs_a_bucket(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="s3_bucket is required"):
+        Settings(data_dir=tmp_path, blob_store="s3")
+
+
+async def test_preflight_names_the_setting_to_fix(tmp_path: Path, s3_server: S3Server,
+                                                  s3_bucket: str) -> None:
+    secrets = {"signing_secret": "s" * 32, "admin_token": "a" * 32}
+    await preflight(s3_settings(tmp_path, s3_server, s3_bucket, **secrets))
+    cases = [
+        (s3_settings(tmp_path, s3_server, "missing-bucket", **secrets), "s3_bucket"),
+        (s3_settings(tmp_path, s3_server, s3_bucket, redis_url=f"redis://127.0.0.1:"
+                     f"{free_port()}/0", **secrets), "redis_url"),
+        (Settings(data_dir=tmp_path, database_url=f"postgresql://u@127.0.0.1:{free_port()}/x"),
+         "database_url"),
+    ]
+    for settings, setting in cases:
+        with pytest.raises(BackendUnavailableError) as err:
+            await preflight(settings)
+        assert err.value.setting == setting
+    with pytest.raises(ValueError, match="signing_secret"):
+        await preflight(s3_settings(tmp_path, s3_server, s3_bucket))
+
+
+async def test_a_worker_process_keeps_no_admin_token(tmp_path: Path) -> None:
+    backends = await build_backends(Settings(data_dir=tmp_path), with_worker=False,
+                                    with_api=False)
+    try:
+        assert backends.admin_token and not (tmp_path / "admin.token").exists()
     finally:
         await backends.aclose()
 

@@ -10,6 +10,7 @@ plain Starlette routes (task polling) await them directly.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -108,6 +109,12 @@ async def moderation_store(request: Request) -> ModerationStore:
     return found
 
 
+async def readiness_checks(request: Request) -> Mapping[str, Callable[[], Awaitable[None]]]:
+    """What `/readyz` asks, by name (the database, the blob store, Redis when configured)."""
+    found: Mapping[str, Callable[[], Awaitable[None]]] = _backends(request).checks
+    return found
+
+
 async def admin_token(request: Request) -> str:
     found: str = _backends(request).admin_token
     return found
@@ -126,6 +133,7 @@ DispatcherDep = Annotated[WebhookDispatcher | None, Depends(dispatcher)]
 MetricsDep = Annotated[Metrics, Depends(metrics)]
 ModerationDep = Annotated[Moderation, Depends(moderation)]
 ModerationStoreDep = Annotated[ModerationStore, Depends(moderation_store)]
+ChecksDep = Annotated[Mapping[str, Callable[[], Awaitable[None]]], Depends(readiness_checks)]
 
 
 async def api_key(request: Request) -> ApiKey:

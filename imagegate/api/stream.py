@@ -22,7 +22,7 @@ from imagegate.api.creation import Creation
 from imagegate.domain.images import PartialImage
 from imagegate.domain.request import ImageRequest, produced_fields
 from imagegate.domain.task import Task, TaskStatus
-from imagegate.tasks.events import Subscription
+from imagegate.tasks.events import EventKind, Subscription, TaskEvent
 
 _ZERO_USAGE = {"input_tokens": 0, "input_tokens_details": {"text_tokens": 0, "image_tokens": 0},
                "output_tokens": 0, "total_tokens": 0}
@@ -73,19 +73,31 @@ async def _final_events(run: Creation, prefix: str, request: ImageRequest, task:
         yield sse(f"{prefix}.completed", event)
 
 
+def _partials(events: list[TaskEvent]) -> list[PartialImage]:
+    return [e.partial for e in events
+            if e.kind is EventKind.PARTIAL_IMAGE and e.partial is not None]
+
+
+# What ends a stream's wait early: a preview to send, or the task's end to read.
+_WAKE = frozenset({EventKind.PARTIAL_IMAGE, EventKind.TERMINAL})
+
+
 async def _follow(run: Creation, task: Task, sub: Subscription, prefix: str,
                   request: ImageRequest, extras: bool) -> AsyncIterator[bytes]:
     yield f": task_id={task.id}\n\n".encode()
     keepalive = run.settings.stream_keepalive_seconds
     deadline = time.monotonic() + run.tasks.sync_wait_seconds
     last_sent = time.monotonic()
+    pending: list[TaskEvent] = []
     while True:
-        for partial in sub.take_partials():
+        for partial in _partials(pending):
             yield _partial_event(prefix, request, partial, extras)
             last_sent = time.monotonic()
+        pending = []
         current = await run.tasks.lookup(task.id)
         if current is None or current.status.terminal:
-            for partial in sub.take_partials():  # sent between the last wake-up and the end
+            # Previews that arrived between the last wake-up and the end.
+            for partial in _partials(await sub.next(0)):
                 yield _partial_event(prefix, request, partial, extras)
             async for chunk in _final_events(run, prefix, request, current or task, extras):
                 yield chunk
@@ -96,9 +108,14 @@ async def _follow(run: Creation, task: Task, sub: Subscription, prefix: str,
                            f"GET /v1/tasks/{task.id}",
                 "type": "timeout", "param": None, "code": "stream_timeout"}})
             return
-        # Wake on the task's events; re-read at least every poll interval in case an event
-        # went to another process.
-        await sub.wait(min(keepalive, run.tasks.poll_interval))
+        # Wake on a preview or the end; re-read at least every poll interval in case an
+        # event was lost (another process, Redis away).
+        reread = time.monotonic() + min(keepalive, run.tasks.poll_interval)
+        while (left := reread - time.monotonic()) > 0:
+            events = await sub.next(left)
+            pending.extend(events)
+            if any(e.kind in _WAKE for e in events):
+                break
         if time.monotonic() - last_sent >= keepalive:
             yield b": keep-alive\n\n"
             last_sent = time.monotonic()

@@ -4,12 +4,13 @@ the schema. Thin: each command builds settings, calls the same objects and print
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,11 +21,12 @@ from imagegate.accounts.keys import KeyStore
 from imagegate.cli.options import ConfigOpt, DataDirOpt, cli_settings
 from imagegate.config import Settings, load_settings
 from imagegate.domain.catalog import load_catalog
+from imagegate.errors import BackendUnavailableError
 from imagegate.logs import configure_logging
 from imagegate.moderation.sources import global_sources
 from imagegate.providers.factory import RoutePlan, plan_routes
 from imagegate.reload import reload_on_sighup
-from imagegate.wiring import build_backends, open_database
+from imagegate.wiring import build_backends, open_database, preflight
 
 T = TypeVar("T")
 
@@ -55,23 +57,42 @@ def webhook_base_warning(settings: Settings) -> str | None:
     return None
 
 
-def listen(settings: Settings) -> socket.socket:
+def listen(settings: Settings, port: int | None = None, hint: str | None = None
+           ) -> socket.socket:
     """The listening socket, bound before anything is created, so a port that is taken
     stops the start with a hint (and, on a first start, before the first key exists)."""
+    port = settings.port if port is None else port
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((settings.host, settings.port))
+        sock.bind((settings.host, port))
     except OSError as exc:
         sock.close()
+        hint = hint or (f"Start on another port with `{command('serve --port 8001')}` "
+                        "(or IMAGEGATE_PORT).")
         Console(stderr=True, soft_wrap=True).print(
-            f"[red]error:[/red] cannot listen on {settings.host}:{settings.port}: "
-            f"{exc.strerror or exc}. Is another server running there? Start on another port "
-            f"with `{command('serve --port 8001')}` (or IMAGEGATE_PORT).", highlight=False)
+            f"[red]error:[/red] cannot listen on {settings.host}:{port}: "
+            f"{exc.strerror or exc}. Is another server running there? {hint}",
+            highlight=False)
         raise typer.Exit(1) from None
     sock.set_inheritable(True)
     return sock
+
+
+def check_setup(settings: Settings, *, api: bool) -> None:
+    """`wiring.preflight` as a command reports it: one line naming the setting, no
+    traceback; exit status 2 for a setting that is missing, 1 for a backend that does not
+    answer (it may be back on the next try)."""
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        asyncio.run(preflight(settings, api=api))
+    except ValueError as exc:
+        err.print(f"[red]configuration error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    except BackendUnavailableError as exc:
+        err.print(f"[red]start-up error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 def _redact(url: str) -> str:
@@ -82,6 +103,15 @@ def _redact(url: str) -> str:
     return url
 
 
+def _blob_place(settings: Settings) -> str:
+    if settings.blob_store == "local":
+        return str(Path(settings.effective_blob_dir).resolve())
+    if settings.blob_store == "s3":
+        where = f" at {settings.s3_endpoint}" if settings.s3_endpoint else ""
+        return f"s3://{settings.s3_bucket}/{settings.s3_prefix or ''}{where}"
+    return "in memory (lost on restart)"
+
+
 def _banner(settings: Settings, plan: RoutePlan, new_key: str | None,
             console: Console) -> None:
     catalog = load_catalog(settings.catalog_file)
@@ -89,11 +119,14 @@ def _banner(settings: Settings, plan: RoutePlan, new_key: str | None,
     console.print(f"[bold]imagegate {__version__}[/bold]")
     console.print(f"  data directory : {settings.data_dir.resolve()}")
     console.print(f"  database       : {_redact(settings.effective_database_url)}")
-    if settings.blob_store == "local":
-        console.print(f"  result files   : {Path(settings.effective_blob_dir).resolve()}")
-    else:
-        console.print("  result files   : in memory (lost on restart)")
+    console.print(f"  result files   : {_blob_place(settings)}")
+    console.print("  task events    : "
+                  + (f"Redis {_redact(settings.redis_url)}" if settings.redis_url
+                     else "in this process"))
     console.print(f"  listening on   : http://{settings.host}:{settings.port}")
+    if not settings.run_workers:
+        console.print("  workers        : none here (run_workers = false: `imagegate worker` "
+                      "processes run the tasks)")
     console.print("  models         :")
     for model, provider in served.items():
         console.print(f"    {model:<26} -> {provider}")
@@ -146,6 +179,7 @@ def serve(
         raise typer.Exit(2) from None
     sock = listen(settings)
     try:
+        check_setup(settings, api=True)
         new_key = _with_keys(settings, first_key)
         _banner(settings, plan, new_key, Console())
         server = uvicorn.Server(uvicorn.Config(
@@ -164,28 +198,75 @@ def serve(
         sock.close()
 
 
+class _ProbeServer:
+    """uvicorn serving a worker's probe app (`metrics_port`) on the worker's own event loop.
+    uvicorn's signal handling stays off: the worker command owns SIGINT and SIGTERM."""
+
+    def __init__(self, app: Any, sock: socket.socket) -> None:
+        import uvicorn
+
+        class Embedded(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        self._sock = sock
+        self._server = Embedded(uvicorn.Config(app, log_config=None, access_log=False,
+                                               lifespan="off"))
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+        self._sock.close()
+
+
 def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Run task workers only (distributed deployments; share the database and blob store)."""
+    from imagegate.app import build_probe_app
+
     settings = cli_settings(config, data_dir=data_dir)
     configure_logging(settings.log_level, settings.log_json)
+    sock = None
+    if settings.metrics_port is not None:
+        sock = listen(settings, settings.metrics_port,
+                      "Give this worker another metrics_port (IMAGEGATE_METRICS_PORT).")
+    try:
+        check_setup(settings, api=False)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        backends = await build_backends(settings, with_worker=True)
+        backends = await build_backends(settings, with_worker=True, with_api=False)
         # A `kill -HUP` sent to every imagegate process must not end the workers.
         hangup = reload_on_sighup(backends.moderation)
+        probe = None if sock is None else _ProbeServer(build_probe_app(backends), sock)
         err = Console(stderr=True)
-        err.print(f"imagegate worker {backends.worker.owner if backends.worker else ''} running")
-        warning = webhook_base_warning(settings)
-        if warning:
-            err.print(f"[yellow]note: {escape(warning)}[/yellow]")
         try:
+            if probe is not None:
+                probe.start()
+            where = (f"; /metrics and /readyz on http://{settings.host}:{settings.metrics_port}"
+                     if probe is not None else "")
+            err.print(f"imagegate worker {backends.worker.owner if backends.worker else ''} "
+                      f"running{where}", highlight=False)
+            warning = webhook_base_warning(settings)
+            if warning:
+                err.print(f"[yellow]note: {escape(warning)}[/yellow]")
             await stop.wait()
         finally:
             hangup.close()
+            if probe is not None:
+                await probe.stop()
             await backends.aclose()
 
     asyncio.run(run())

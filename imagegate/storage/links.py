@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+from collections.abc import AsyncIterator
 from typing import Literal
 
 from imagegate.domain.task import StoredImage, Task
@@ -69,6 +70,17 @@ class ResultLinks:
 
     async def read(self, image: StoredImage) -> bytes:
         return await self._blobs.get(image.key)
+
+    async def open(self, image: StoredImage, start: int = 0, end: int | None = None
+                   ) -> AsyncIterator[bytes]:
+        """The image's bytes (or the part `start`..`end`) as chunks; BlobNotFoundError
+        before the first when the blob is gone."""
+        return await self._blobs.open(image.key, start, end)
+
+    async def presigned(self, image: StoredImage, seconds: float) -> str | None:
+        """A direct URL of the image at the storage service, valid `seconds`; None when the
+        blob store has none (local files, memory)."""
+        return await self._blobs.presigned_url(image.key, seconds)
 
     async def b64(self, image: StoredImage) -> str:
         data = await self.read(image)

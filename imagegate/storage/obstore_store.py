@@ -1,10 +1,12 @@
-"""BlobStore over obstore: local files and memory now; S3-compatible storage shares this code."""
+"""BlobStore over obstore: local files and memory here; S3-compatible storage (`s3_store.py`)
+builds on the same class."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import obstore
 from obstore.store import LocalStore, MemoryStore
@@ -12,6 +14,9 @@ from obstore.store import LocalStore, MemoryStore
 from imagegate.config import Settings
 from imagegate.secret_files import PRIVATE_FILE_MODE, private_dir
 from imagegate.storage.base import BlobNotFoundError, BlobStore
+
+if TYPE_CHECKING:
+    from obstore import GetOptions
 
 
 class ObstoreBlobStore(BlobStore):
@@ -50,6 +55,19 @@ class ObstoreBlobStore(BlobStore):
         except FileNotFoundError as exc:
             raise BlobNotFoundError(key) from exc
 
+    async def open(self, key: str, start: int = 0, end: int | None = None
+                   ) -> AsyncIterator[bytes]:
+        options: GetOptions = {}
+        if end is not None:
+            options["range"] = (start, end)
+        elif start:
+            options["range"] = {"offset": start}
+        try:
+            result = await obstore.get_async(self._store, key, options=options)
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(key) from exc
+        return _chunks(result)
+
     async def delete_prefix(self, prefix: str) -> int:
         paths: list[str] = []
         async for batch in obstore.list(self._store, prefix=prefix):
@@ -63,6 +81,16 @@ class ObstoreBlobStore(BlobStore):
             await obstore.delete_async(self._store, key)
         except FileNotFoundError:
             pass
+
+
+async def _chunks(result: Any) -> AsyncIterator[bytes]:
+    # 256 KiB pieces: large enough to keep the per-chunk overhead small, small enough that a
+    # slow client holds little memory per download.
+    async for chunk in result.stream(min_chunk_size=_CHUNK):
+        yield bytes(chunk)
+
+
+_CHUNK = 256 * 1024
 
 
 def local_store(settings: Settings) -> BlobStore:

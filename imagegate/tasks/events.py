@@ -1,114 +1,183 @@
-"""Wake-ups: "task X changed" and "new work is queued".
+"""Task events: what happened to a task (started, progress, a partial image, finished or
+cancelled) and "new work is queued", between whichever processes hold the two ends.
 
 They only make things fast. Correctness never depends on them: every waiter also re-reads
-the database on a timeout, so a lost event (another process, a restart) costs latency only.
+the database on a timeout, a worker renews its leases on a timer, and idle workers poll the
+queue. So a lost event (Redis away, a restart, a subscriber that joined late) costs latency,
+never a task. The one thing polling cannot bring back is a partial image: a stream that
+misses one shows fewer previews, then the final image.
+
+`EventBus` has four methods and `aclose`:
+- `publish(event)` sends a `TaskEvent` to this task's subscribers in every process (best
+  effort: it never raises, and a process with no subscriber simply drops it);
+- `subscribe(task_id)` (`async with`) collects the task's events from then on;
+- `work_queued()` / `wait_for_work(timeout)`: one announcement wakes one waiting worker, in
+  whichever process, not all of them (no thundering herd on a shared queue).
+
+The memory bus serves one process (the embedded default); `redis_events.py` serves many.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import collections
+import contextlib
+import enum
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 
 from imagegate.config import Settings
 from imagegate.domain.images import PartialImage
 
+# Announcements kept while no worker waits; more add nothing (each makes one claim attempt).
+MAX_PENDING_WORK = 1024
+# Events one subscriber holds before the oldest are dropped: a task sends at most a few dozen
+# (progress is rate-limited by the worker, partial images are ≤ 3 per image).
+MAX_QUEUED_EVENTS = 256
+
+
+class EventKind(enum.StrEnum):
+    STARTED = "started"  # a worker claimed the task (attempt `Task.attempts`)
+    PROGRESS = "progress"  # `progress` 0–99 was recorded
+    PARTIAL_IMAGE = "partial_image"  # `partial` is a preview for streaming clients
+    TERMINAL = "terminal"  # the row reached `status` (succeeded, failed, cancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """One thing that happened to one task. The row stays the truth: a subscriber re-reads
+    it on TERMINAL rather than trusting a status it was told."""
+
+    task_id: str
+    kind: EventKind
+    progress: int | None = None
+    status: str | None = None
+    partial: PartialImage | None = None
+
 
 class Subscription:
-    """A waiter for one task's changes, registered before the caller reads the row, so a
-    change between the read and the wait is never missed."""
+    """The events of one task since `subscribe` returned. Registered before the caller reads
+    the row, so a change between the read and the wait is never missed."""
 
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        # Partial images for a streaming client; bounded by the request (≤ 3 per image).
-        self.partials: list[PartialImage] = []
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self._events: collections.deque[TaskEvent] = collections.deque(
+            maxlen=MAX_QUEUED_EVENTS)
+        self._arrived = asyncio.Event()
 
-    def notify(self) -> None:
-        self._event.set()
+    def deliver(self, event: TaskEvent) -> None:
+        """Called by the bus (on the subscriber's event loop)."""
+        self._events.append(event)
+        self._arrived.set()
 
-    def take_partials(self) -> list[PartialImage]:
-        taken, self.partials = self.partials, []
+    async def next(self, timeout: float) -> list[TaskEvent]:
+        """The events that arrived since the last call, waiting up to `timeout` seconds for
+        the first one; [] when none came (time to re-read the row)."""
+        if not self._events:
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+            except TimeoutError:
+                return []
+        self._arrived.clear()
+        taken = list(self._events)
+        self._events.clear()
         return taken
-
-    async def wait(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            return False
-        self._event.clear()
-        return True
 
 
 class EventBus(abc.ABC):
     @abc.abstractmethod
-    async def task_changed(self, task_id: str) -> None:
-        """Tell waiters of this task to re-read it."""
+    async def publish(self, event: TaskEvent) -> None:
+        """Hand `event` to the subscribers of its task wherever they are. Never raises."""
 
     @abc.abstractmethod
     def subscribe(self, task_id: str) -> AbstractAsyncContextManager[Subscription]:
-        """`async with bus.subscribe(id) as sub:` then `await sub.wait(timeout)`."""
-
-    @abc.abstractmethod
-    async def partial_image(self, task_id: str, partial: PartialImage) -> None:
-        """Hand a partial image to this task's streaming subscribers (best effort: a
-        subscriber elsewhere, or none at all, simply misses it)."""
+        """`async with bus.subscribe(id) as sub:` then `await sub.next(timeout)`."""
 
     @abc.abstractmethod
     async def work_queued(self) -> None:
-        """Tell idle workers there is something to claim."""
+        """Wake one idle worker (now, or the next one to wait). Never raises."""
 
     @abc.abstractmethod
     async def wait_for_work(self, timeout: float) -> bool:
-        """Sleep until work is announced or `timeout` passes."""
+        """Sleep until work is announced (True) or `timeout` passes (False)."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether events currently travel (False while Redis is away: polling only)."""
+        return True
+
+    async def check(self) -> None:  # noqa: B027 - the memory bus is always there
+        """Raise `BackendUnavailableError` when the bus's server cannot be reached."""
 
     async def aclose(self) -> None:  # noqa: B027 - the memory bus holds nothing
         """Release connections."""
+
+
+class LocalSubscribers:
+    """The subscriptions of this process, by task: both buses deliver through it."""
+
+    def __init__(self) -> None:
+        self.by_task: dict[str, set[Subscription]] = {}
+
+    def deliver(self, event: TaskEvent) -> None:
+        for sub in self.by_task.get(event.task_id, ()):
+            sub.deliver(event)
+
+    def add(self, task_id: str) -> tuple[Subscription, bool]:
+        """A new subscription, and whether it is the task's first in this process."""
+        sub = Subscription(task_id)
+        subs = self.by_task.setdefault(task_id, set())
+        subs.add(sub)
+        return sub, len(subs) == 1
+
+    def remove(self, sub: Subscription) -> bool:
+        """Forget `sub`; whether it was the task's last in this process."""
+        subs = self.by_task.get(sub.task_id)
+        if subs is None:
+            return False
+        subs.discard(sub)
+        if subs:
+            return False
+        del self.by_task[sub.task_id]
+        return True
 
 
 class MemoryEventBus(EventBus):
     """In-process events for the embedded deployment (one server process)."""
 
     def __init__(self) -> None:
-        self._subs: dict[str, set[Subscription]] = {}
-        self._work = asyncio.Event()
+        self._local = LocalSubscribers()
+        # A bounded queue of announcements: each wakes exactly one waiter, like Redis's list.
+        self._work: asyncio.Queue[None] = asyncio.Queue(MAX_PENDING_WORK)
 
-    async def task_changed(self, task_id: str) -> None:
-        for sub in self._subs.get(task_id, ()):
-            sub.notify()
+    async def publish(self, event: TaskEvent) -> None:
+        self._local.deliver(event)
 
     @asynccontextmanager
     async def _subscribe(self, task_id: str) -> AsyncIterator[Subscription]:
-        sub = Subscription()
-        self._subs.setdefault(task_id, set()).add(sub)
+        sub, _first = self._local.add(task_id)
         try:
             yield sub
         finally:
-            subs = self._subs.get(task_id)
-            if subs is not None:
-                subs.discard(sub)
-                if not subs:
-                    del self._subs[task_id]
+            self._local.remove(sub)
 
     def subscribe(self, task_id: str) -> AbstractAsyncContextManager[Subscription]:
         return self._subscribe(task_id)
 
-    async def partial_image(self, task_id: str, partial: PartialImage) -> None:
-        for sub in self._subs.get(task_id, ()):
-            sub.partials.append(partial)
-            sub.notify()
-
     async def work_queued(self) -> None:
-        self._work.set()
+        with contextlib.suppress(asyncio.QueueFull):
+            self._work.put_nowait(None)
 
     async def wait_for_work(self, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(self._work.wait(), timeout)
+            await asyncio.wait_for(self._work.get(), timeout)
         except TimeoutError:
             return False
-        self._work.clear()
         return True
 
 
 def memory_bus(_settings: Settings) -> EventBus:
+    """Events inside this process only (the embedded default, no `redis_url`)."""
     return MemoryEventBus()

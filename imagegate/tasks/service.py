@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import error_from_json
-from imagegate.tasks.events import EventBus, Subscription
+from imagegate.tasks.events import EventBus, EventKind, Subscription, TaskEvent
 from imagegate.tasks.store import TaskStore
 
 
@@ -38,19 +38,24 @@ class TaskService:
         return self._events.subscribe(task_id)
 
     async def wait(self, task: Task, timeout: float) -> Task:
-        """Wait for a task to finish without hot-polling: sleep on its change event, re-read
-        on each wake-up, and re-read every poll interval in case an event went elsewhere.
-        Returns the task as last read (terminal, or still running when time ran out)."""
+        """Wait for a task to finish without hot-polling: sleep on its events, re-read the
+        row when one says it ended, and re-read every poll interval anyway (an event may be
+        lost: Redis away, a worker killed). Returns the task as last read (terminal, or still
+        running when time ran out)."""
         deadline = time.monotonic() + timeout
         async with self._events.subscribe(task.id) as sub:
             while True:
                 current = await self._store.get(task.id)
                 if current is None or current.status.terminal:
                     return current or task
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                now = time.monotonic()
+                if now >= deadline:
                     return current
-                await sub.wait(min(self.poll_interval, remaining))
+                reread = min(deadline, now + self.poll_interval)
+                # Progress and previews do not change what a waiter reads: only an end does.
+                while (left := reread - time.monotonic()) > 0:
+                    if any(e.kind is EventKind.TERMINAL for e in await sub.next(left)):
+                        break
 
     async def result(self, task: Task) -> Task:
         """For synchronous callers: the finished task, or raise the error it failed with. A
@@ -63,6 +68,8 @@ class TaskService:
 
     async def cancel(self, task_id: str, key_id: str) -> Task | None:
         task = await self._store.cancel(task_id, key_id)
-        if task is not None:
-            await self._events.task_changed(task_id)
+        if task is not None and task.status is TaskStatus.CANCELLED:
+            # Reaches waiters and streams, and the worker running it, in any process.
+            await self._events.publish(TaskEvent(task_id, EventKind.TERMINAL,
+                                                 status=TaskStatus.CANCELLED.value))
         return task

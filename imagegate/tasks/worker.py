@@ -3,6 +3,10 @@
 One dispatcher claims (so a new task wakes one claimer, not a herd), up to `concurrency`
 tasks run at once, one loop renews all held leases, one reaper requeues leases that dead
 workers left behind, and one cleaner removes tasks past retention with their blobs.
+
+Each run tells the event bus what happens (started, progress, partial images, the end) and
+listens on it for the task ending elsewhere: a client's cancel, in whichever API process,
+stops the run at once instead of at the next lease renewal.
 """
 
 from __future__ import annotations
@@ -30,11 +34,14 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobStore
-from imagegate.tasks.events import EventBus
+from imagegate.tasks.events import EventBus, EventKind, TaskEvent
 from imagegate.tasks.store import TaskStore
 
 log = logging.getLogger("imagegate.worker")
 
+# A run's cancel watcher waits this long between looks at its subscription; it is cancelled
+# when the run ends, so this only bounds an idle loop.
+_WATCH_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,9 +234,29 @@ class Worker:
             await sweep()
         return removed
 
+    async def _watch_for_cancel(self, task_id: str) -> None:
+        """Stop this run as soon as the task ends elsewhere (a client's cancel in any API
+        process, or another worker finishing it after our lease lapsed). The event is only a
+        hint: the lease, checked at once, decides."""
+        async with self._events.subscribe(task_id) as sub:
+            while not any(e.kind is EventKind.TERMINAL for e in await sub.next(_WATCH_SECONDS)):
+                pass
+        try:
+            held = await self._store.renew([task_id], self.owner, self._config.lease_seconds)
+        except Exception:
+            return  # the renewal loop will look again
+        job = self._running.get(task_id)
+        if task_id not in held and job is not None:
+            log.info("task %s ended elsewhere; its run stops", task_id)
+            job.cancel()
+
     # -- one task
     async def _run(self, task: Task) -> None:
         started = time.monotonic()
+        watcher = asyncio.create_task(self._watch_for_cancel(task.id),
+                                      name=f"imagegate-watch-{task.id}")
+        outcome: str | None = None
+        await self._events.publish(TaskEvent(task.id, EventKind.STARTED))
         try:
             if task.upstream_task_id == SYNC_CALL:
                 # A crash cut off a synchronous upstream call: the upstream may have made (and
@@ -256,6 +283,7 @@ class Worker:
             served_by = result.channel or provider.name
             images = await self._store_images(task, result, request.revises_prompt)
             if await self._store.succeed(task, self.owner, _result(images, result), served_by):
+                outcome = "succeeded"
                 log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
             else:
                 # Cancelled meanwhile, or our lease was taken over: the result has no home.
@@ -267,7 +295,8 @@ class Worker:
             log.info("task %s was cancelled or taken over; its run stops", task.id)
         except ImagegateError as exc:
             log.info("task %s failed: %s", task.id, exc.message)
-            await self._store.fail(task, self.owner, exc.to_json())
+            if await self._store.fail(task, self.owner, exc.to_json()):
+                outcome = "failed"
             if exc.code == CONTENT_POLICY and self._on_refused is not None:
                 try:
                     await self._on_refused(task.key_id, task.model)
@@ -275,15 +304,21 @@ class Worker:
                     log.exception("could not count the content-policy refusal of %s", task.id)
         except Exception:
             log.exception("task %s failed unexpectedly", task.id)
-            await self._store.fail(
+            if await self._store.fail(
                 task,
                 self.owner,
                 {"message": "The image could not be generated because of an internal error",
                  "type": "server_error", "param": None, "code": "internal_error"},
-            )
+            ):
+                outcome = "failed"
         finally:
-            with contextlib.suppress(Exception):
-                await self._events.task_changed(task.id)
+            # The watcher first, so our own TERMINAL event cannot make it look at the lease.
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+            if outcome is not None:
+                await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
+                                                     status=outcome))
 
     async def _input(self, ref: StoredReference) -> ReferenceImage:
         return ReferenceImage(await self._blobs.get(ref.key), ref.content_type, ref.width,
@@ -302,7 +337,8 @@ class Worker:
 
     def _partial_reporter(self, task_id: str) -> PartialCallback:
         async def report(partial: PartialImage) -> None:
-            await self._events.partial_image(task_id, partial)
+            await self._events.publish(TaskEvent(task_id, EventKind.PARTIAL_IMAGE,
+                                                 partial=partial))
 
         return report
 
@@ -317,7 +353,8 @@ class Worker:
                 return
             last_time, last_value = now, progress
             if await self._store.set_progress(task_id, self.owner, progress):
-                await self._events.task_changed(task_id)
+                await self._events.publish(TaskEvent(task_id, EventKind.PROGRESS,
+                                                     progress=max(0, min(99, progress))))
 
         return report
 

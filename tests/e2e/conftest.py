@@ -17,7 +17,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.contracts.conftest import s3_bucket, s3_server
 from tests.support.e2e import Server, ServerFactory
+
+__all__ = ["s3_bucket", "s3_server"]  # the S3 server of the contract suite
 
 BASIC_ENV = {
     "IMAGEGATE_MAX_BODY_BYTES": "2048",  # small, so the 413 test needs no big upload

@@ -69,8 +69,8 @@ class Env:
 
 @asynccontextmanager
 async def open_env(tmp_path: Path, **overrides: Any) -> AsyncIterator[Env]:
-    settings = Settings(data_dir=tmp_path, blob_store="memory",
-                        **{"poll_interval_seconds": 0.2, **overrides})
+    settings = Settings(data_dir=tmp_path,
+                        **{"blob_store": "memory", "poll_interval_seconds": 0.2, **overrides})
     backends = await build_backends(settings)
     try:
         key, _ = await backends.keys.create("test")

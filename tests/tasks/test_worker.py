@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,9 @@ from imagegate.providers.base import (
     no_partials,
 )
 from imagegate.providers.registry import ProviderRegistry
-from imagegate.storage.base import BlobNotFoundError
+from imagegate.storage.base import BlobNotFoundError, BlobStore
 from imagegate.storage.obstore_store import ObstoreBlobStore
-from imagegate.tasks.events import MemoryEventBus
+from imagegate.tasks.events import EventBus, MemoryEventBus
 from imagegate.tasks.store import TaskStore
 from imagegate.tasks.worker import Worker, WorkerConfig
 
@@ -60,7 +61,7 @@ class Scripted(Provider):
 
 
 class Rig:
-    def __init__(self, store: TaskStore, blobs: ObstoreBlobStore, events: MemoryEventBus) -> None:
+    def __init__(self, store: TaskStore, blobs: BlobStore, events: EventBus) -> None:
         self.store, self.blobs, self.events = store, blobs, events
         self.workers: list[Worker] = []
         self.db: Database | None = None
@@ -73,10 +74,10 @@ class Rig:
         self.workers.append(w)
         return w
 
-    async def submit(self, n: int = 1) -> str:
+    async def submit(self, n: int = 1, tid: str | None = None) -> str:
         req = normalize({"prompt": "p", "n": n, "size": "2:1", "resolution": "2k"},
                         load_catalog())
-        tid = new_id("img_")
+        tid = tid or new_id("img_")
         await self.store.create(task_id=tid, key_id="k", operation="generate",
                                 model=req.model, request=req.to_json(), retention_seconds=60)
         await self.events.work_queued()
@@ -91,13 +92,13 @@ class Rig:
                 await asyncio.sleep(0.02)
 
 
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+@asynccontextmanager
+async def rig_with(tmp_path: Path, blobs: BlobStore, events: EventBus) -> AsyncIterator[Rig]:
     db = open_database(f"sqlite:///{tmp_path}/w.db")
     await db.migrate()
     await db.write(api_keys.insert().values(id="k", name="k", prefix="k", key_hash="0" * 64,
                                             created_at=0.0))
-    r = Rig(TaskStore(db), ObstoreBlobStore.memory(), MemoryEventBus())
+    r = Rig(TaskStore(db), blobs, events)
     r.db = db
     try:
         yield r
@@ -105,6 +106,12 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         for w in r.workers:
             await w.stop()
         await db.aclose()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async with rig_with(tmp_path, ObstoreBlobStore.memory(), MemoryEventBus()) as r:
+        yield r
 
 
 async def test_success_stores_every_image(rig: Rig) -> None:
@@ -222,7 +229,14 @@ async def test_dead_worker_lease_is_reaped_and_rerun_once(rig: Rig) -> None:
     assert done.attempts == 2 and survivor.calls == [tid]
 
 
-async def test_cleaner_removes_expired_tasks_and_blobs(rig: Rig) -> None:
+async def test_cleaner_removes_expired_tasks_and_blobs(tmp_path: Path, blobs: BlobStore
+                                                        ) -> None:
+    """In every blob store: files, memory, objects in an S3 bucket."""
+    async with rig_with(tmp_path, blobs, MemoryEventBus()) as rig:
+        await _cleaner_removes_expired_tasks_and_blobs(rig)
+
+
+async def _cleaner_removes_expired_tasks_and_blobs(rig: Rig) -> None:
     worker = await rig.worker(Scripted())
     tid = await rig.submit()
     task = await rig.until(tid, TaskStatus.SUCCEEDED)

@@ -1,61 +1,24 @@
-"""The per-key requests-per-minute limiter, in memory and on Redis.
-
-Redis at $IMAGEGATE_TEST_REDIS_URL (default 127.0.0.1:6379). Outside CI an unreachable server
-skips the Redis variant with the reason printed; in CI (CI=true) it fails, like PostgreSQL.
-"""
+"""The rate limiter contract: requests per minute per API key, in memory and on Redis
+(`limiter` in conftest.py), plus what only Redis does: one window for a key across every
+process."""
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.accounts.limits import RateLimiter
 from imagegate.errors import RateLimitError
+from tests.contracts.conftest import unique_prefix
 
 pytestmark = pytest.mark.anyio
-
-REDIS_URL = os.environ.get("IMAGEGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def key(key_id: str, rpm: int | None) -> ApiKey:
     return ApiKey(id=key_id, name=key_id, prefix="ig_x", created_at=0.0, revoked_at=None,
                   rpm=rpm)
-
-
-async def _redis_up() -> None:
-    import redis.asyncio
-
-    client = redis.asyncio.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        await client.ping()
-    except Exception as exc:
-        reason = f"Redis not reachable at {REDIS_URL}: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(reason + " (CI requires it)")
-        print(f"\nSKIP: {reason}")
-        pytest.skip(reason)
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
-    # A unique prefix per test: Redis windows outlive the test by a minute.
-    prefix = f"igtest-{uuid.uuid4().hex[:12]}"
-    if request.param == "redis":
-        await _redis_up()
-        made = RateLimiter(REDIS_URL, key_prefix=prefix)
-    else:
-        made = RateLimiter(None, key_prefix=prefix)
-    try:
-        yield made
-    finally:
-        await made.aclose()
 
 
 async def test_over_the_limit_is_a_429_with_retry_after(limiter: RateLimiter) -> None:
@@ -82,6 +45,23 @@ async def test_changed_limit_takes_effect(limiter: RateLimiter) -> None:
     with pytest.raises(RateLimitError):
         await limiter.check(key("key_c", 1))
     await limiter.check(key("key_c", 5))  # raised by the operator: a fresh window
+
+
+async def test_every_process_counts_against_one_window(redis_url: str) -> None:
+    """Three API processes (three limiters on one Redis) serving one key: rpm 4 allows 4
+    requests in all, not 4 each."""
+    prefix = unique_prefix()
+    processes = [RateLimiter(redis_url, key_prefix=prefix) for _ in range(3)]
+    try:
+        k = key("key_shared", 4)
+        for i in range(4):
+            await processes[i % 3].check(k)
+        for limiter in processes:
+            with pytest.raises(RateLimitError):
+                await limiter.check(k)
+    finally:
+        for limiter in processes:
+            await limiter.aclose()
 
 
 async def test_retry_after_is_the_time_until_the_window_frees(
