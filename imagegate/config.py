@@ -328,6 +328,12 @@ class Settings(BaseSettings):
         30.0, gt=0,
         description="How long an open breaker keeps a channel out before one trial request.",
     )
+    upstream_result_check: Literal["trailer", "full"] = Field(
+        "trailer",
+        description="How an upstream's result image is checked for completeness after its "
+        "header: `trailer` (the container's end is where it must be; microseconds) or `full` "
+        "(every pixel decoded; ~10-50 ms of CPU per 4K image).",
+    )
     upstream_result_max_bytes: int = Field(
         64 * 1024 * 1024, ge=1024,
         description="Largest result image downloaded (or decoded from base64) from an upstream.",

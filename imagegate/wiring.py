@@ -328,6 +328,7 @@ async def _start_workers(b: Backends) -> None:
         on_refused=b.moderation.upstream_refused,
     )
     await b.worker.start()
+    b.intake.attach_runner(b.worker)
     b.dispatcher = WebhookDispatcher(b.webhooks, _task_renderer(b), address_policy(settings),
                                      DispatchConfig.from_settings(settings))
     await b.dispatcher.start()

@@ -51,12 +51,17 @@ async def run_request(request: Request, run: Creation, key: ApiKey, body: dict[s
         return await stream_response(run, key, image_request,
                                      idempotency_key=idempotency_key(request),
                                      route=request.url.path)
-    task = await run.intake.create(key, image_request, idempotency_key=idempotency_key(request),
-                                   route=request.url.path)
     retry_after = run.settings.retry_after_seconds
     if wants_async(request, body):
+        task = await run.intake.create(key, image_request,
+                                       idempotency_key=idempotency_key(request),
+                                       route=request.url.path)
         return accepted(retry_after, task)
-    done = await run.tasks.result(task)
+    # The client waits: this process runs the task itself when it can (tasks/inline.py).
+    task, job = await run.intake.create_and_run(key, image_request,
+                                                idempotency_key=idempotency_key(request),
+                                                route=request.url.path)
+    done = await run.tasks.result(task, job)
     if done.status is TaskStatus.SUCCEEDED:
         return JSONResponse(await native.image_response(run.links, done))
     # Still running after sync_wait_seconds: hand over the task instead of holding the line.

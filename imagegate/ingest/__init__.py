@@ -15,13 +15,14 @@ What is fetched or decoded counts against the process-wide memory budget
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import contextlib
 import re
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
+
+import pybase64
 
 from imagegate.domain.request import ImageRequest, ReferenceSource, StoredReference
 from imagegate.errors import ImagegateError, InvalidRequestError, PayloadTooLargeError
@@ -238,7 +239,7 @@ def _decode_base64(value: str, param: str, cap: int) -> bytes:
     text = text.replace("-", "+").replace("_", "/").rstrip("=")
     text += "=" * (-len(text) % 4)
     try:
-        return base64.b64decode(text, validate=True)
+        return pybase64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequestError(f"{param}: the base64 data is malformed", param=param,
                                   code="invalid_base64") from None

@@ -324,6 +324,26 @@ def check_header(data: bytes, *, max_pixels: int, max_edge: int = DEFAULT_MAX_ED
     return info
 
 
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_JPEG_EOI = b"\xff\xd9"
+
+
+def check_trailer(data: bytes, info: ImageInfo) -> None:
+    """The cheap completeness check for an image `check_header` passed: the container's end is
+    where it must be (PNG: the IEND chunk closes the file; JPEG: EOI, trailing zero padding
+    allowed; WebP: the RIFF size is the file's). A transfer cut short, the common failure of
+    an upstream's answer, fails here in microseconds; what it cannot catch is a body damaged
+    in its middle, which only `decode` (every pixel) finds."""
+    if info.format == "png":
+        ok = data.endswith(_PNG_IEND)
+    elif info.format == "jpeg":
+        ok = data.rstrip(b"\x00").endswith(_JPEG_EOI)
+    else:
+        ok = int.from_bytes(data[4:8], "little") + 8 == len(data)
+    if not ok:
+        raise _corrupt(f"{info.format} data does not end where its container says: truncated")
+
+
 async def decode(data: bytes, info: ImageInfo) -> None:
     """Step 4 for an image `check_header` passed: every pixel once, in a worker thread."""
     await asyncio.to_thread(_decode_all, data, info)

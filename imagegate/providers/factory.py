@@ -164,7 +164,9 @@ def build_providers(
             if fetcher is None:
                 fetcher = result_fetcher(settings)
                 closers.append(fetcher.aclose)
-            downloader = ResultDownloader(fetcher, settings.upstream_result_max_bytes)
+            downloader = ResultDownloader(
+                fetcher, settings.upstream_result_max_bytes,
+                full_check=settings.upstream_result_check == "full")
         entry = table.get(ch.adapter)
         if entry is None:
             raise ValueError(f"channel {ch.name!r}: unknown adapter {ch.adapter!r}")

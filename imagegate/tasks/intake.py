@@ -16,6 +16,8 @@ nothing was sent upstream.
 
 from __future__ import annotations
 
+import asyncio
+
 import sqlalchemy.exc
 
 from imagegate.accounts import idempotency
@@ -32,6 +34,7 @@ from imagegate.moderation.service import Moderation
 from imagegate.net.urls import validate_webhook_url
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.tasks.events import EventBus
+from imagegate.tasks.inline import InlineRunner
 from imagegate.tasks.store import TaskStore
 
 
@@ -49,6 +52,12 @@ class TaskIntake:
         self._events = events
         self._retention = retention_seconds
         self._moderation = moderation
+        self._runner: InlineRunner | None = None
+
+    def attach_runner(self, runner: InlineRunner) -> None:
+        """This process's worker, for `create_and_run`. Attached once it has started (it is
+        built after the intake, from the same backends); without one, nothing runs inline."""
+        self._runner = runner
 
     @staticmethod
     def new_task_id() -> str:
@@ -59,6 +68,33 @@ class TaskIntake:
         """Create the task of `request` for `key` (see the module docstring for the checks).
         Pass `task_id` to know the id before the task exists (a stream subscribes first).
         With an `idempotency_key` seen before (same body) the earlier task is returned."""
+        task, _ = await self._create(key, request, task_id, idempotency_key=idempotency_key,
+                                     route=route, runner=None)
+        return task
+
+    async def create_and_run(self, key: ApiKey, request: ImageRequest, *,
+                             idempotency_key: str | None = None, route: str = ""
+                             ) -> tuple[Task, asyncio.Task[None] | None]:
+        """`create`, for a caller that will wait for the result: the task is created claimed
+        by this process's worker and started at once (`tasks/inline.py`), and its run is
+        returned to await. None instead when there is no worker here or no free slot, or the
+        task already existed (an idempotent replay): the task is then an ordinary one."""
+        runner = self._runner
+        if runner is None or not await runner.reserve():
+            return await self._create(key, request, None, idempotency_key=idempotency_key,
+                                      route=route, runner=None)
+        try:
+            return await self._create(key, request, None, idempotency_key=idempotency_key,
+                                      route=route, runner=runner)
+        except BaseException:
+            runner.release()
+            raise
+
+    async def _create(self, key: ApiKey, request: ImageRequest, task_id: str | None, *,
+                      idempotency_key: str | None, route: str, runner: InlineRunner | None
+                      ) -> tuple[Task, asyncio.Task[None] | None]:
+        """`runner`: holds a reserved slot, released here when the task it was for does not
+        come to exist under its lease (a replay); raising leaves that to the caller."""
         if request.webhook_url is not None:
             validate_webhook_url(request.webhook_url)
         if key.allowed_models is not None and request.model not in key.allowed_models:
@@ -77,7 +113,7 @@ class TaskIntake:
             request_hash = idempotency.fingerprint(route, request)
             seen = await self._idempotency.lookup(key.id, idem)
             if seen is not None:  # a replay is not a new request: no rate-limit hit, no charge
-                return await self._replayed(key, idempotency.replay(seen, request_hash))
+                return await self._replay(key, idempotency.replay(seen, request_hash), runner)
         await self._limiter.check(key)
         if self._moderation is not None:  # before any image is fetched
             await self._moderation.screen(key, request, route=route)
@@ -100,6 +136,7 @@ class TaskIntake:
                 task_id=task_id, key_id=key.id, operation=request.operation,
                 model=request.model, request=request.to_json(),
                 retention_seconds=self._retention, unit_price=unit_price, extra_steps=steps,
+                lease=None if runner is None else (runner.owner, runner.lease_seconds),
             )
         except sqlalchemy.exc.IntegrityError:
             await self._ingestor.discard(task_id)
@@ -107,12 +144,20 @@ class TaskIntake:
             seen = await self._idempotency.lookup(key.id, idem) if idem else None
             if seen is None or request_hash is None:
                 raise
-            return await self._replayed(key, idempotency.replay(seen, request_hash))
+            return await self._replay(key, idempotency.replay(seen, request_hash), runner)
         except BaseException:
             await self._ingestor.discard(task_id)  # no task row, so no blobs either
             raise
+        if runner is not None:
+            return task, runner.adopt(task)
         await self._events.work_queued()
-        return task
+        return task, None
+
+    async def _replay(self, key: ApiKey, task_id: str, runner: InlineRunner | None
+                      ) -> tuple[Task, None]:
+        if runner is not None:
+            runner.release()  # the earlier task runs (or ran) wherever it was claimed
+        return await self._replayed(key, task_id), None
 
     async def _replayed(self, key: ApiKey, task_id: str) -> Task:
         task = await self._store.get_for_key(task_id, key.id)

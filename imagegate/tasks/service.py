@@ -3,6 +3,7 @@ it, follow its events, cancel it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import AbstractAsyncContextManager
 
@@ -57,11 +58,23 @@ class TaskService:
                     if any(e.kind is EventKind.TERMINAL for e in await sub.next(left)):
                         break
 
-    async def result(self, task: Task) -> Task:
+    async def result(self, task: Task, run: asyncio.Task[None] | None = None) -> Task:
         """For synchronous callers: the finished task, or raise the error it failed with. A
         task still running after `sync_wait_seconds` is returned as it is: the caller hands
-        over its id instead."""
-        done = await self.wait(task, self.sync_wait_seconds)
+        over its id instead. `run`: the task's run in this process (`create_and_run`), awaited
+        directly instead of listening for its events; the caller going away (a disconnect
+        cancels this) leaves the run going."""
+        deadline = time.monotonic() + self.sync_wait_seconds
+        done: Task | None = None
+        if run is not None:
+            # `asyncio.wait` neither cancels the run nor raises how it ended (a cancel stops
+            # a run by cancelling it): the row says what became of the task.
+            await asyncio.wait([run], timeout=self.sync_wait_seconds)
+            done = await self._store.get(task.id)
+        if done is None or not (done.status.terminal or time.monotonic() >= deadline):
+            # Not run here, or the run ended without finishing the task (its lease was taken
+            # over): wait for whoever finishes it.
+            done = await self.wait(task, max(0.0, deadline - time.monotonic()))
         if done.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) and done.error:
             raise error_from_json(done.error)
         return done

@@ -141,18 +141,24 @@ class TaskStore:
         retention_seconds: float,
         unit_price: int = 0,
         extra_steps: tuple[Step, ...] = (),
+        lease: tuple[str, float] | None = None,
         now: float | None = None,
     ) -> Task:
         """Insert a queued task and place its hold (price × n, plus a concurrency slot) in
         one transaction; `extra_steps` (an idempotency record) join the same transaction.
         Raises 402 when the balance cannot cover the hold, 429 when the key is at its
-        concurrent-task limit, ConditionFailed for a failed extra step; nothing is kept then."""
+        concurrent-task limit, ConditionFailed for a failed extra step; nothing is kept then.
+
+        `lease=(owner, seconds)` inserts the task already claimed by that worker, as its
+        first attempt (the process that took the request runs it at once, see
+        `Worker.adopt`): the same row a claim would leave, without the claim's write."""
         now = time.time() if now is None else now
+        owner, lease_seconds = lease if lease is not None else (None, 0.0)
         hold = unit_price * int(request.get("n", 1))
         values = {
             "id": task_id,
             "key_id": key_id,
-            "status": TaskStatus.QUEUED.value,
+            "status": (TaskStatus.QUEUED if owner is None else TaskStatus.IN_PROGRESS).value,
             "progress": 0,
             "operation": operation,
             "model": model,
@@ -161,12 +167,12 @@ class TaskStore:
             "result": None,
             "error": None,
             "created_at": now,
-            "started_at": None,
+            "started_at": None if owner is None else now,
             "completed_at": None,
             "expires_at": now + retention_seconds,
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "attempts": 0,
+            "lease_owner": owner,
+            "lease_expires_at": None if owner is None else now + lease_seconds,
+            "attempts": 0 if owner is None else 1,
             "upstream_task_id": None,
             "unit_price": unit_price,
             "hold_amount": hold,

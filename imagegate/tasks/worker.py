@@ -73,11 +73,11 @@ def _result(images: list[StoredImage], result: ProviderResult) -> dict[str, Any]
     return out
 
 
-async def _etag(data: bytes) -> str:
-    # Hashing a multi-megabyte image takes milliseconds: off the event loop for big ones.
-    if len(data) < 256 * 1024:
-        return hashlib.sha256(data).hexdigest()[:32]
-    return (await asyncio.to_thread(hashlib.sha256, data)).hexdigest()[:32]
+def _etag(key: str) -> str:
+    """A result's ETag, from its blob key rather than its bytes: a key names one attempt's
+    image and is written once, never overwritten (see `_store_images`), so the key identifies
+    the bytes as well as their hash would, without reading megabytes to hash them."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 class Worker:
@@ -110,6 +110,32 @@ class Worker:
     @property
     def in_flight(self) -> int:
         return len(self._running)
+
+    # -- running a task in the process that took its request (`tasks/inline.py`)
+    @property
+    def lease_seconds(self) -> float:
+        return self._config.lease_seconds
+
+    async def reserve(self) -> bool:
+        """Take a slot for a task about to be created already claimed by this worker; False
+        when none is free (the task then queues like any other) or the worker is stopping."""
+        if self._stopping or self._slots.locked():
+            return False
+        await self._slots.acquire()  # not locked, so this returns without suspending
+        return True
+
+    def release(self) -> None:
+        """Give back a reserved slot whose task was not created."""
+        self._slots.release()
+
+    def adopt(self, task: Task) -> asyncio.Task[None]:
+        """Run `task` (created under this worker's lease in a reserved slot) as if it had
+        been claimed: leases renewed, handed back on stop, recovered by the reaper after a
+        crash. The caller may await the job; cancelling its await does not stop the run."""
+        job = asyncio.create_task(self._run(task), name=f"imagegate-task-{task.id}")
+        self._running[task.id] = job
+        job.add_done_callback(self._finished)
+        return job
 
     async def start(self) -> None:
         self._loops = [
@@ -375,7 +401,7 @@ class Worker:
                         key=key,
                         content_type=image.content_type,
                         size=len(image.data),
-                        etag=await _etag(image.data),
+                        etag=_etag(key),
                         width=image.width,
                         height=image.height,
                         revised_prompt=image.revised_prompt if revises_prompt else None,

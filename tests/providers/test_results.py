@@ -168,3 +168,54 @@ async def test_url_serving_a_non_image(fake: FakeOpenAI, client: UpstreamClient,
     with pytest.raises(ProviderError) as info:
         await downloader.load("/files/missing.png", client=client)
     assert info.value.code == "upstream_bad_result"
+
+
+def _image(fmt: str) -> bytes:
+    import pyvips
+
+    image = (pyvips.Image.black(64, 48) + [200, 90, 30]).cast("uchar").copy(
+        interpretation="srgb")
+    return bytes(image.write_to_buffer(f".{fmt}"))
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+@pytest.mark.parametrize("full", [False, True])
+async def test_truncated_results_are_refused(client: UpstreamClient, fetcher: Fetcher,
+                                             fmt: str, full: bool) -> None:
+    """A transfer cut short fails the trailer check (the default) as it fails a full decode;
+    the whole file passes both."""
+    downloader = ResultDownloader(fetcher, max_bytes=1024 * 1024, full_check=full)
+    data = _image(fmt)
+    image = await downloader.load(b64(data), client=client)
+    assert image.data == data and (image.width, image.height) == (64, 48)
+    for cut in (len(data) - 1, len(data) - 7, len(data) * 2 // 3):
+        with pytest.raises(ProviderError) as info:
+            await downloader.load(b64(data[:cut]), client=client)
+        assert info.value.code == "upstream_bad_result"
+
+
+async def test_damage_inside_a_body_needs_the_full_check(client: UpstreamClient,
+                                                         fetcher: Fetcher) -> None:
+    """What the trailer cannot see: bytes changed in the middle of the compressed data.
+    `upstream_result_check = "full"` decodes every pixel and refuses it."""
+    import random
+
+    import pyvips
+
+    noise = random.Random(7).randbytes(128 * 128 * 3)  # incompressible: IDAT is most of it
+    data = bytearray(pyvips.Image.new_from_memory(noise, 128, 128, 3, "uchar")
+                     .write_to_buffer(".png"))
+    middle = len(data) * 3 // 5
+    data[middle:middle + 8] = b"\xff" * 8
+    broken = bytes(data)
+    lenient = ResultDownloader(fetcher, max_bytes=1024 * 1024)
+    assert (await lenient.load(b64(broken), client=client)).data == broken
+    strict = ResultDownloader(fetcher, max_bytes=1024 * 1024, full_check=True)
+    with pytest.raises(ProviderError):
+        await strict.load(b64(broken), client=client)
+
+
+async def test_jpeg_padding_after_eoi_is_accepted(client: UpstreamClient,
+                                                  downloader: ResultDownloader) -> None:
+    data = _image("jpeg") + b"\x00" * 16
+    assert (await downloader.load(b64(data), client=client)).data == data

@@ -122,9 +122,10 @@ async def _run(request: Request, run: Creation, key: ApiKey, body: dict[str, Any
         return await stream_response(run, key, image_request, openai_fields_only=True,
                                      idempotency_key=idempotency_key(request),
                                      route=request.url.path)
-    task = await run.intake.create(key, image_request, idempotency_key=idempotency_key(request),
-                                   route=request.url.path)
-    done = await run.tasks.result(task)
+    task, job = await run.intake.create_and_run(key, image_request,
+                                                idempotency_key=idempotency_key(request),
+                                                route=request.url.path)
+    done = await run.tasks.result(task, job)
     if done.status is TaskStatus.CANCELLED:  # cancelled with no error recorded
         raise TaskCancelledError(f"Task {done.id} was cancelled before it finished")
     if done.status is not TaskStatus.SUCCEEDED:
