@@ -1,5 +1,5 @@
-"""What both client classes share: one aiohttp session per `async with`, sending a bearer
-token on every request."""
+"""The admin client's session (admin.py): one aiohttp session per `async with`, sending a
+bearer token on every request. (`Client` and `AsyncClient` speak httpx: see http.py.)"""
 
 from __future__ import annotations
 

@@ -33,8 +33,8 @@ def test_every_command_is_listed_in_order() -> None:
     assert out.exit_code == 0, out.output
     listed = [line.strip("│ ").split()[0] for line in out.stdout.splitlines()
               if line.startswith("│ ") and not line.startswith("│ --")]
-    assert listed == ["usage", "serve", "worker", "migrate", "version", "generate", "keys",
-                      "channels", "moderation"]
+    assert listed == ["usage", "serve", "worker", "migrate", "version", "generate", "batch",
+                      "keys", "channels", "moderation", "tasks"]
 
 
 def test_commands_are_spelled_as_the_user_types_them(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,3 +56,31 @@ def session_server_factory(tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="session")
 def basic_server(session_server_factory: ServerFactory) -> Server:
     return session_server_factory.start(BASIC_ENV)
+
+
+# The client's tests (test_client*.py, test_cli_*.py) share these, one process each.
+CLIENT_ENV = {
+    "IMAGEGATE_SANDBOX_LATENCY": "0",
+    "IMAGEGATE_RETRY_AFTER_SECONDS": "1",  # the shortest first poll a client honours
+    # The 000 seed's result form, so clients resolve relative /p/img/… paths here (the
+    # basic server answers absolute URLs).
+    "IMAGEGATE_URL_MODE": "relative",
+}
+# Long enough to interrupt, cancel or kill a client while its task runs.
+SLOW_ENV = {"IMAGEGATE_SANDBOX_LATENCY": "15", "IMAGEGATE_RETRY_AFTER_SECONDS": "1"}
+FAILING_ENV = {"IMAGEGATE_SANDBOX_FAILURE_RATE": "1", "IMAGEGATE_RETRY_AFTER_SECONDS": "1"}
+
+
+@pytest.fixture(scope="session")
+def client_server(session_server_factory: ServerFactory) -> Server:
+    return session_server_factory.start(CLIENT_ENV)
+
+
+@pytest.fixture(scope="session")
+def slow_server(session_server_factory: ServerFactory) -> Server:
+    return session_server_factory.start(SLOW_ENV)
+
+
+@pytest.fixture(scope="session")
+def failing_server(session_server_factory: ServerFactory) -> Server:
+    return session_server_factory.start(FAILING_ENV)

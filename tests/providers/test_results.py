@@ -173,7 +173,7 @@ async def test_url_serving_a_non_image(fake: FakeOpenAI, client: UpstreamClient,
 def _image(fmt: str) -> bytes:
     import pyvips
 
-    image = (pyvips.Image.black(64, 48) + [200, 90, 30]).cast("uchar").copy(
+    image = pyvips.Image.black(64, 48).new_from_image([200, 90, 30]).cast("uchar").copy(
         interpretation="srgb")
     return bytes(image.write_to_buffer(f".{fmt}"))
 

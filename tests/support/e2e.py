@@ -190,11 +190,12 @@ class Server:
             return set()
         return {p for p in self.blob_dir.rglob("*") if p.is_file()}
 
-    def create_key(self, name: str) -> dict[str, str]:
-        """`imagegate keys create --json` against this server's data dir (it may be running)."""
+    def create_key(self, name: str, *options: str) -> dict[str, str]:
+        """`imagegate keys create --json` against this server's data dir (it may be running);
+        `options` are more flags of that command (`--balance 0`, `--rpm 1`, …)."""
         env = {k: v for k, v in self.env.items() if k != "IMAGEGATE_PORT"}
         res = subprocess.run(
-            [IMAGEGATE, "keys", "create", "--name", name, "--json", "--data-dir",
+            [IMAGEGATE, "keys", "create", "--name", name, *options, "--json", "--data-dir",
              str(self.data_dir)],
             capture_output=True, text=True, env=env, timeout=60, check=False,
         )
