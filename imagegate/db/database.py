@@ -64,10 +64,18 @@ class ConditionFailed(Exception):
         self.label = label
 
 
-def _run_steps(conn: sa.Connection, steps: Sequence[Step]) -> list[WriteResult]:
+Execute = Callable[[sa.Connection, sa.Executable, Params], "WriteResult"]
+
+
+def _execute(conn: sa.Connection, stmt: sa.Executable, params: Params) -> WriteResult:
+    return _write_result(conn.execute(stmt, params))
+
+
+def _run_steps(conn: sa.Connection, steps: Sequence[Step], execute: Execute = _execute
+               ) -> list[WriteResult]:
     out: list[WriteResult] = []
     for step in steps:
-        result = _write_result(conn.execute(step.stmt, step.params))
+        result = execute(conn, step.stmt, step.params)
         if step.require is not None and result.rowcount == 0:
             raise ConditionFailed(step.require)
         out.append(result)
@@ -189,6 +197,10 @@ class SqliteDatabase(Database):
                 self._write_conn = self.engine.connect()
             conn = self._write_conn
             try:
+                if not conn.in_transaction():
+                    # Begun explicitly, so commit() reaches the driver even when every
+                    # statement went around SQLAlchemy (`_execute_raw`).
+                    conn.begin()
                 value = fn(conn)
                 conn.commit()
                 return value
@@ -216,6 +228,10 @@ class SqliteDatabase(Database):
         if any(b.type._cached_bind_processor(self.engine.dialect) for b in compiled.binds.values()):
             return None
         entry = (stmt, str(compiled), tuple(positions), dict(compiled.params))
+        if len(self._compiled) >= 1024:
+            # Only statements built once belong here; one built per call with params by
+            # mistake must not grow this forever.
+            self._compiled.clear()
         self._compiled[id(stmt)] = entry
         return entry[1], entry[2], entry[3]
 
@@ -232,6 +248,29 @@ class SqliteDatabase(Database):
             # and every later read would miss the writer's commits.
             conn.rollback()
 
+    def _execute_raw(self, conn: sa.Connection, stmt: sa.Executable, params: Params
+                     ) -> WriteResult:
+        """A write on the writer thread. Statements built once (those run with `params`) go
+        to the driver as their compiled SQL: ~10 µs against ~70 µs through SQLAlchemy, and a
+        task's finish is half a dozen of them."""
+        raw = self._raw(stmt) if params is not None else None
+        if raw is None or params is None:
+            return _execute(conn, stmt, params)
+        sql, positions, defaults = raw
+        driver: Any = conn.connection.driver_connection
+        cursor = driver.execute(
+            sql, [params[p] if p in params else defaults[p] for p in positions]
+        )
+        try:
+            if cursor.description is None:
+                return WriteResult((), cursor.rowcount)
+            names = [d[0] for d in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            # RETURNING rows: sqlite3 counts them only once they are fetched.
+            return WriteResult(rows, len(rows))
+        finally:
+            cursor.close()
+
     def _read_raw(self, sql: str, positions: tuple[str, ...], defaults: dict[str, Any],
                   params: Mapping[str, Any]) -> list[Row]:
         driver: Any = self._reader().connection.driver_connection
@@ -245,10 +284,10 @@ class SqliteDatabase(Database):
             cursor.close()
 
     async def write(self, stmt: sa.Executable, params: Params = None) -> WriteResult:
-        return await self._on_writer(lambda conn: _write_result(conn.execute(stmt, params)))
+        return await self._on_writer(lambda conn: self._execute_raw(conn, stmt, params))
 
     async def transaction(self, steps: Sequence[Step]) -> list[WriteResult]:
-        return await self._on_writer(lambda conn: _run_steps(conn, steps))
+        return await self._on_writer(lambda conn: _run_steps(conn, steps, self._execute_raw))
 
     async def migrate(self) -> None:
         await self._on_writer(_upgrade)

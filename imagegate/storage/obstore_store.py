@@ -3,7 +3,10 @@ builds on the same class."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +20,26 @@ from imagegate.storage.base import BlobNotFoundError, BlobStore
 
 if TYPE_CHECKING:
     from obstore import GetOptions
+
+
+_INLINE_WRITE = 256 * 1024
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileNotFoundError:  # the task's folder: made once per attempt
+        private_dir(path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 class ObstoreBlobStore(BlobStore):
@@ -40,13 +63,16 @@ class ObstoreBlobStore(BlobStore):
         if self._root is None:
             await obstore.put_async(self._store, key, data)
             return
-        # obstore creates folders and files through the umask (0755 / 0644 on most systems):
-        # the folders are made 0700 first, so the file is never readable by others even in
-        # the moment before it is made 0600.
+        # Written here rather than through obstore, which creates folders and files through
+        # the umask (0755 / 0644 on most systems): folders 0700, the file 0600 from its first
+        # byte, then renamed into place so a reader never sees half a file. A small file is
+        # written on the event loop (tens of microseconds in the page cache), a big one in a
+        # thread.
         path = self._root / key
-        private_dir(path.parent)
-        await obstore.put_async(self._store, key, data)
-        os.chmod(path, PRIVATE_FILE_MODE)
+        if len(data) < _INLINE_WRITE:
+            _write_private(path, data)
+        else:
+            await asyncio.to_thread(_write_private, path, data)
 
     async def get(self, key: str) -> bytes:
         try:
