@@ -200,8 +200,8 @@ class AsyncTaskProvider(Provider):
             try:
                 # A poll that hangs must not outlive the task's deadline (the channel's
                 # request timeout is sized for a sync generation, not for a status check).
-                state = await asyncio.wait_for(self.poll(upstream_id),
-                                               max(0.0, deadline - time.monotonic()))
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    state = await self.poll(upstream_id)
             except TimeoutError:
                 raise self._timed_out(upstream_id) from None
             except ProviderError as exc:

@@ -77,7 +77,10 @@ class Subscription:
         the first one; [] when none came (time to re-read the row)."""
         if not self._events:
             try:
-                await asyncio.wait_for(self._arrived.wait(), timeout)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that
+                # lands as the event arrives, and a cancelled watcher then waits on.
+                async with asyncio.timeout(timeout):
+                    await self._arrived.wait()
             except TimeoutError:
                 return []
         self._arrived.clear()
@@ -172,7 +175,8 @@ class MemoryEventBus(EventBus):
 
     async def wait_for_work(self, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(self._work.get(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see Subscription.next
+                await self._work.get()
         except TimeoutError:
             return False
         return True

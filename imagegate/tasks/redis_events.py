@@ -187,7 +187,8 @@ class RedisEventBus(EventBus):
                 log.debug("waiting for work on Redis failed: %s", exc)
                 # Not a hot loop while the listener notices the outage: wait it out locally.
         try:
-            await asyncio.wait_for(self._local_work.get(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see Subscription.next
+                await self._local_work.get()
         except TimeoutError:
             return False
         return True
@@ -215,7 +216,8 @@ class RedisEventBus(EventBus):
         if self._pubsub is None and self._up is None:
             # The listener's first connection is on its way: worth a moment's wait.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), _JOIN_TIMEOUT)
+                async with asyncio.timeout(_JOIN_TIMEOUT):
+                    await self._ready.wait()
         pubsub = self._pubsub
         if pubsub is None:
             return  # Redis is away: the listener subscribes to every followed task when back
@@ -230,8 +232,9 @@ class RedisEventBus(EventBus):
                 self._joining.pop(channel, None)
                 log.debug("subscribe to %s failed: %s", channel, exc)
                 return
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(waiter), _JOIN_TIMEOUT)
+        # asyncio.wait neither cancels the shared waiter on a timeout nor swallows a cancel
+        # of this subscriber (wait_for on 3.11 can).
+        await asyncio.wait([waiter], timeout=_JOIN_TIMEOUT)
 
     async def _leave(self, task_id: str) -> None:
         channel = self._task_prefix + task_id

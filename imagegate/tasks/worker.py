@@ -338,13 +338,18 @@ class Worker:
             ):
                 outcome = "failed"
         finally:
-            # The watcher first, so our own TERMINAL event cannot make it look at the lease.
+            # The watcher is cancelled first, so our own TERMINAL event cannot make it look
+            # at the lease; the event goes out before waiting for the watcher to end, so the
+            # end is announced even if this run is cancelled meanwhile. asyncio.wait: it
+            # neither swallows a cancel of this run nor raises the watcher's end.
             watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await watcher
             if outcome is not None:
                 await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
                                                      status=outcome))
+            await asyncio.wait([watcher])
+            if not watcher.cancelled() and watcher.exception() is not None:
+                log.warning("task %s: its cancel watcher failed: %r", task.id,
+                            watcher.exception())
 
     async def _input(self, ref: StoredReference) -> ReferenceImage:
         return ReferenceImage(await self._blobs.get(ref.key), ref.content_type, ref.width,

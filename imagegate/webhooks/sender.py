@@ -163,7 +163,8 @@ class WebhookDispatcher:
             if batch and len(batch) == free:
                 continue  # maybe more are due; a full house waits for a slot (`_finished`)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._config.poll_interval)
+                async with asyncio.timeout(self._config.poll_interval):
+                    await self._wake.wait()
 
     def _finished(self, job: asyncio.Task[None]) -> None:
         self._running.pop(job.get_name().removeprefix("webhook-"), None)

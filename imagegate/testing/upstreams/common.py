@@ -210,7 +210,8 @@ class FakeUpstream:
     async def delay(self) -> None:
         if self.latency > 0:
             try:
-                await asyncio.wait_for(self._stopping.wait(), self.latency)
+                async with asyncio.timeout(self.latency):
+                    await self._stopping.wait()
             except TimeoutError:
                 pass
 
