@@ -253,7 +253,13 @@ class Settings(BaseSettings):
         True, description="Run task workers inside `imagegate serve` (the embedded default)."
     )
     worker_concurrency: int = Field(
-        32, ge=1, description="Tasks one worker process runs at once."
+        4096, ge=1, description="Tasks one worker process runs at once. A relayed task "
+        "waiting on its upstream costs a few kilobytes, so thousands fit; CPU-bound work "
+        "(rendering, decoding, encoding) is bounded separately by `cpu_workers`.",
+    )
+    cpu_workers: int | None = Field(
+        None, ge=1, description="Threads for CPU-bound work (sandbox rendering, image "
+        "decoding and checks, encoding, hashing) in one process; unset: one per CPU core.",
     )
     lease_seconds: float = Field(
         30.0, gt=0, description="A claimed task's lease; workers renew it at a third of this."

@@ -17,8 +17,10 @@ error naming the setting to fix.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -126,6 +128,8 @@ class Backends:
     dispatcher: WebhookDispatcher | None = None
     # `/readyz`: what must answer for this process to take traffic, by name.
     checks: Mapping[str, Check] = field(default_factory=dict)
+    # The event loop's default executor: CPU-bound work (`cpu_pool`).
+    cpu: ThreadPoolExecutor | None = None
 
     async def aclose(self) -> None:
         if self.worker is not None:
@@ -139,6 +143,20 @@ class Backends:
         await self.events.aclose()
         await self.blobs.aclose()
         await self.db.aclose()
+        if self.cpu is not None:
+            self.cpu.shutdown(wait=False, cancel_futures=True)
+
+
+def cpu_pool(settings: Settings) -> ThreadPoolExecutor:
+    """The threads CPU-bound work runs on (sandbox renders, decoding and checking images,
+    encoding, hashing: everything sent with `asyncio.to_thread`), installed as the running
+    loop's default executor. Worker slots are sized for waiting on upstreams (thousands);
+    this pool is what keeps thousands of tasks from rendering at once: one thread per core,
+    as libvips and pybase64 release the GIL."""
+    pool = ThreadPoolExecutor(max_workers=settings.cpu_workers or os.cpu_count() or 2,
+                              thread_name_prefix="imagegate-cpu")
+    asyncio.get_running_loop().set_default_executor(pool)
+    return pool
 
 
 def address_policy(settings: Settings) -> AddressPolicy:
@@ -241,6 +259,7 @@ async def build_backends(settings: Settings, *, with_worker: bool | None = None,
     except BaseException:
         await db.aclose()
         raise
+    backends.cpu = cpu_pool(settings)
     try:
         # The blocklists first: a bad entry stops the start instead of serving unchecked.
         await backends.moderation.reload()
