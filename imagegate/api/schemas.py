@@ -277,7 +277,18 @@ TASK = obj({
     "status": {"type": "string",
                "enum": ["queued", "in_progress", "succeeded", "failed", "cancelled"]},
     "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-    "model": STR, "created_at": INT, "completed_at": NULLABLE_INT, "expires_at": INT,
+    "model": STR, "created_at": INT, "completed_at": NULLABLE_INT,
+    "expires_at": {"type": "integer",
+                   "description": "When the task and its images are deleted (unix seconds)."},
+    "attempts": {"type": "integer", "minimum": 0,
+                 "description": "Runs started (a worker lost mid-run starts another)."},
+    "queue_position": {"type": ["integer", "null"], "minimum": 0,
+                       "description": "While queued: tasks that will be started before this "
+                       "one (0: next). null otherwise."},
+    "estimated_seconds": {"type": ["number", "null"], "minimum": 0,
+                          "description": "Typical run time of the model × tier (a moving "
+                          "average of finished tasks, else the catalog's figure). null once "
+                          "the task has ended."},
     "result": {"anyOf": [ref("ImageResponse"), {"type": "null"}]},
     "error": {"anyOf": [ref("ErrorObject"), {"type": "null"}]},
 })

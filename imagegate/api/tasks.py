@@ -45,17 +45,20 @@ async def get_task(request: Request) -> JSONResponse:
     """Also serves the older path /v1/images/tasks/{id}: the same object."""
     task = await owned_task(request)
     links: ResultLinks = await deps.links(request)
-    return JSONResponse(await native.task_object(links, task))
+    outlook = await (await deps.tasks(request)).outlook(task)
+    return JSONResponse(await native.task_object(links, task, outlook))
 
 
 async def cancel_task(request: Request) -> JSONResponse:
     """Idempotent: cancelling a finished or already-cancelled task returns it unchanged."""
     key = await api_key(request)
     task_id: str = request.path_params["task_id"]
-    task = await (await deps.tasks(request)).cancel(task_id, key.id)
+    service = await deps.tasks(request)
+    task = await service.cancel(task_id, key.id)
     if task is None:
         raise not_found(task_id)
-    return JSONResponse(await native.task_object(await deps.links(request), task))
+    outlook = await service.outlook(task)
+    return JSONResponse(await native.task_object(await deps.links(request), task, outlook))
 
 
 # For HotRoutesMiddleware, which serves these before the router (same endpoint).

@@ -10,6 +10,7 @@ from typing import Any
 from imagegate.domain.request import ImageRequest, produced_fields
 from imagegate.domain.task import StoredImage, Task, TaskStatus
 from imagegate.storage.links import ResultLinks
+from imagegate.tasks.service import Outlook
 
 
 def file_id(task_id: str, index: int) -> str:
@@ -60,7 +61,11 @@ def submit_response(task: Task) -> dict[str, Any]:
     return {"created": int(task.created_at), "task_id": task.id, "data": []}
 
 
-async def task_object(links: ResultLinks, task: Task) -> dict[str, Any]:
+async def task_object(links: ResultLinks, task: Task, outlook: Outlook | None = None
+                      ) -> dict[str, Any]:
+    """The task as `GET /v1/tasks/{id}` shows it. `outlook` (`TaskService.outlook`): its
+    queue position and estimate; without one both are null."""
+    outlook = outlook or Outlook()
     body: dict[str, Any] = {
         "id": task.id,
         "task_id": task.id,
@@ -71,6 +76,9 @@ async def task_object(links: ResultLinks, task: Task) -> dict[str, Any]:
         "created_at": int(task.created_at),
         "completed_at": int(task.completed_at) if task.completed_at else None,
         "expires_at": int(task.expires_at),
+        "attempts": task.attempts,
+        "queue_position": outlook.queue_position,
+        "estimated_seconds": outlook.estimated_seconds,
         "result": None,
         "error": None,
     }
