@@ -85,8 +85,16 @@ ACCEPTED: dict[str, Any] = {
                      "description": "/v1/tasks/{task_id}"},
         "Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"},
                         "description": "Seconds to wait before the first poll"},
+        "Preference-Applied": {"required": False, "schema": {"type": "string"},
+                               "description": "`wait=N` (it waited N s) and/or "
+                               "`respond-async`, when the request's `Prefer` asked for them"},
     },
 }
+# The native create routes read `Prefer` (RFC 7240, `api/prefer.py`).
+PREFER = {"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
+          "description": "`wait=N`: wait up to N seconds (at most `sync_wait_seconds`), 200 "
+          "when done, else 202. `respond-async`: 202 at once (with `wait=N`: wait first). "
+          "Other preferences are ignored."}
 # `stream: true` answers Server-Sent Events instead (api/stream.py).
 _SSE = {"text/event-stream": {"schema": {"type": "string"}}}
 
@@ -97,16 +105,26 @@ def images_ok(schema: str, description: str) -> dict[str, Any]:
     return ok
 
 
+def preferred(ok: dict[str, Any]) -> dict[str, Any]:
+    """A native create route's 200, which names the `wait=N` it honoured."""
+    return {**ok, "headers": {"Preference-Applied": ACCEPTED["headers"]["Preference-Applied"]}}
+
+
 def json_body(schema: dict[str, Any], *, multipart: bool = False, form: str = "ImageEditForm",
-              examples: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`openapi_extra` declaring a route's request body (the route reads it itself)."""
+              examples: dict[str, Any] | None = None, prefer: bool = False
+              ) -> dict[str, Any]:
+    """`openapi_extra` declaring a route's request body (the route reads it itself), and
+    with `prefer` the `Prefer` header it reads."""
     media: dict[str, Any] = {"schema": schema}
     if examples:
         media["examples"] = {name: {"value": value} for name, value in examples.items()}
     content: dict[str, Any] = {"application/json": media}
     if multipart:
         content["multipart/form-data"] = {"schema": ref(form)}
-    return {"requestBody": {"required": True, "content": content}}
+    extra: dict[str, Any] = {"requestBody": {"required": True, "content": content}}
+    if prefer:
+        extra["parameters"] = [PREFER]
+    return extra
 
 
 GENERATION_REQUEST = ref("ImageGenerationRequest")
