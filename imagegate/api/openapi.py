@@ -167,9 +167,31 @@ def _string_keys(table: Responses) -> dict[str, Any]:
     return {str(k): v for k, v in table.items()}
 
 
+_TASK_LIST_PARAMETERS = [
+    query("status", {"type": "string", "enum": ["queued", "in_progress", "succeeded",
+                                                "failed", "cancelled"]},
+          "Only tasks in this status"),
+    query("model", {"type": "string"}, "Only tasks of this model"),
+    query("created_after", {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,6})?$"},
+          "Only tasks created after this time (Unix seconds)"),
+    query("created_before", {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,6})?$"},
+          "Only tasks created before this time (Unix seconds)"),
+    query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+          "Tasks per page"),
+    query("after", {"type": "string"},
+          "The `last_id` of the previous page: continue with older tasks"),
+]
+
 # The task routes are plain Starlette routes (see api/tasks.py), so FastAPI does not
 # describe them; these entries do.
 TASK_PATHS: dict[str, Any] = {
+    "/v1/tasks": {"get": {
+        "tags": ["tasks"], "summary": "List the key's tasks, newest first",
+        "operationId": "listTasks", "parameters": _TASK_LIST_PARAMETERS,
+        "responses": _string_keys(responses(
+            {200: json_ok("TaskList", "A page of tasks, newest first")}, (400, 401, 500),
+            why={400: "limit out of range, an unknown status, a time that is not Unix "
+                      "seconds, or an `after` that is not a task of this key"}))}},
     "/v1/tasks/{task_id}": {"get": _task_op("Retrieve a task", "getTask")},
     "/v1/images/tasks/{task_id}": {"get": _task_op("Retrieve a task (older path)",
                                                    "getImageTask")},

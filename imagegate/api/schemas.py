@@ -292,6 +292,12 @@ TASK = obj({
     "result": {"anyOf": [ref("ImageResponse"), {"type": "null"}]},
     "error": {"anyOf": [ref("ErrorObject"), {"type": "null"}]},
 })
+TASK_LIST = obj({"object": {"type": "string", "enum": ["list"]},
+                 "data": {"type": "array", "items": ref("Task"),
+                          "description": "Newest first. A succeeded task's `result` links "
+                          "its images (`url`), never inlines their bytes."},
+                 "has_more": {"type": "boolean"},
+                 "last_id": {**NULLABLE_STR, "description": "`after` for the next page"}})
 
 _CAPABILITIES = obj({
     "size_rule": {"type": "string", "enum": ["flexible", "enumerated"]},
@@ -420,6 +426,7 @@ def components(catalog: Catalog) -> dict[str, Schema]:
         "ImageResponse": IMAGE_RESPONSE,
         "TaskSubmitted": TASK_SUBMITTED,
         "Task": TASK,
+        "TaskList": TASK_LIST,
         "ModelList": MODEL_LIST,
         "Usage": USAGE,
         "WebhookSettings": WEBHOOK_SETTINGS,

@@ -59,6 +59,15 @@ class TaskService:
         webhook dispatcher)."""
         return await self._store.get(task_id)
 
+    async def page(self, *, key_id: str | None, limit: int, after: str | None = None,
+                   status: str | None = None, model: str | None = None,
+                   created_after: float | None = None, created_before: float | None = None
+                   ) -> list[Task]:
+        """Tasks newest first (`TaskStore.page`): one key's, or everyone's with None."""
+        return await self._store.page(key_id=key_id, limit=limit, after=after, status=status,
+                                      model=model, created_after=created_after,
+                                      created_before=created_before)
+
     async def get_many(self, task_ids: list[str], key_id: str) -> dict[str, Task]:
         """The tasks of `key_id` among `task_ids`, by id (others' are left out)."""
         return {t.id: t for t in await self._store.get_many(list(dict.fromkeys(task_ids)))

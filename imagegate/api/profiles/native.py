@@ -18,9 +18,11 @@ def file_id(task_id: str, index: int) -> str:
 
 
 async def _image_item(links: ResultLinks, task: Task, index: int, image: StoredImage,
-                      response_format: str) -> dict[str, Any]:
+                      response_format: str, inline: bool = True) -> dict[str, Any]:
     item: dict[str, Any] = {"file_id": file_id(task.id, index)}
-    if response_format == "b64_json":
+    if not inline:
+        item["url"], _ = links.signed_url(task, index)
+    elif response_format == "b64_json":
         item["b64_json"] = await links.b64(image)
         item["url"], _ = links.signed_url(task, index)
     elif response_format == "data_url":
@@ -32,11 +34,14 @@ async def _image_item(links: ResultLinks, task: Task, index: int, image: StoredI
     return item
 
 
-async def image_response(links: ResultLinks, task: Task) -> dict[str, Any]:
-    """The synchronous response body (also a succeeded task's `result`)."""
+async def image_response(links: ResultLinks, task: Task, *, inline: bool = True
+                         ) -> dict[str, Any]:
+    """The synchronous response body (also a succeeded task's `result`). `inline=False`
+    (task lists): every image as its signed URL, never its bytes, whatever
+    `response_format` asked, so a page of a hundred tasks stays small."""
     request = ImageRequest.from_json(task.request)
     data = [
-        await _image_item(links, task, i, image, request.response_format)
+        await _image_item(links, task, i, image, request.response_format, inline)
         for i, image in enumerate(task.images)
     ]
     made = produced_fields(request, task.result)
@@ -61,10 +66,11 @@ def submit_response(task: Task) -> dict[str, Any]:
     return {"created": int(task.created_at), "task_id": task.id, "data": []}
 
 
-async def task_object(links: ResultLinks, task: Task, outlook: Outlook | None = None
-                      ) -> dict[str, Any]:
+async def task_object(links: ResultLinks, task: Task, outlook: Outlook | None = None, *,
+                      inline: bool = True) -> dict[str, Any]:
     """The task as `GET /v1/tasks/{id}` shows it. `outlook` (`TaskService.outlook`): its
-    queue position and estimate; without one both are null."""
+    queue position and estimate; without one both are null. `inline`: see
+    `image_response`."""
     outlook = outlook or Outlook()
     body: dict[str, Any] = {
         "id": task.id,
@@ -83,7 +89,7 @@ async def task_object(links: ResultLinks, task: Task, outlook: Outlook | None = 
         "error": None,
     }
     if task.status is TaskStatus.SUCCEEDED:
-        body["result"] = await image_response(links, task)
+        body["result"] = await image_response(links, task, inline=inline)
     elif task.error is not None:
         body["error"] = task.error
     return body
