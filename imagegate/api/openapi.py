@@ -90,6 +90,14 @@ ACCEPTED: dict[str, Any] = {
                                "`respond-async`, when the request's `Prefer` asked for them"},
     },
 }
+
+
+def async_accepted() -> dict[str, Any]:
+    """The `/async` aliases' 202 (`api/async_aliases.py`)."""
+    headers = {k: v for k, v in ACCEPTED["headers"].items() if k != "Preference-Applied"}
+    return {**json_ok("TaskAccepted", "Accepted: poll `poll_url`"), "headers": headers}
+
+
 # The native create routes read `Prefer` (RFC 7240, `api/prefer.py`).
 PREFER = {"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
           "description": "`wait=N`: wait up to N seconds (at most `sync_wait_seconds`), 200 "

@@ -272,6 +272,15 @@ IMAGE_RESPONSE = obj(
 TASK_SUBMITTED = obj({"created": INT, "task_id": STR,
                       "data": {"type": "array", "maxItems": 0}},
                      description="The task was created; follow it at `Location`.")
+TASK_ACCEPTED = obj({
+    "created": INT, "task_id": STR, "data": {"type": "array", "maxItems": 0},
+    "status": {"type": "string", "enum": ["queued", "in_progress", "succeeded", "failed",
+                                          "cancelled"]},
+    "poll_url": {"type": "string", "description": "Where to poll the task (absolute when "
+                 "result URLs are)."},
+    "expires_at": {"type": "integer", "description": "When the task and its images are "
+                   "deleted (Unix seconds)."},
+}, description="The task was created (the `/async` routes); poll `poll_url`.")
 TASK = obj({
     "id": STR, "task_id": STR, "object": {"type": "string", "enum": ["image.task"]},
     "status": {"type": "string",
@@ -425,6 +434,7 @@ def components(catalog: Catalog) -> dict[str, Schema]:
         "ApimartBatchRequest": APIMART_BATCH_REQUEST,
         "ImageResponse": IMAGE_RESPONSE,
         "TaskSubmitted": TASK_SUBMITTED,
+        "TaskAccepted": TASK_ACCEPTED,
         "Task": TASK,
         "TaskList": TASK_LIST,
         "ModelList": MODEL_LIST,
