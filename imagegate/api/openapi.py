@@ -175,15 +175,16 @@ def _string_keys(table: Responses) -> dict[str, Any]:
     return {str(k): v for k, v in table.items()}
 
 
+_UNIX_SECONDS = r"^(?:[0-9]{1,12}(?:\.[0-9]{1,6})?)?$"
 _TASK_LIST_PARAMETERS = [
     query("status", {"type": "string", "enum": ["queued", "in_progress", "succeeded",
-                                                "failed", "cancelled"]},
-          "Only tasks in this status"),
+                                                "failed", "cancelled", ""]},
+          "Only tasks in this status; empty: any"),
     query("model", {"type": "string"}, "Only tasks of this model"),
-    query("created_after", {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,6})?$"},
-          "Only tasks created after this time (Unix seconds)"),
-    query("created_before", {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,6})?$"},
-          "Only tasks created before this time (Unix seconds)"),
+    query("created_after", {"type": "string", "pattern": _UNIX_SECONDS},
+          "Only tasks created after this time (Unix seconds); empty: no bound"),
+    query("created_before", {"type": "string", "pattern": _UNIX_SECONDS},
+          "Only tasks created before this time (Unix seconds); empty: no bound"),
     query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
           "Tasks per page"),
     query("after", {"type": "string"},
