@@ -19,6 +19,7 @@ from starlette.types import Scope
 from imagegate import __version__
 from imagegate.api import (
     admin,
+    async_aliases,
     docs_pages,
     edits,
     files,
@@ -147,8 +148,9 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
         app.state.backends = backends
     app.add_exception_handler(ImagegateError, _imagegate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    routers = (images.router, edits.router, variations.router, tasks.router, files.router,
-               models.router, openai_profile.router, apimart.router, usage.router,
+    routers = (async_aliases.router, images.router, edits.router, variations.router,
+               tasks.router, files.router, models.router, openai_profile.router,
+               apimart.router, usage.router,
                webhooks.router, admin.router, moderation.router, metrics_api.router,
                docs_pages.router, health.router)
     for router in routers:

@@ -51,6 +51,7 @@ from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobStore
 from imagegate.storage.links import ResultLinks
 from imagegate.storage.signing import UrlSigner
+from imagegate.tasks.estimates import DurationEstimates
 from imagegate.tasks.events import EventBus
 from imagegate.tasks.intake import TaskIntake
 from imagegate.tasks.service import TaskService
@@ -275,6 +276,7 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database,
               reload_settings: SettingsLoader | None = None, *,
               with_api: bool = True) -> Backends:
     store = TaskStore(db)
+    estimates = DurationEstimates(catalog, store.recent_durations)
     events = build_event_bus(settings)
     blobs = build_blob_store(settings)
     limiter: RateLimiter = plugins.choose(
@@ -310,7 +312,7 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database,
                           limiter=limiter, ingestor=ingestor, store=store, events=events,
                           retention_seconds=settings.retention_seconds, moderation=moderation),
         tasks=TaskService(store, events, poll_interval=settings.poll_interval_seconds,
-                          sync_wait_seconds=settings.sync_wait_seconds),
+                          sync_wait_seconds=settings.sync_wait_seconds, estimates=estimates),
         links=ResultLinks(
             UrlSigner(secret_files.signing_secret(settings), settings.url_ttl_seconds), blobs,
             url_mode=settings.url_mode, public_base_url=settings.public_base_url),
@@ -345,6 +347,7 @@ async def _start_workers(b: Backends) -> None:
         ),
         housekeeping=(b.idempotency.purge, b.moderation_store.purge),
         on_refused=b.moderation.upstream_refused,
+        estimates=b.tasks.estimates,
     )
     await b.worker.start()
     b.intake.attach_runner(b.worker)
@@ -358,6 +361,8 @@ def _task_renderer(b: Backends) -> Callable[[str], Awaitable[dict[str, Any] | No
 
     async def render(task_id: str) -> dict[str, Any] | None:
         task = await b.tasks.lookup(task_id)
-        return None if task is None else await task_object(b.links, task)
+        if task is None:
+            return None
+        return await task_object(b.links, task, await b.tasks.outlook(task))
 
     return render

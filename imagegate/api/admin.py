@@ -21,6 +21,7 @@ from imagegate.api.admin_auth import require_admin
 from imagegate.api.deps import CatalogDep, KeysDep, SettingsDep, UsageDep, json_body
 from imagegate.api.moderation import check_entries
 from imagegate.api.responses import JSONResponse
+from imagegate.api.tasks import task_page
 from imagegate.config import Settings
 from imagegate.domain.catalog import Catalog
 from imagegate.errors import InvalidRequestError
@@ -162,3 +163,10 @@ async def usage_report(usage: UsageDep, since: str | None = None, until: str | N
     return JSONResponse({"object": "list", "currency": usage.currency,
                          "since": iso(start), "until": iso(end),
                          "data": [r.to_json() for r in rows]})
+
+
+@router.get("/tasks")
+async def list_all_tasks(request: Request) -> JSONResponse:
+    """Every key's tasks, newest first: `GET /v1/tasks`'s filters and paging, plus
+    `key_id` (then `after` must be a task of that key)."""
+    return await task_page(request, request.query_params.get("key_id") or None)

@@ -133,10 +133,11 @@ async def read_edit_input(request: Request, settings: Settings) -> EditInput:
 
 @router.post("/v1/images/edits",
              openapi_extra=openapi.json_body(openapi.EDIT_REQUEST, multipart=True,
-                                             examples=openapi.EDIT_EXAMPLES),
+                                             examples=openapi.EDIT_EXAMPLES, prefer=True),
              responses=openapi.responses(
-                 {200: openapi.images_ok("ImageResponse", "The images (or, with `stream: "
-                                         "true`, Server-Sent Events)"),
+                 {200: openapi.preferred(openapi.images_ok(
+                     "ImageResponse", "The images (or, with `stream: true`, Server-Sent "
+                     "Events)")),
                   202: openapi.ACCEPTED},
                  openapi.EDIT))
 async def create_edit(request: Request, run: CreationDep) -> Response:

@@ -272,15 +272,41 @@ IMAGE_RESPONSE = obj(
 TASK_SUBMITTED = obj({"created": INT, "task_id": STR,
                       "data": {"type": "array", "maxItems": 0}},
                      description="The task was created; follow it at `Location`.")
+TASK_ACCEPTED = obj({
+    "created": INT, "task_id": STR, "data": {"type": "array", "maxItems": 0},
+    "status": {"type": "string", "enum": ["queued", "in_progress", "succeeded", "failed",
+                                          "cancelled"]},
+    "poll_url": {"type": "string", "description": "Where to poll the task (absolute when "
+                 "result URLs are)."},
+    "expires_at": {"type": "integer", "description": "When the task and its images are "
+                   "deleted (Unix seconds)."},
+}, description="The task was created (the `/async` routes); poll `poll_url`.")
 TASK = obj({
     "id": STR, "task_id": STR, "object": {"type": "string", "enum": ["image.task"]},
     "status": {"type": "string",
                "enum": ["queued", "in_progress", "succeeded", "failed", "cancelled"]},
     "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-    "model": STR, "created_at": INT, "completed_at": NULLABLE_INT, "expires_at": INT,
+    "model": STR, "created_at": INT, "completed_at": NULLABLE_INT,
+    "expires_at": {"type": "integer",
+                   "description": "When the task and its images are deleted (unix seconds)."},
+    "attempts": {"type": "integer", "minimum": 0,
+                 "description": "Runs started (a worker lost mid-run starts another)."},
+    "queue_position": {"type": ["integer", "null"], "minimum": 0,
+                       "description": "While queued: tasks that will be started before this "
+                       "one (0: next). null otherwise."},
+    "estimated_seconds": {"type": ["number", "null"], "minimum": 0,
+                          "description": "Typical run time of the model × tier (a moving "
+                          "average of finished tasks, else the catalog's figure). null once "
+                          "the task has ended."},
     "result": {"anyOf": [ref("ImageResponse"), {"type": "null"}]},
     "error": {"anyOf": [ref("ErrorObject"), {"type": "null"}]},
 })
+TASK_LIST = obj({"object": {"type": "string", "enum": ["list"]},
+                 "data": {"type": "array", "items": ref("Task"),
+                          "description": "Newest first. A succeeded task's `result` links "
+                          "its images (`url`), never inlines their bytes."},
+                 "has_more": {"type": "boolean"},
+                 "last_id": {**NULLABLE_STR, "description": "`after` for the next page"}})
 
 _CAPABILITIES = obj({
     "size_rule": {"type": "string", "enum": ["flexible", "enumerated"]},
@@ -408,7 +434,9 @@ def components(catalog: Catalog) -> dict[str, Schema]:
         "ApimartBatchRequest": APIMART_BATCH_REQUEST,
         "ImageResponse": IMAGE_RESPONSE,
         "TaskSubmitted": TASK_SUBMITTED,
+        "TaskAccepted": TASK_ACCEPTED,
         "Task": TASK,
+        "TaskList": TASK_LIST,
         "ModelList": MODEL_LIST,
         "Usage": USAGE,
         "WebhookSettings": WEBHOOK_SETTINGS,

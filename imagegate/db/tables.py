@@ -71,6 +71,9 @@ tasks = sa.Table(
     sa.Index("ix_tasks_status_created", "status", "created_at"),
     sa.Index("ix_tasks_status_lease", "status", "lease_expires_at"),
     sa.Index("ix_tasks_expires", "expires_at"),
+    # -- listing (0004): keyset pages of GET /v1/tasks (per key) and GET /admin/tasks (all).
+    sa.Index("ix_tasks_key_created", "key_id", "created_at", "id"),
+    sa.Index("ix_tasks_created", "created_at", "id"),
 )
 
 ledger = sa.Table(

@@ -17,7 +17,12 @@ from imagegate.accounts import billing
 from imagegate.db.database import ConditionFailed, Database, Row, Step
 from imagegate.db.tables import api_keys, tasks, webhook_deliveries
 from imagegate.domain.task import Task, TaskStatus
-from imagegate.errors import InsufficientBalanceError, RateLimitError, TaskCancelledError
+from imagegate.errors import (
+    InsufficientBalanceError,
+    InvalidRequestError,
+    RateLimitError,
+    TaskCancelledError,
+)
 from imagegate.webhooks import outbox
 
 _ACTIVE = (TaskStatus.QUEUED.value, TaskStatus.IN_PROGRESS.value)
@@ -68,6 +73,12 @@ class TaskStore:
         self._get_for_key = self._get.where(tasks.c.key_id == _b("key_id"))
         self._insert = tasks.insert()
         self._claim = self._claim_statement()
+        # Queued tasks the claim takes before this one (it takes the oldest first).
+        self._ahead = sa.select(sa.func.count().label("n")).select_from(tasks).where(
+            tasks.c.status == TaskStatus.QUEUED.value,
+            sa.or_(tasks.c.created_at < _b("created_at"),
+                   sa.and_(tasks.c.created_at == _b("created_at"), tasks.c.id < _b("id"))),
+        )
         self._any_queued = (
             sa.select(tasks.c.id).where(tasks.c.status == TaskStatus.QUEUED.value).limit(1)
         )
@@ -221,6 +232,67 @@ class TaskStore:
             return []
         rows = await self._db.read(tasks.select().where(tasks.c.id.in_(task_ids)))
         return [_row_to_task(r) for r in rows]
+
+    async def queue_position(self, task: Task) -> int:
+        """How many queued tasks the claim takes before `task` (0: it is next). The claim
+        is one FIFO over all models and channels, so every queued task ahead counts."""
+        rows = await self._db.read(self._ahead, {"b_created_at": task.created_at,
+                                                 "b_id": task.id})
+        return int(rows[0]["n"]) if rows else 0
+
+    async def recent_durations(self, model: str, tier: str, limit: int) -> list[float]:
+        """Run times (started → completed, else created → completed) of the newest
+        succeeded tasks of `model` × `tier`, newest first."""
+        rows = await self._db.read(
+            sa.select(tasks.c.created_at, tasks.c.started_at, tasks.c.completed_at,
+                      tasks.c.request)
+            .where(tasks.c.status == TaskStatus.SUCCEEDED.value, tasks.c.model == model)
+            .order_by(tasks.c.created_at.desc())
+            # The tier is inside the request JSON: read a few more rows than needed.
+            .limit(limit * 4)
+        )
+        out: list[float] = []
+        for row in rows:
+            if row["completed_at"] is None or _loads(row["request"]).get("tier") != tier:
+                continue
+            out.append(row["completed_at"] - (row["started_at"] or row["created_at"]))
+            if len(out) >= limit:
+                break
+        return out
+
+    async def page(self, *, key_id: str | None, limit: int, after: str | None = None,
+                   status: str | None = None, model: str | None = None,
+                   created_after: float | None = None, created_before: float | None = None
+                   ) -> list[Task]:
+        """Up to `limit` tasks, newest first: one key's (`key_id`) or everyone's (None).
+        `after`: a task id from the previous page (of the same key): continue with older
+        ones. Keyset paging on (created_at, id), which the indexes on (key_id, created_at,
+        id) and (created_at, id) serve, so a page costs the same at any depth. Raises
+        InvalidRequestError for a cursor that is not such a task."""
+        stmt = tasks.select()
+        if key_id is not None:
+            stmt = stmt.where(tasks.c.key_id == key_id)
+        if status is not None:
+            stmt = stmt.where(tasks.c.status == status)
+        if model is not None:
+            stmt = stmt.where(tasks.c.model == model)
+        if created_after is not None:
+            stmt = stmt.where(tasks.c.created_at > created_after)
+        if created_before is not None:
+            stmt = stmt.where(tasks.c.created_at < created_before)
+        if after is not None:
+            cursor = await (self.get(after) if key_id is None
+                            else self.get_for_key(after, key_id))
+            if cursor is None:
+                raise InvalidRequestError(f"No task found with id '{after}' to continue after",
+                                          param="after", code="invalid_cursor")
+            at = cursor.created_at
+            # Ties on created_at are ordered by id, so a page boundary never skips or
+            # repeats one.
+            stmt = stmt.where(sa.or_(tasks.c.created_at < at,
+                                     sa.and_(tasks.c.created_at == at, tasks.c.id < after)))
+        stmt = stmt.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
+        return [_row_to_task(r) for r in await self._db.read(stmt)]
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._db.read(

@@ -34,6 +34,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobStore
+from imagegate.tasks.estimates import DurationEstimates
 from imagegate.tasks.events import EventBus, EventKind, TaskEvent
 from imagegate.tasks.store import TaskStore
 
@@ -90,10 +91,12 @@ class Worker:
         config: WorkerConfig,
         housekeeping: Sequence[Callable[[], Awaitable[int]]] = (),
         on_refused: Callable[[str, str | None], Awaitable[None]] | None = None,
+        estimates: DurationEstimates | None = None,
     ) -> None:
         """`housekeeping`: other expiry sweeps (idempotency records) run with the cleaner.
         `on_refused(key_id, model)`: told when an upstream refused a task for its content
-        (moderation counts those with its own refusals)."""
+        (moderation counts those with its own refusals). `estimates`: told each succeeded
+        task's run time (tasks' `estimated_seconds`)."""
         self._store = store
         self._events = events
         self._providers = providers
@@ -101,6 +104,7 @@ class Worker:
         self._config = config
         self._housekeeping = tuple(housekeeping)
         self._on_refused = on_refused
+        self._estimates = estimates
         self.owner = new_owner_id()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -310,6 +314,9 @@ class Worker:
             images = await self._store_images(task, result, request.revises_prompt)
             if await self._store.succeed(task, self.owner, _result(images, result), served_by):
                 outcome = "succeeded"
+                if self._estimates is not None:
+                    self._estimates.record(task.model, str(request.tier),
+                                           time.time() - (task.started_at or task.created_at))
                 log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
             else:
                 # Cancelled meanwhile, or our lease was taken over: the result has no home.

@@ -475,3 +475,23 @@ def test_missing_key_with_unknown_family() -> None:
 def test_malformed_values(override: dict[str, Any]) -> None:
     with pytest.raises(CatalogError):
         parse_catalog({"models": {"m": minimal_model(**override)}})
+
+
+def test_typical_seconds_per_tier() -> None:
+    """What `estimated_seconds` starts from: the 000 seed's 1/2/3 minutes for gpt-image-2."""
+    catalog = load_catalog()
+    spec = catalog.models["gpt-image-2"]
+    assert [spec.typical(t) for t in ("1k", "2k", "4k")] == [60, 120, 180]
+    assert catalog.models["dall-e-2"].typical("1k") == 10
+    # Unlisted tier: the largest listed figure; no table at all: the default.
+    assert catalog.models["gpt-image-1"].typical("4k") == 45
+    raw = minimal_model()
+    assert parse_catalog({"models": {"m": raw}}).models["m"].typical("1k") == 60
+
+
+@pytest.mark.parametrize("value", [{"8k": 10}, {"1k": 0}, {"1k": -5}, {"1k": "60"},
+                                   {"1k": True}, [60]])
+def test_bad_typical_seconds(value: Any) -> None:
+    raw = {**minimal_model(), "typical_seconds": value}
+    with pytest.raises(CatalogError, match="typical_seconds"):
+        parse_catalog({"models": {"m": raw}})
