@@ -27,6 +27,7 @@ from imagegate.api import (
     models,
     moderation,
     openapi,
+    task_events,
     tasks,
     usage,
     variations,
@@ -147,7 +148,8 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
         app.state.backends = backends
     app.add_exception_handler(ImagegateError, _imagegate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    routers = (images.router, edits.router, variations.router, tasks.router, files.router,
+    routers = (images.router, edits.router, variations.router, tasks.router, task_events.router,
+               files.router,
                models.router, openai_profile.router, apimart.router, usage.router,
                webhooks.router, admin.router, moderation.router, metrics_api.router,
                docs_pages.router, health.router)
