@@ -174,3 +174,33 @@ async def test_events_cross_processes_on_the_redis_bus(tmp_path: Path) -> None:
     assert names[0] == "task.queued" and names[-1] == "task.succeeded"
     assert names.count("task.partial_image") == 2
     check_shape(events, task_id)
+
+
+async def test_partial_images_from_a_streaming_openai_upstream(tmp_path: Path) -> None:
+    """An `openai` channel on the streaming fake: its partial images reach an /events client
+    and a `stream: true` client."""
+    from pydantic import SecretStr
+
+    from imagegate.config import ChannelConfig
+    from imagegate.testing.upstreams.openai_api import FakeOpenAI
+
+    async with FakeOpenAI(latency=1.0) as fake:
+        channel = ChannelConfig(name="oa", adapter="openai", base_url=fake.url + "/v1",
+                                api_key=SecretStr("sk-fake"), models=["gpt-image-2"])
+        async with live_app(settings(tmp_path, channels=[channel])) as live, \
+                httpx.AsyncClient(timeout=30) as http:
+            task_id = await submit(http, live, partial_images=2)
+            events, _ = await follow(http, live, task_id)
+            async with http.stream("POST", f"{live.url}/v1/images/generations",
+                                   headers=live.auth(), json={
+                                       "prompt": "streamed", "stream": True,
+                                       "partial_images": 1}) as r:
+                streamed = [e for e in [item async for item in read_events(r)]
+                            if isinstance(e, Event)]
+    names = [e.name for e in events]
+    assert names.count("task.partial_image") == 2 and names[-1] == "task.succeeded"
+    check_shape(events, task_id)
+    assert [e.name for e in streamed] == ["image_generation.partial_image",
+                                          "image_generation.completed"]
+    assert all(r.json.get("stream") is True for r in fake.requests
+               if r.method == "POST" and isinstance(r.json, dict))
