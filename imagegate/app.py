@@ -28,6 +28,7 @@ from imagegate.api import (
     models,
     moderation,
     openapi,
+    task_events,
     tasks,
     usage,
     variations,
@@ -149,8 +150,8 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
     app.add_exception_handler(ImagegateError, _imagegate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     routers = (async_aliases.router, images.router, edits.router, variations.router,
-               tasks.router, files.router, models.router, openai_profile.router,
-               apimart.router, usage.router,
+               tasks.router, task_events.router, files.router, models.router,
+               openai_profile.router, apimart.router, usage.router,
                webhooks.router, admin.router, moderation.router, metrics_api.router,
                docs_pages.router, health.router)
     for router in routers:

@@ -32,7 +32,7 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
                    include_in_schema=False)
 
 _SETTINGS = ("name", "models", "rpm", "concurrency", "expires_at", "webhook_url",
-             "moderation_blocklist", "allow_low_moderation")
+             "moderation_blocklist", "allow_low_moderation", "webhook_events")
 _CREATE = (*_SETTINGS, "balance")
 
 

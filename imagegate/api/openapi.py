@@ -190,6 +190,19 @@ _TASK_LIST_PARAMETERS = [
     query("after", {"type": "string"},
           "The `last_id` of the previous page: continue with older tasks"),
 ]
+# One Server-Sent Event of `GET /v1/tasks/{task_id}/events` (api/task_events.py): `data` is one
+# JSON object whose `type` is the event's name (docs/api.md lists their fields).
+_TASK_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string", "enum": [
+            "task.queued", "task.started", "task.progress", "task.partial_image",
+            "task.succeeded", "task.failed", "task.cancelled"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 
 # The task routes are plain Starlette routes (see api/tasks.py), so FastAPI does not
 # describe them; these entries do.
@@ -205,6 +218,25 @@ TASK_PATHS: dict[str, Any] = {
     "/v1/images/tasks/{task_id}": {"get": _task_op("Retrieve a task (older path)",
                                                    "getImageTask")},
     "/v1/tasks/{task_id}/cancel": {"post": _task_op("Cancel a task", "cancelTask")},
+    "/v1/tasks/{task_id}/events": {"get": {
+        "tags": ["tasks"], "summary": "Follow a task's events (Server-Sent Events)",
+        "operationId": "getTaskEvents",
+        "description": "task.queued, task.started, task.progress, task.partial_image, then "
+                       "one of task.succeeded / task.failed / task.cancelled; each event has "
+                       "an id, and Last-Event-ID (or last_event_id) resumes after it.",
+        "parameters": [
+            _TASK_ID,
+            {"name": "Last-Event-ID", "in": "header", "required": False,
+             "schema": {"type": "string"},
+             "description": "The id of the last event received: resume after it"},
+            query("last_event_id", {"type": "string"},
+                  "Same as the Last-Event-ID header, for clients that cannot set headers"),
+        ],
+        "responses": _string_keys(responses(
+            {200: {"description": "The event stream; it ends after the terminal event",
+                   "content": {"text/event-stream": {"schema": _TASK_EVENT}}}},
+            READ, why=_TASK_WHY)),
+    }},
 }
 
 # Every operation under these prefixes needs an API key; the other published ones

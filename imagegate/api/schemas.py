@@ -144,6 +144,14 @@ def _request_properties(catalog: Catalog) -> dict[str, Schema]:
         "official_fallback": BOOLEAN_LIKE,
         "webhook_url": nullable({"type": "string",
                                  "description": "An absolute http(s) URL without credentials."}),
+        "webhook_events": {
+            "anyOf": [{"type": "null"},
+                      {"type": "array", "items": {"type": "string", "enum": [
+                          "started", "progress", "completed"]}},
+                      {"type": "string", "pattern": "^ *(started|progress|completed)"
+                       "( *, *(started|progress|completed))* *$"}],
+            "description": "Which task events go to the webhook (completed always does; "
+                           "progress at most every 2 s); a form sends them comma-separated."},
         "mask_url": {"anyOf": [{"type": "null"}, {"type": "string"}, _IMAGE_OBJECT],
                      "description": "A mask for the first reference image (needs one)."},
         "mask": {"anyOf": [{"type": "null"}, IMAGE_INPUT]},
@@ -213,6 +221,7 @@ def _variation_properties(catalog: Catalog) -> dict[str, Schema]:
         "user": props["user"],
         "wait_for_result": props["wait_for_result"],
         "webhook_url": props["webhook_url"],
+        "webhook_events": props["webhook_events"],
     }
 
 

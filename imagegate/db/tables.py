@@ -37,6 +37,9 @@ api_keys = sa.Table(
     # whether its requests' `moderation: low` relaxes the model check.
     sa.Column("moderation_blocklist", sa.Text, nullable=True),
     sa.Column("allow_low_moderation", sa.Boolean, nullable=False, server_default=sa.false()),
+    # -- webhook event filter (0005): JSON list ⊆ started, progress, completed; NULL: the
+    # end only. A request's own `webhook_events` wins.
+    sa.Column("webhook_events", sa.Text, nullable=True),
 )
 
 tasks = sa.Table(
@@ -112,7 +115,7 @@ webhook_deliveries = sa.Table(
     sa.Column("id", sa.String(40), primary_key=True),  # the `webhook-id` header ("msg_...")
     sa.Column("key_id", sa.String(40), nullable=False),
     sa.Column("task_id", sa.String(40), nullable=False),
-    sa.Column("event", sa.String(40), nullable=False),  # e.g. "image.task.succeeded"
+    sa.Column("event", sa.String(40), nullable=False),  # e.g. "task.succeeded" (SSE names)
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("payload", sa.Text, nullable=True),  # JSON body, rendered at the first attempt
     sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed

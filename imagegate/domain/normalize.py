@@ -23,6 +23,7 @@ from dataclasses import replace
 from itertools import islice
 from typing import Any
 
+from imagegate.domain import webhook_events
 from imagegate.domain.catalog import Catalog, ModelSpec
 from imagegate.domain.limits import (
     FIELD_CHARS,
@@ -54,7 +55,7 @@ KNOWN_FIELDS = frozenset(
         "background", "quality", "moderation", "style", "user", "response_format",
         "wait_for_result", "image_urls", "reference_images", "images", "image", "image_url",
         "input_image", "input_images", "mask_url", "mask", "stream", "partial_images",
-        "official_fallback", "webhook_url",
+        "official_fallback", "webhook_url", "webhook_events",
     }
 )
 # A variation has no prompt: one sent is ignored (and recorded) like any vendor extra.
@@ -354,7 +355,8 @@ def _delivery(body: dict[str, Any], spec: ModelSpec, _done: Fields) -> Fields:
                                   param="partial_images", code=None)
     return {"stream": stream, "partial_images": partial_images,
             "official_fallback": bool(opt_bool(body, "official_fallback")),
-            "webhook_url": _opt_str(body, "webhook_url")}
+            "webhook_url": _opt_str(body, "webhook_url"),
+            "webhook_events": webhook_events.parse(body.get("webhook_events"))}
 
 
 def _check_streams(spec: ModelSpec) -> None:

@@ -93,6 +93,9 @@ class ImageRequest:
     official_fallback: bool = False
     # Where to POST (signed) when the task finishes; else the key's webhook URL, if any.
     webhook_url: str | None = None
+    # Which events go to the webhook (`domain/webhook_events.py`): the request's, else the
+    # key's (intake fills it in), None: the end only.
+    webhook_events: tuple[str, ...] | None = None
     # The client left the quality to the model (`auto`, or none sent where the default is
     # auto): relays pass `auto` on, and `quality` holds what the catalog says it makes.
     quality_auto: bool = False
@@ -146,6 +149,7 @@ class ImageRequest:
             "extra": self.extra,
             "official_fallback": self.official_fallback,
             "webhook_url": self.webhook_url,
+            "webhook_events": None if self.webhook_events is None else list(self.webhook_events),
             "quality_auto": self.quality_auto,
             "size_from_reference": self.size_from_reference,
             "resolution": self.resolution,
@@ -186,6 +190,8 @@ class ImageRequest:
             extra=data.get("extra", {}),
             official_fallback=data.get("official_fallback", False),
             webhook_url=data.get("webhook_url"),
+            webhook_events=None if data.get("webhook_events") is None
+            else tuple(data["webhook_events"]),
             quality_auto=data.get("quality_auto", False),
             size_from_reference=data.get("size_from_reference", False),
             resolution=data.get("resolution"),

@@ -330,9 +330,22 @@ class TaskStore:
         )
         return {r["id"] for r in (await self._db.write(stmt)).rows}
 
-    async def set_progress(self, task_id: str, owner: str, progress: int) -> bool:
+    async def set_progress(self, task_id: str, owner: str, progress: int,
+                           webhook: Task | None = None) -> bool:
+        """Record progress; with `webhook` (the task) a `task.progress` webhook delivery is
+        queued in the same transaction."""
         params = {"b_id": task_id, "b_owner": owner, "b_progress": max(0, min(99, progress))}
-        return (await self._db.write(self._progress, params)).rowcount == 1
+        if webhook is None:
+            return (await self._db.write(self._progress, params)).rowcount == 1
+        return await self._finish([
+            Step(self._progress, params, require="owned"),
+            *outbox.finish_steps(self._outbox, webhook, outbox.PROGRESS, time.time()),
+        ])
+
+    async def webhook_started(self, task: Task) -> None:
+        """Queue the `task.started` webhook delivery of a task just claimed."""
+        await self._db.transaction(outbox.finish_steps(self._outbox, task, outbox.STARTED,
+                                                       time.time()))
 
     async def set_upstream(self, task_id: str, owner: str, provider: str, upstream_id: str) -> bool:
         params = {"b_id": task_id, "b_owner": owner, "b_provider": provider,
@@ -351,7 +364,7 @@ class TaskStore:
         return await self._finish([
             Step(self._succeed, params, require="owned"),
             *billing.settle_steps(self._bill, task, produced, now),
-            *outbox.finish_steps(self._outbox, task, "image.task.succeeded", now),
+            *outbox.finish_steps(self._outbox, task, outbox.SUCCEEDED, now),
         ])
 
     async def fail(self, task: Task, owner: str, error: dict[str, Any]) -> bool:
@@ -362,7 +375,7 @@ class TaskStore:
         return await self._finish([
             Step(self._fail, params, require="owned"),
             *billing.refund_steps(self._bill, task, now),
-            *outbox.finish_steps(self._outbox, task, "image.task.failed", now),
+            *outbox.finish_steps(self._outbox, task, outbox.FAILED, now),
         ])
 
     async def _finish(self, steps: list[Step]) -> bool:
@@ -406,7 +419,7 @@ class TaskStore:
             Step(self._cancel, {"b_id": task_id, "b_key_id": key_id, "b_now": now,
                                 "b_error": error}, require="active"),
             *billing.refund_steps(self._bill, task, now),
-            *outbox.finish_steps(self._outbox, task, "image.task.cancelled", now),
+            *outbox.finish_steps(self._outbox, task, outbox.CANCELLED, now),
         ])
         return await self.get_for_key(task_id, key_id)
 
@@ -436,7 +449,7 @@ class TaskStore:
                 Step(self._give_up, {"b_id": task.id, "b_now": now, "b_error": error},
                      require="expired"),
                 *billing.refund_steps(self._bill, task, now),
-                *outbox.finish_steps(self._outbox, task, "image.task.failed", now),
+                *outbox.finish_steps(self._outbox, task, outbox.FAILED, now),
             ])
         requeued = await self._db.write(
             tasks.update()

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from imagegate.domain import webhook_events
 from imagegate.domain.images import PartialImage, ReferenceImage, format_of
 from imagegate.domain.request import ImageRequest, StoredReference
 from imagegate.domain.task import StoredImage, Task, new_owner_id
@@ -297,6 +298,9 @@ class Worker:
                     retryable=False, code="upstream_interrupted",
                 )
             request = ImageRequest.from_json(task.request)
+            wanted = request.webhook_events or webhook_events.DEFAULT
+            if webhook_events.STARTED in wanted:
+                await self._webhook_started(task)
             provider = self._providers.for_model(request.model)
             job = ProviderJob(
                 task.id,
@@ -308,7 +312,9 @@ class Worker:
                 upstream_task_id=task.upstream_task_id,
                 remember_upstream=self._upstream_recorder(task.id),
             )
-            progress, partial = self._progress_reporter(task.id), self._partial_reporter(task.id)
+            progress = self._progress_reporter(
+                task.id, task if webhook_events.PROGRESS in wanted else None)
+            partial = self._partial_reporter(task.id)
             result = await provider.generate(job, progress, partial)
             served_by = result.channel or provider.name
             images = await self._store_images(task, result, request.revises_prompt)
@@ -380,17 +386,29 @@ class Worker:
 
         return report
 
-    def _progress_reporter(self, task_id: str) -> ProgressCallback:
-        # Providers may report often; the row is written at most every progress_interval.
+    async def _webhook_started(self, task: Task) -> None:
+        try:
+            await self._store.webhook_started(task)
+        except Exception:  # a lost notice must not cost the task its run
+            log.exception("could not queue the started webhook of %s", task.id)
+
+    def _progress_reporter(self, task_id: str, webhook: Task | None = None) -> ProgressCallback:
+        """Providers may report often; the row is written at most every progress_interval.
+        `webhook`: the task, when its webhook wants `progress` (at most one delivery every
+        PROGRESS_INTERVAL_SECONDS, queued with the progress write itself)."""
         last_time, last_value = 0.0, -1
+        last_hook = -webhook_events.PROGRESS_INTERVAL_SECONDS
 
         async def report(progress: int) -> None:
-            nonlocal last_time, last_value
+            nonlocal last_time, last_value, last_hook
             now = time.monotonic()
             if progress <= last_value or now - last_time < self._config.progress_interval:
                 return
             last_time, last_value = now, progress
-            if await self._store.set_progress(task_id, self.owner, progress):
+            hook = None
+            if webhook is not None and now - last_hook >= webhook_events.PROGRESS_INTERVAL_SECONDS:
+                hook, last_hook = webhook, now
+            if await self._store.set_progress(task_id, self.owner, progress, hook):
                 await self._events.publish(TaskEvent(task_id, EventKind.PROGRESS,
                                                      progress=max(0, min(99, progress))))
 

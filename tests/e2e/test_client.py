@@ -1,6 +1,7 @@
 """`imagegate.client` against a served sandbox (`imagegate serve` as a subprocess): every
 method of `Client` and `AsyncClient`, all three URL forms of a result (and `b64_json`), the
-typed errors, and the fall-backs for a server without `/events` or `GET /v1/tasks`."""
+typed errors, the served `/events` stream, and the fall-back for a server without
+`GET /v1/tasks`."""
 
 from __future__ import annotations
 
@@ -120,8 +121,8 @@ def test_tasks_get_events_wait_and_the_fallbacks(server: Server) -> None:
     with client(server) as c:
         queued = c.generate("later", wait=False)
         assert queued.status == "queued"
-        events = list(c.tasks.events(queued.id))  # this server has no /events: polled
-        assert events[-1].type == "task.succeeded" and all(e.id is None for e in events)
+        events = list(c.tasks.events(queued.id))  # the served /events stream, ids and all
+        assert events[-1].type == "task.succeeded" and all(e.id is not None for e in events)
         assert c.tasks.wait(queued.id).status == "succeeded"
         got = c.tasks.get(queued.id)
         assert got.status == "succeeded" and got.expires_at is not None
