@@ -326,6 +326,7 @@ async def _start_workers(b: Backends) -> None:
         ),
         housekeeping=(b.idempotency.purge, b.moderation_store.purge),
         on_refused=b.moderation.upstream_refused,
+        catalog=b.catalog,
     )
     await b.worker.start()
     b.intake.attach_runner(b.worker)

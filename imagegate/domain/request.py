@@ -200,8 +200,10 @@ def produced_fields(request: ImageRequest, result: dict[str, Any] | None) -> dic
     made = result or {}
     quality = made.get("quality")
     background = made.get("background")
+    size = made.get("size")
     return {
-        "size": request.size_label,
+        # The worker records a size only where the images are not the size asked for.
+        "size": size if isinstance(size, str) else request.size_label,
         "quality": quality if quality in PRODUCED_QUALITIES else request.quality,
         "background": (background if background in PRODUCED_BACKGROUNDS
                        else request.produced_background),

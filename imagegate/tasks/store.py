@@ -268,17 +268,20 @@ class TaskStore:
         return (await self._db.write(self._upstream, params)).rowcount == 1
 
     async def succeed(
-        self, task: Task, owner: str, result: dict[str, Any], provider: str
+        self, task: Task, owner: str, result: dict[str, Any], provider: str, *,
+        charged: int | None = None, tier: str | None = None, note: str | None = None,
     ) -> bool:
         """Record the result and settle the hold for the images produced, in one
-        transaction; False (nothing changed) when the lease is no longer ours."""
+        transaction; False (nothing changed) when the lease is no longer ours. `charged`,
+        `tier`, `note`: what was delivered and what it costs (`billing.settle_steps`)."""
         now = time.time()
         params = {"b_id": task.id, "b_owner": owner, "b_now": now,
                   "b_result": orjson.dumps(result).decode(), "b_provider": provider}
         produced = len(result.get("images", []))
         return await self._finish([
             Step(self._succeed, params, require="owned"),
-            *billing.settle_steps(self._bill, task, produced, now),
+            *billing.settle_steps(self._bill, task, produced, now, charged=charged, tier=tier,
+                                  note=note),
             *outbox.finish_steps(self._outbox, task, "image.task.succeeded", now),
         ])
 

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from imagegate.domain.catalog import Catalog
+from imagegate.domain.delivery import Delivery, bill_delivery
 from imagegate.domain.images import PartialImage, ReferenceImage, format_of
 from imagegate.domain.request import ImageRequest, StoredReference
 from imagegate.domain.task import StoredImage, Task, new_owner_id
@@ -62,14 +64,20 @@ class _LeaseLost(BaseException):
     providers and routing (which handle Exception to retry) straight up to the run."""
 
 
-def _result(images: list[StoredImage], result: ProviderResult) -> dict[str, Any]:
-    """The task's `result`: its images, the usage and what the upstream says it made where
-    the request left it open (responses report that instead of the request's values)."""
-    out: dict[str, Any] = {"images": [i.to_json() for i in images], "usage": result.usage}
+def _result(images: list[StoredImage], result: ProviderResult, request: ImageRequest,
+            delivery: Delivery) -> dict[str, Any]:
+    """The task's `result`: its images, the usage (the upstream's, passed through), what the
+    upstream says it made where the request left it open (responses report that instead of
+    the request's values), and what was delivered and charged (`delivered`)."""
+    out: dict[str, Any] = {"images": [i.to_json() for i in images], "usage": result.usage,
+                           "delivered": delivery.to_json()}
     if result.quality is not None:
         out["quality"] = result.quality
     if result.background is not None:
         out["background"] = result.background
+    if images and (images[0].width, images[0].height) != (request.width, request.height):
+        # Not the size asked for (a smaller tier, say): responses report what was made.
+        out["size"] = f"{images[0].width}x{images[0].height}"
     return out
 
 
@@ -90,10 +98,13 @@ class Worker:
         config: WorkerConfig,
         housekeeping: Sequence[Callable[[], Awaitable[int]]] = (),
         on_refused: Callable[[str, str | None], Awaitable[None]] | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         """`housekeeping`: other expiry sweeps (idempotency records) run with the cleaner.
         `on_refused(key_id, model)`: told when an upstream refused a task for its content
-        (moderation counts those with its own refusals)."""
+        (moderation counts those with its own refusals). `catalog`: prices what was
+        delivered (fewer or smaller images cost less); without one, each image produced
+        costs the held unit price."""
         self._store = store
         self._events = events
         self._providers = providers
@@ -101,6 +112,7 @@ class Worker:
         self._config = config
         self._housekeeping = tuple(housekeeping)
         self._on_refused = on_refused
+        self._catalog = catalog
         self.owner = new_owner_id()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -308,7 +320,14 @@ class Worker:
             result = await provider.generate(job, progress, partial)
             served_by = result.channel or provider.name
             images = await self._store_images(task, result, request.revises_prompt)
-            if await self._store.succeed(task, self.owner, _result(images, result), served_by):
+            delivery = bill_delivery(
+                self._catalog.get(request.model) if self._catalog is not None else None,
+                request, [(i.width, i.height) for i in images], unit_price=task.unit_price,
+                hold=task.hold_amount, reported_quality=result.quality)
+            if await self._store.succeed(task, self.owner,
+                                         _result(images, result, request, delivery),
+                                         served_by, charged=delivery.charged,
+                                         tier=delivery.tier, note=delivery.memo(request)):
                 outcome = "succeeded"
                 log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
             else:
