@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api import openapi
-from imagegate.api.creation import Creation, CreationDep, idempotency_key
+from imagegate.api.creation import Creation, CreationDep, idempotency_key, with_deadline
 from imagegate.api.deps import api_key, json_body
 from imagegate.api.profiles import native
 from imagegate.api.responses import JSONResponse
@@ -47,6 +47,7 @@ def accepted(retry_after: int, task: Task) -> Response:
 async def run_request(request: Request, run: Creation, key: ApiKey, body: dict[str, Any],
                       image_request: ImageRequest) -> Response:
     """The native answer, shared by generations and edits: 202 with the task, or wait."""
+    image_request = with_deadline(request, image_request, run.settings)
     if image_request.stream:
         return await stream_response(run, key, image_request,
                                      idempotency_key=idempotency_key(request),

@@ -144,6 +144,11 @@ def _request_properties(catalog: Catalog) -> dict[str, Schema]:
         "official_fallback": BOOLEAN_LIKE,
         "webhook_url": nullable({"type": "string",
                                  "description": "An absolute http(s) URL without credentials."}),
+        "deadline_seconds": nullable({
+            "type": "number", "exclusiveMinimum": 0,
+            "description": "Cancel (and refund) the task if it has not finished this many "
+            "seconds after submission; at most the server's `max_deadline_seconds` (else "
+            "400). The `Cancel-After` header (`90s`, `5m`, `1h` or seconds) does the same."}),
         "mask_url": {"anyOf": [{"type": "null"}, {"type": "string"}, _IMAGE_OBJECT],
                      "description": "A mask for the first reference image (needs one)."},
         "mask": {"anyOf": [{"type": "null"}, IMAGE_INPUT]},
@@ -213,6 +218,7 @@ def _variation_properties(catalog: Catalog) -> dict[str, Schema]:
         "user": props["user"],
         "wait_for_result": props["wait_for_result"],
         "webhook_url": props["webhook_url"],
+        "deadline_seconds": props["deadline_seconds"],
     }
 
 
@@ -278,6 +284,7 @@ TASK = obj({
                "enum": ["queued", "in_progress", "succeeded", "failed", "cancelled"]},
     "progress": {"type": "integer", "minimum": 0, "maximum": 100},
     "model": STR, "created_at": INT, "completed_at": NULLABLE_INT, "expires_at": INT,
+    "deadline_at": NULLABLE_INT,
     "result": {"anyOf": [ref("ImageResponse"), {"type": "null"}]},
     "error": {"anyOf": [ref("ErrorObject"), {"type": "null"}]},
 })

@@ -106,6 +106,9 @@ class ImageRequest:
     # results keep the `revised_prompt` an upstream sends (the sandbox makes one); the
     # results of other models never carry one.
     revises_prompt: bool = False
+    # Seconds after submission at which the task is cancelled if not finished (`Cancel-After`
+    # header or `deadline_seconds`); None: no deadline. The task row keeps it as `deadline_at`.
+    deadline_seconds: float | None = None
 
     @property
     def content_type(self) -> str:
@@ -150,6 +153,7 @@ class ImageRequest:
             "size_from_reference": self.size_from_reference,
             "resolution": self.resolution,
             "revises_prompt": self.revises_prompt,
+            "deadline_seconds": self.deadline_seconds,
         }
 
     @classmethod
@@ -190,6 +194,7 @@ class ImageRequest:
             size_from_reference=data.get("size_from_reference", False),
             resolution=data.get("resolution"),
             revises_prompt=data.get("revises_prompt", False),
+            deadline_seconds=data.get("deadline_seconds"),
         )
 
 

@@ -24,7 +24,7 @@ from imagegate.domain.catalog import Catalog
 from imagegate.domain.delivery import Delivery, bill_delivery
 from imagegate.domain.images import PartialImage, ReferenceImage, format_of
 from imagegate.domain.request import ImageRequest, StoredReference
-from imagegate.domain.task import StoredImage, Task, new_owner_id
+from imagegate.domain.task import StoredImage, Task, TaskStatus, new_owner_id
 from imagegate.errors import CONTENT_POLICY, ImagegateError, ProviderError
 from imagegate.providers.base import (
     SYNC_CALL,
@@ -243,6 +243,10 @@ class Worker:
     async def _reaper_loop(self) -> None:
         while True:
             try:
+                await self.expire_overdue()
+            except Exception:
+                log.exception("deadline pass failed")
+            try:
                 requeued, failed = await self._store.requeue_expired(self._config.max_attempts)
                 if requeued or failed:
                     log.warning("reaper: %d expired leases requeued, %d failed", requeued, failed)
@@ -251,6 +255,32 @@ class Worker:
             except Exception:
                 log.exception("reaper pass failed")
             await asyncio.sleep(self._config.reaper_interval)
+
+    async def expire_overdue(self) -> int:
+        """Cancel the tasks whose deadline passed (queued ones, a dead worker's; a run of our
+        own has its own timer) and tell everyone following them, this task's worker too."""
+        expired = await self._store.expire_overdue()
+        for task_id in expired:
+            log.info("task %s passed its deadline and was cancelled", task_id)
+            await self._events.publish(TaskEvent(task_id, EventKind.TERMINAL,
+                                                 status=TaskStatus.CANCELLED.value))
+        return len(expired)
+
+    async def _enforce_deadline(self, task: Task) -> None:
+        """Cancel the task at its deadline, and stop this run: whatever the provider is
+        waiting on (an upstream's task: none of the seeds' dialects can cancel one) is
+        abandoned. The cancel is conditional, so a success recorded at the same moment
+        either wins whole or changes nothing."""
+        assert task.deadline_at is not None
+        await asyncio.sleep(max(0.0, task.deadline_at - time.time()))
+        if not await self._store.expire(task.id):
+            return  # finished meanwhile, or cancelled by someone else (the watcher's case)
+        log.info("task %s passed its deadline; its run stops", task.id)
+        await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
+                                             status=TaskStatus.CANCELLED.value))
+        job = self._running.get(task.id)
+        if job is not None and job is not asyncio.current_task():
+            job.cancel()
 
     async def _cleaner_loop(self) -> None:
         while True:
@@ -291,8 +321,14 @@ class Worker:
     # -- one task
     async def _run(self, task: Task) -> None:
         started = time.monotonic()
+        if task.deadline_at is not None and task.deadline_at <= time.time():
+            # Claimed after its deadline: cancelled before anything is sent anywhere.
+            await self._enforce_deadline(task)
+            return
         watcher = asyncio.create_task(self._watch_for_cancel(task.id),
                                       name=f"imagegate-watch-{task.id}")
+        timer = None if task.deadline_at is None else asyncio.create_task(
+            self._enforce_deadline(task), name=f"imagegate-deadline-{task.id}")
         outcome: str | None = None
         await self._events.publish(TaskEvent(task.id, EventKind.STARTED))
         try:
@@ -361,6 +397,10 @@ class Worker:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
+            if timer is not None:
+                timer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await timer
             if outcome is not None:
                 await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
                                                      status=outcome))

@@ -71,6 +71,7 @@ async def task_object(links: ResultLinks, task: Task) -> dict[str, Any]:
         "created_at": int(task.created_at),
         "completed_at": int(task.completed_at) if task.completed_at else None,
         "expires_at": int(task.expires_at),
+        "deadline_at": int(task.deadline_at) if task.deadline_at is not None else None,
         "result": None,
         "error": None,
     }
