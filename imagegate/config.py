@@ -247,6 +247,12 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(
         2, ge=1, description="The `Retry-After` hint on async submits."
     )
+    max_deadline_seconds: float = Field(
+        86400.0,
+        gt=0,
+        description="The longest deadline a request may set (`Cancel-After` header, "
+        "`deadline_seconds` field); a longer one is a 400.",
+    )
 
     # -- tasks and workers
     run_workers: bool = Field(

@@ -348,6 +348,7 @@ async def _start_workers(b: Backends) -> None:
         housekeeping=(b.idempotency.purge, b.moderation_store.purge),
         on_refused=b.moderation.upstream_refused,
         estimates=b.tasks.estimates,
+        catalog=b.catalog,
     )
     await b.worker.start()
     b.intake.attach_runner(b.worker)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api import openapi
-from imagegate.api.creation import Creation, CreationDep, idempotency_key
+from imagegate.api.creation import Creation, CreationDep, idempotency_key, with_deadline
 from imagegate.api.deps import api_key, json_body
 from imagegate.api.prefer import Preferences, preferences
 from imagegate.api.profiles import native
@@ -56,6 +56,7 @@ def wait_seconds(prefs: Preferences, sync_wait_seconds: float) -> int | None:
 async def run_request(request: Request, run: Creation, key: ApiKey, body: dict[str, Any],
                       image_request: ImageRequest) -> Response:
     """The native answer, shared by generations and edits: 202 with the task, or wait."""
+    image_request = with_deadline(request, image_request, run.settings)
     if image_request.stream:
         return await stream_response(run, key, image_request,
                                      idempotency_key=idempotency_key(request),

@@ -152,6 +152,11 @@ def _request_properties(catalog: Catalog) -> dict[str, Schema]:
                        "( *, *(started|progress|completed))* *$"}],
             "description": "Which task events go to the webhook (completed always does; "
                            "progress at most every 2 s); a form sends them comma-separated."},
+        "deadline_seconds": nullable({
+            "type": "number", "exclusiveMinimum": 0,
+            "description": "Cancel (and refund) the task if it has not finished this many "
+            "seconds after submission; at most the server's `max_deadline_seconds` (else "
+            "400). The `Cancel-After` header (`90s`, `5m`, `1h` or seconds) does the same."}),
         "mask_url": {"anyOf": [{"type": "null"}, {"type": "string"}, _IMAGE_OBJECT],
                      "description": "A mask for the first reference image (needs one)."},
         "mask": {"anyOf": [{"type": "null"}, IMAGE_INPUT]},
@@ -222,6 +227,7 @@ def _variation_properties(catalog: Catalog) -> dict[str, Schema]:
         "wait_for_result": props["wait_for_result"],
         "webhook_url": props["webhook_url"],
         "webhook_events": props["webhook_events"],
+        "deadline_seconds": props["deadline_seconds"],
     }
 
 
@@ -307,6 +313,7 @@ TASK = obj({
                           "description": "Typical run time of the model × tier (a moving "
                           "average of finished tasks, else the catalog's figure). null once "
                           "the task has ended."},
+    "deadline_at": NULLABLE_INT,
     "result": {"anyOf": [ref("ImageResponse"), {"type": "null"}]},
     "error": {"anyOf": [ref("ErrorObject"), {"type": "null"}]},
 })

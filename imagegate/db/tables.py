@@ -71,12 +71,16 @@ tasks = sa.Table(
     # none | held | settled | refunded: each transition is conditional on the one before,
     # so a hold is settled or refunded exactly once whoever races to do it.
     sa.Column("charge_state", sa.String(16), nullable=False, server_default="none"),
+    # -- deadlines (0006): when a task not finished by then is cancelled (epoch seconds);
+    # NULL: none. In the row, so a restarted worker (or any sweeper) enforces it.
+    sa.Column("deadline_at", sa.Float, nullable=True),
     sa.Index("ix_tasks_status_created", "status", "created_at"),
     sa.Index("ix_tasks_status_lease", "status", "lease_expires_at"),
     sa.Index("ix_tasks_expires", "expires_at"),
     # -- listing (0004): keyset pages of GET /v1/tasks (per key) and GET /admin/tasks (all).
     sa.Index("ix_tasks_key_created", "key_id", "created_at", "id"),
     sa.Index("ix_tasks_created", "created_at", "id"),
+    sa.Index("ix_tasks_deadline", "deadline_at"),
 )
 
 ledger = sa.Table(

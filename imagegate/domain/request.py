@@ -109,6 +109,9 @@ class ImageRequest:
     # results keep the `revised_prompt` an upstream sends (the sandbox makes one); the
     # results of other models never carry one.
     revises_prompt: bool = False
+    # Seconds after submission at which the task is cancelled if not finished (`Cancel-After`
+    # header or `deadline_seconds`); None: no deadline. The task row keeps it as `deadline_at`.
+    deadline_seconds: float | None = None
 
     @property
     def content_type(self) -> str:
@@ -154,6 +157,7 @@ class ImageRequest:
             "size_from_reference": self.size_from_reference,
             "resolution": self.resolution,
             "revises_prompt": self.revises_prompt,
+            "deadline_seconds": self.deadline_seconds,
         }
 
     @classmethod
@@ -196,6 +200,7 @@ class ImageRequest:
             size_from_reference=data.get("size_from_reference", False),
             resolution=data.get("resolution"),
             revises_prompt=data.get("revises_prompt", False),
+            deadline_seconds=data.get("deadline_seconds"),
         )
 
 
@@ -206,8 +211,10 @@ def produced_fields(request: ImageRequest, result: dict[str, Any] | None) -> dic
     made = result or {}
     quality = made.get("quality")
     background = made.get("background")
+    size = made.get("size")
     return {
-        "size": request.size_label,
+        # The worker records a size only where the images are not the size asked for.
+        "size": size if isinstance(size, str) else request.size_label,
         "quality": quality if quality in PRODUCED_QUALITIES else request.quality,
         "background": (background if background in PRODUCED_BACKGROUNDS
                        else request.produced_background),

@@ -106,6 +106,11 @@ class TaskService:
         wait=N`), never longer than `sync_wait_seconds`."""
         wait = (self.sync_wait_seconds if timeout is None
                 else max(0.0, min(timeout, self.sync_wait_seconds)))
+        by_deadline = (task.deadline_at is not None
+                       and task.deadline_at - time.time() <= wait)
+        if task.deadline_at is not None and by_deadline:
+            # A deadline sooner than the wait ends the wait with the task's cancellation.
+            wait = max(0.0, task.deadline_at - time.time())
         deadline = time.monotonic() + wait
         done: Task | None = None
         if run is not None:
@@ -117,9 +122,21 @@ class TaskService:
             # Not run here, or the run ended without finishing the task (its lease was taken
             # over): wait for whoever finishes it.
             done = await self.wait(task, max(0.0, deadline - time.monotonic()))
+        if not done.status.terminal and task.deadline_at is not None and by_deadline:
+            # The monotonic wait may end a hair before the wall clock reaches the deadline.
+            await asyncio.sleep(max(0.0, task.deadline_at - time.time()))
+            done = await self._expire(done)
         if done.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) and done.error:
             raise error_from_json(done.error)
         return done
+
+    async def _expire(self, task: Task) -> Task:
+        """The task once its deadline has passed: cancelled here if nobody else (the worker
+        running it, a sweeper) has done it yet, so the waiter answers at the deadline."""
+        if await self._store.expire(task.id):
+            await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
+                                                 status=TaskStatus.CANCELLED.value))
+        return await self._store.get(task.id) or task
 
     async def cancel(self, task_id: str, key_id: str) -> Task | None:
         task = await self._store.cancel(task_id, key_id)

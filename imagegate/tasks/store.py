@@ -18,6 +18,7 @@ from imagegate.db.database import ConditionFailed, Database, Row, Step
 from imagegate.db.tables import api_keys, tasks, webhook_deliveries
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import (
+    DeadlineExceededError,
     InsufficientBalanceError,
     InvalidRequestError,
     RateLimitError,
@@ -56,6 +57,7 @@ def _row_to_task(m: Row) -> Task:
         hold_amount=m["hold_amount"],
         charged_amount=m["charged_amount"],
         charge_state=m["charge_state"],
+        deadline_at=m["deadline_at"],
     )
 
 
@@ -101,6 +103,21 @@ class TaskStore:
                    tasks.c.status.in_(_ACTIVE))
             .values(status=TaskStatus.CANCELLED.value, completed_at=_b("now"),
                     lease_owner=None, lease_expires_at=None, error=_b("error"))
+        )
+        # A deadline cancels whatever holds the task (no key or lease condition): it is the
+        # row's own rule, enforced by whoever sees it pass first.
+        self._expire = (
+            tasks.update()
+            .where(tasks.c.id == _b("id"), tasks.c.status.in_(_ACTIVE),
+                   tasks.c.deadline_at <= _b("now"))
+            .values(status=TaskStatus.CANCELLED.value, completed_at=_b("now"),
+                    lease_owner=None, lease_expires_at=None, error=_b("error"))
+        )
+        self._overdue = (
+            tasks.select()
+            .where(tasks.c.deadline_at <= _b("now"), tasks.c.status.in_(_ACTIVE))
+            .order_by(tasks.c.deadline_at)
+            .limit(500)
         )
         self._give_up = (
             tasks.update()
@@ -166,6 +183,7 @@ class TaskStore:
         now = time.time() if now is None else now
         owner, lease_seconds = lease if lease is not None else (None, 0.0)
         hold = unit_price * int(request.get("n", 1))
+        deadline = request.get("deadline_seconds")
         values = {
             "id": task_id,
             "key_id": key_id,
@@ -189,6 +207,7 @@ class TaskStore:
             "hold_amount": hold,
             "charged_amount": 0,
             "charge_state": "held",
+            "deadline_at": None if deadline is None else now + float(deadline),
         }
         task = _row_to_task(values)
         steps = [*billing.hold_steps(self._bill, task, now), Step(self._insert, values),
@@ -353,17 +372,20 @@ class TaskStore:
         return (await self._db.write(self._upstream, params)).rowcount == 1
 
     async def succeed(
-        self, task: Task, owner: str, result: dict[str, Any], provider: str
+        self, task: Task, owner: str, result: dict[str, Any], provider: str, *,
+        charged: int | None = None, tier: str | None = None, note: str | None = None,
     ) -> bool:
         """Record the result and settle the hold for the images produced, in one
-        transaction; False (nothing changed) when the lease is no longer ours."""
+        transaction; False (nothing changed) when the lease is no longer ours. `charged`,
+        `tier`, `note`: what was delivered and what it costs (`billing.settle_steps`)."""
         now = time.time()
         params = {"b_id": task.id, "b_owner": owner, "b_now": now,
                   "b_result": orjson.dumps(result).decode(), "b_provider": provider}
         produced = len(result.get("images", []))
         return await self._finish([
             Step(self._succeed, params, require="owned"),
-            *billing.settle_steps(self._bill, task, produced, now),
+            *billing.settle_steps(self._bill, task, produced, now, charged=charged, tier=tier,
+                                  note=note),
             *outbox.finish_steps(self._outbox, task, outbox.SUCCEEDED, now),
         ])
 
@@ -422,6 +444,39 @@ class TaskStore:
             *outbox.finish_steps(self._outbox, task, outbox.CANCELLED, now),
         ])
         return await self.get_for_key(task_id, key_id)
+
+    # -- deadlines
+    async def expire(self, task_id: str, now: float | None = None) -> bool:
+        """Cancel the task if its deadline has passed and it has not finished: refunded, its
+        webhook queued, in one transaction. True when this call cancelled it; False when it
+        had no deadline yet to pass, or had already finished (a success recorded at the
+        same moment wins or loses whole: the status update is conditional)."""
+        now = time.time() if now is None else now
+        task = await self.get(task_id)
+        if (task is None or task.status.terminal or task.deadline_at is None
+                or task.deadline_at > now):
+            return False
+        return await self._expire_one(task, now)
+
+    async def expire_overdue(self, now: float | None = None) -> list[str]:
+        """The sweeper's pass: cancel every unfinished task whose deadline has passed
+        (queued ones no worker has claimed, and those of a worker that died); returns the
+        ids it cancelled, for their events."""
+        now = time.time() if now is None else now
+        rows = await self._db.read(self._overdue, {"b_now": now})
+        return [t.id for t in map(_row_to_task, rows) if await self._expire_one(t, now)]
+
+    async def _expire_one(self, task: Task, now: float) -> bool:
+        seconds = (task.deadline_at or now) - task.created_at
+        error = DeadlineExceededError(
+            f"The task did not finish within its deadline of {round(seconds, 3):g} s and was "
+            "cancelled; nothing was charged").to_json()
+        return await self._finish([
+            Step(self._expire, {"b_id": task.id, "b_now": now,
+                                "b_error": orjson.dumps(error).decode()}, require="active"),
+            *billing.refund_steps(self._bill, task, now, note="deadline_exceeded"),
+            *outbox.finish_steps(self._outbox, task, outbox.CANCELLED, now),
+        ])
 
     # -- maintenance
     async def requeue_expired(self, max_attempts: int, now: float | None = None) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api import deps, openapi
-from imagegate.api.creation import Creation, CreationDep, idempotency_key
+from imagegate.api.creation import Creation, CreationDep, idempotency_key, with_deadline
 from imagegate.api.deps import LinksDep, SettingsDep, TasksDep, api_key, json_body
 from imagegate.api.edits import read_edit_input
 from imagegate.api.profiles.errors import apimart_error
@@ -92,6 +92,7 @@ def _prepare(catalog: Catalog, body: dict[str, Any], operation: str,
 
 async def _submit(request: Request, run: Creation, key: ApiKey,
                   image_request: ImageRequest) -> JSONResponse:
+    image_request = with_deadline(request, image_request, run.settings)
     task = await run.intake.create(key, image_request, idempotency_key=idempotency_key(request),
                                    route=request.url.path)
     return JSONResponse({"code": 200, "data": [{"status": "submitted", "task_id": task.id}]})

@@ -85,6 +85,7 @@ async def task_object(links: ResultLinks, task: Task, outlook: Outlook | None = 
         "attempts": task.attempts,
         "queue_position": outlook.queue_position,
         "estimated_seconds": outlook.estimated_seconds,
+        "deadline_at": int(task.deadline_at) if task.deadline_at is not None else None,
         "result": None,
         "error": None,
     }

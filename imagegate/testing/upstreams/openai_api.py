@@ -38,7 +38,7 @@ import orjson
 import pyvips
 from aiohttp import web
 
-from imagegate.testing.upstreams import moderation_rules
+from imagegate.testing.upstreams import delivery_rules, moderation_rules
 from imagegate.testing.upstreams.common import FakeUpstream, RecordedRequest
 from imagegate.testing.upstreams.openai_rules import (
     Rejection,
@@ -255,13 +255,13 @@ class FakeOpenAI(FakeUpstream):
 
     def _answer(self, model: str, params: dict[str, Any], size: str, n: int) -> web.Response:
         fam = family(model) or "gpt"
-        w, h = parse_wxh(size) or (1024, 1024)
+        prompt = str(params["prompt"])
+        n, (w, h) = delivery_rules.delivered(prompt, n, parse_wxh(size) or (1024, 1024))
         fmt = str(params.get("output_format") or "png") if "gpt" in fam else "png"
         mode = self.result_mode
         if mode is None:  # OpenAI: gpt-image always base64, DALL·E a URL unless asked
             b64 = "gpt" in fam or params.get("response_format") == "b64_json"
             mode = "b64" if b64 else "url"
-        prompt = str(params["prompt"])
         data = [self._item(self.image(w, h, f"{prompt}:{i}", fmt), fmt, mode)
                 for i in range(n)]
         body: dict[str, Any] = {"created": int(time.time()), "data": data}
