@@ -28,6 +28,7 @@ from imagegate.api import (
     moderation,
     openapi,
     tasks,
+    ui_pages,
     usage,
     variations,
     webhooks,
@@ -150,7 +151,7 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
     routers = (images.router, edits.router, variations.router, tasks.router, files.router,
                models.router, openai_profile.router, apimart.router, usage.router,
                webhooks.router, admin.router, moderation.router, metrics_api.router,
-               docs_pages.router, health.router)
+               docs_pages.router, ui_pages.router, health.router)
     for router in routers:
         app.include_router(router)
 
