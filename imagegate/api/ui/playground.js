@@ -169,7 +169,11 @@ function addReference(src, label) {
 function renderRefs() {
   const list = $("#refs");
   list.replaceChildren(...state.refs.map((ref, i) => el("li", {},
-    el("img", { src: ref.src, alt: `Reference ${i + 1}: ${ref.label}`, "data-testid": "reference-image" }),
+    // A linked image is fetched by the server (through its SSRF guard), never by the page:
+    // the page loads nothing from another origin.
+    ref.src.startsWith("data:")
+      ? el("img", { src: ref.src, alt: `Reference ${i + 1}: ${ref.label}`, "data-testid": "reference-image" })
+      : el("span", { class: "link-ref", "data-testid": "reference-link" }, "linked image"),
     el("span", {}, ref.label),
     i === 0 && ref.src.startsWith("data:") ? el("button", {
       type: "button", class: "ghost", "data-testid": "paint-mask",
