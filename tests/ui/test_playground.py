@@ -110,7 +110,7 @@ def test_cancel_a_slow_task_and_find_it_in_history(ui: Guarded, slow_server: Ser
     page.get_by_test_id("prompt").fill("this takes a minute")
     page.get_by_test_id("generate").click()
     wait_js(page,
-        "['queued', 'running'].includes(document.querySelector('[data-testid=task-status]')"
+        "['queued', 'in_progress'].includes(document.querySelector('[data-testid=task-status]')"
         ".textContent) && document.querySelector('[data-testid=task-id]').textContent")
     task_id = page.get_by_test_id("task-id").inner_text()
     page.get_by_test_id("cancel").click()
