@@ -30,6 +30,7 @@ from imagegate.api import (
     openapi,
     task_events,
     tasks,
+    ui_pages,
     usage,
     variations,
     webhooks,
@@ -153,7 +154,7 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
                tasks.router, task_events.router, files.router, models.router,
                openai_profile.router, apimart.router, usage.router,
                webhooks.router, admin.router, moderation.router, metrics_api.router,
-               docs_pages.router, health.router)
+               docs_pages.router, ui_pages.router, health.router)
     for router in routers:
         app.include_router(router)
 

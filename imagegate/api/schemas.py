@@ -340,9 +340,11 @@ _CAPABILITIES = obj({
     "sizes": {"type": "array", "items": STR},
     "styles": {"type": "array", "items": STR},
     "ratios_and_tiers": {"type": "boolean"},
+    "ratio_sizes": {"type": "object", "additionalProperties": {
+        "type": "object", "additionalProperties": STR}},
     "wxh_rules": obj({"multiple_of": INT, "max_edge": INT, "max_ratio": {"type": "number"},
                       "min_pixels": INT, "max_pixels": INT}),
-}, optional=("pricing", "sizes", "styles", "ratios_and_tiers", "wxh_rules"))
+}, optional=("pricing", "sizes", "styles", "ratios_and_tiers", "ratio_sizes", "wxh_rules"))
 MODEL_LIST = obj({
     "object": {"type": "string", "enum": ["list"]},
     "data": {"type": "array", "items": obj({

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from imagegate.domain.sizes import TIERS, FlexibleRules
+from imagegate.domain.sizes import RATIO_TABLE, TIERS, FlexibleRules
 
 SizeRule = Literal["flexible", "enumerated"]
 # A model whose catalog entry names no `typical_seconds`: the 000 seed's 1k figure.
@@ -100,6 +100,13 @@ class ModelSpec:
             caps["styles"] = list(self.styles)
         if self.size_rule == "flexible":
             caps["ratios_and_tiers"] = True
+            # The pixels each ratio × offered tier resolves to, so a client (the playground)
+            # shows them without a copy of the table.
+            offered = [t for t in TIERS if self.max_n(t) >= 1]
+            caps["ratio_sizes"] = {
+                ratio: {t: f"{w}x{h}" for t, (w, h) in tiers.items() if t in offered}
+                for ratio, tiers in RATIO_TABLE.items()
+            }
             r = self.flexible
             caps["wxh_rules"] = {
                 "multiple_of": r.multiple,

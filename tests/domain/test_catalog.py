@@ -262,6 +262,10 @@ def test_to_public_flexible(catalog: Catalog) -> None:
     }
     assert caps["max_reference_images"] == 9
     assert caps["n_max"] == {"1k": 10, "2k": 4, "4k": 4}
+    # Each ratio's pixels at each offered tier, from the size table.
+    assert caps["ratio_sizes"]["16:9"] == {"1k": "1536x864", "2k": "2048x1152",
+                                           "4k": "3840x2160"}
+    assert caps["ratio_sizes"]["9:16"]["2k"] == "1152x2048"
     assert "sizes" not in caps
     assert "styles" not in caps
 
@@ -276,6 +280,7 @@ def test_to_public_enumerated(catalog: Catalog) -> None:
     assert caps["max_prompt_chars"] == 4000
     assert "wxh_rules" not in caps
     assert "ratios_and_tiers" not in caps
+    assert "ratio_sizes" not in caps
 
 
 def test_model_spec_is_frozen(catalog: Catalog) -> None:
