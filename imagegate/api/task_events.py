@@ -44,7 +44,8 @@ class _Follower:
     """What one stream has sent: the last id (nothing at or below it is sent again) and how
     many previews it numbered after each progress step."""
 
-    def __init__(self, links: ResultLinks, last_id: int) -> None:
+    def __init__(self, service: TaskService, links: ResultLinks, last_id: int) -> None:
+        self.service = service
         self.links = links
         self.last_id = last_id
         self._partials: dict[int, int] = {}
@@ -56,7 +57,9 @@ class _Follower:
             data: dict[str, Any] = {"type": mark.name, "task_id": task.id}
             if mark.progress is not None:
                 data["progress"] = mark.progress
-            data["task"] = await native.task_object(self.links, task)
+            # With queue position and estimate, as a poll shows it (the UI's progress bar).
+            data["task"] = await native.task_object(self.links, task,
+                                                    await self.service.outlook(task))
             self.last_id = mark.id
             yield sse(mark.name, data, event_id=mark.id)
 
@@ -84,7 +87,7 @@ class _Follower:
 async def follow(service: TaskService, links: ResultLinks, task: Task, sub: Subscription,
                  last_id: int, keepalive: float) -> AsyncIterator[bytes]:
     """The stream of `task` (read after `sub` was opened) from after `last_id`."""
-    follower = _Follower(links, last_id)
+    follower = _Follower(service, links, last_id)
     sent_at = time.monotonic()
     state = task
     async for chunk in follower.marks(state):

@@ -89,6 +89,9 @@ async def test_full_sequence_on_the_sandbox(live: Live) -> None:
     assert events[-1].data["task"]["status"] == "succeeded"
     assert events[-1].data["task"]["result"]["data"]
     assert int(events[-1].id or "0") == timeline.TERMINAL_ID
+    # The task as a poll shows it, estimate included (the catalog's typical time at first).
+    running = next(e for e in events if e.name == "task.started").data["task"]
+    assert running["estimated_seconds"] is not None and running["attempts"] == 1
     assert "keep-alive" in comments  # the sandbox is quiet for longer than the keep-alive
 
 
