@@ -263,6 +263,12 @@ class Settings(BaseSettings):
         "waiting on its upstream costs a few kilobytes, so thousands fit; CPU-bound work "
         "(rendering, decoding, encoding) is bounded separately by `cpu_workers`.",
     )
+    max_inflight_result_bytes: int = Field(
+        256 * 1024 * 1024, ge=1024 * 1024,
+        description="Bytes of upstream answers one process holds in memory at once (task "
+        "runs hold theirs until they end); an answer that does not fit waits, unread, for "
+        "room. It is never refused: the upstream made the image.",
+    )
     cpu_workers: int | None = Field(
         None, ge=1, description="Threads for CPU-bound work (sandbox rendering, image "
         "decoding and checks, encoding, hashing) in one process; unset: one per CPU core.",

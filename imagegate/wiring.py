@@ -47,6 +47,7 @@ from imagegate.moderation.store import ModerationStore
 from imagegate.net.fetch import Fetcher, FetchLimits
 from imagegate.net.guard import AddressPolicy
 from imagegate.providers.factory import build_providers
+from imagegate.providers.holding import ResultBudget
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobStore
 from imagegate.storage.links import ResultLinks
@@ -349,6 +350,7 @@ async def _start_workers(b: Backends) -> None:
         on_refused=b.moderation.upstream_refused,
         estimates=b.tasks.estimates,
         catalog=b.catalog,
+        results=ResultBudget(settings.max_inflight_result_bytes),
     )
     await b.worker.start()
     b.intake.attach_runner(b.worker)

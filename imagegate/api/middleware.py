@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import orjson
 from starlette.requests import Request
@@ -198,7 +198,7 @@ class HotRoutesMiddleware:
     """
 
     def __init__(self, app: ASGIApp, routes: Sequence[tuple[re.Pattern[str], Endpoint]],
-                 exact: dict[str, Endpoint] | None = None) -> None:
+                 exact: Mapping[str, Endpoint] | None = None) -> None:
         self.app = app
         self.routes = routes
         self.exact = exact or {}

@@ -20,6 +20,7 @@ from yarl import URL
 from imagegate import __version__
 from imagegate.config import ChannelConfig
 from imagegate.errors import CONTENT_POLICY, ProviderError, ProviderRejectedError
+from imagegate.providers import holding
 
 MiB = 1024 * 1024
 # A JSON answer holds up to n base64 images; 10 x 4K PNGs fit comfortably below this.
@@ -179,12 +180,21 @@ class UpstreamClient:
                 if response.content_length is not None and response.content_length > cap:
                     response.close()
                     raise _too_large(name, cap)
+                # Counted against the process's bound before it is read: an answer that
+                # does not fit waits unread in the socket (`providers/holding.py`).
+                held = holding.current()
+                taken = response.content_length or 0
+                if held is not None:
+                    await held.take(taken)
                 body = bytearray()
                 async for chunk in response.content.iter_chunked(_CHUNK):
                     body += chunk
                     if len(body) > cap:
                         response.close()
                         raise _too_large(name, cap)
+                    if held is not None and len(body) > taken:
+                        await held.take(len(body) - taken)
+                        taken = len(body)
                 return response.status, response.headers, bytes(body)
         except TimeoutError:  # aiohttp's timeouts are TimeoutErrors (and ClientErrors)
             raise ProviderError(f"{name}: the upstream did not answer in time",

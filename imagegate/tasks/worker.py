@@ -35,6 +35,7 @@ from imagegate.providers.base import (
     ProviderResult,
     UpstreamCallback,
 )
+from imagegate.providers.holding import ResultBudget, holding
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobStore
 from imagegate.tasks.estimates import DurationEstimates
@@ -102,13 +103,14 @@ class Worker:
         on_refused: Callable[[str, str | None], Awaitable[None]] | None = None,
         estimates: DurationEstimates | None = None,
         catalog: Catalog | None = None,
+        results: ResultBudget | None = None,
     ) -> None:
         """`housekeeping`: other expiry sweeps (idempotency records) run with the cleaner.
         `on_refused(key_id, model)`: told when an upstream refused a task for its content
         (moderation counts those with its own refusals). `estimates`: told each succeeded
         task's run time (tasks' `estimated_seconds`). `catalog`: prices what was delivered
         (fewer or smaller images cost less); without one, each image produced costs the held
-        unit price."""
+        unit price. `results`: the process's bound on upstream answers held in memory."""
         self._store = store
         self._events = events
         self._providers = providers
@@ -118,6 +120,7 @@ class Worker:
         self._on_refused = on_refused
         self._estimates = estimates
         self._catalog = catalog
+        self._results = results
         self.owner = new_owner_id()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -325,6 +328,12 @@ class Worker:
 
     # -- one task
     async def _run(self, task: Task) -> None:
+        # The upstream answers this run reads count against `results` until it ends
+        # (`providers/holding.py`): by then its images are stored and the task recorded.
+        with holding(self._results):
+            await self._run_task(task)
+
+    async def _run_task(self, task: Task) -> None:
         started = time.monotonic()
         if task.deadline_at is not None and task.deadline_at <= time.time():
             # Claimed after its deadline: cancelled before anything is sent anywhere.

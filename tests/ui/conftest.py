@@ -35,7 +35,10 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-ext
                "--disable-component-update", "--disable-dev-shm-usage"]
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running on this
+# thread (in a greenlet) while it is open, and every async test after the browser tests
+# would then fail with "Cannot run the event loop while another loop is running".
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing (apt-get install chromium)"
