@@ -52,6 +52,7 @@ from pathlib import Path
 from types import FrameType
 
 import _util
+import aiohttp
 import psutil
 from _load import BODY_COUNTER, LoadResult, LoadSpec, Tool, run_aiohttp, run_load, wrk_path
 from _profile import Recording, render, summarize
@@ -463,8 +464,6 @@ class HealthProbe:
                                         name="health-probe", daemon=True)
 
     async def _main(self) -> None:
-        import aiohttp
-
         timeout = aiohttp.ClientTimeout(total=30)
         connector = aiohttp.TCPConnector(limit=0, force_close=True)
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
@@ -481,10 +480,7 @@ class HealthProbe:
             if pending:
                 await asyncio.wait(pending, timeout=35)
 
-    async def _probe(self, session: object) -> None:
-        import aiohttp
-
-        assert isinstance(session, aiohttp.ClientSession)
+    async def _probe(self, session: aiohttp.ClientSession) -> None:
         t0 = time.monotonic()
         try:
             async with session.get(self.url) as resp:
