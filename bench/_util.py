@@ -136,10 +136,12 @@ def _spawn(name: str, argv: list[str], env: dict[str, str], log_path: Path, cwd:
     return proc
 
 
-def start_imagegate(workdir: Path, name: str, settings: dict[str, str]) -> Server:
+def start_imagegate(workdir: Path, name: str, settings: dict[str, str],
+                    args: Sequence[str] = ()) -> Server:
     """`imagegate serve` on a free loopback port with a fresh data dir under `workdir`.
 
-    `settings` are IMAGEGATE_* variables without the prefix, e.g. {"SANDBOX_LATENCY": "30"}.
+    `settings` are IMAGEGATE_* variables without the prefix, e.g. {"SANDBOX_LATENCY": "30"};
+    `args` more `serve` options (e.g. `--processes 2`).
     """
     data_dir = workdir / name
     data_dir.mkdir(parents=True)
@@ -147,7 +149,7 @@ def start_imagegate(workdir: Path, name: str, settings: dict[str, str]) -> Serve
     env = _clean_env({f"IMAGEGATE_{k.upper()}": v for k, v in settings.items()})
     log_path = workdir / f"{name}.log"
     argv = [imagegate_exe(), "serve", "--host", LOOPBACK, "--port", str(port),
-            "--data-dir", str(data_dir)]
+            "--data-dir", str(data_dir), *args]
     server = Server(name, _spawn(name, argv, env, log_path, workdir), port, log_path, data_dir)
     _LIVE[server.pid] = server
     _wait_healthy(server)
@@ -249,6 +251,9 @@ class CpuUse:
     server: float = 0.0
     client: float = 0.0
     other: float = 0.0
+    # The server's CPU seconds over the window, for CPU per request (cores x wall would carry
+    # the client's start-up into it).
+    server_seconds: float = 0.0
 
 
 class CpuWindow:
@@ -273,7 +278,7 @@ class CpuWindow:
         mine = time.process_time() - self._self
         busy = machine_busy_seconds() - self._busy
         self.use = CpuUse(server / wall, client / wall,
-                          max(0.0, busy - server - client - mine) / wall)
+                          max(0.0, busy - server - client - mine) / wall, server)
 
 
 # -- the task table, read-only, straight from SQLite (WAL lets us read next to the writer)

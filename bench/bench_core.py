@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 import psutil
 from _load import BODY_COUNTER, LoadResult, LoadSpec, Tool, run_aiohttp, run_load, wrk_path
@@ -182,7 +183,18 @@ def async_spec(server: Server, c: int, cap: int, duration: float) -> LoadSpec:
                     headers=_auth(server), body=gen_body(), expect=(202,))
 
 
-def measure(pairs: Sequence[tuple[Server, Callable[[float], LoadSpec]]], plan: Plan,
+class Timing(Protocol):
+    """What `measure` needs of a plan (bench_relay.py passes its own)."""
+
+    @property
+    def reps(self) -> int: ...
+    @property
+    def warmup(self) -> float: ...
+    @property
+    def duration(self) -> float: ...
+
+
+def measure(pairs: Sequence[tuple[Server, Callable[[float], LoadSpec]]], plan: Timing,
             tool: Tool) -> list[list[LoadResult]]:
     """Warm each up once, then run the repetitions interleaved (a, b, a, b, ...) so that a
     noisy neighbour hurts every series alike rather than one of them."""
@@ -246,11 +258,11 @@ def phase_core(workdir: Path, bare: Server, plan: Plan, tool: Tool, settings: di
             poll = LoadSpec("GET", poll_paths, c, 0, plan.poll_cap, headers=_auth(server))
             health = LoadSpec("GET", ("/healthz",), c, 0, plan.poll_cap)
             pairs: list[tuple[Server, Callable[[float], LoadSpec]]] = [
-                (bare, partial(_with_duration, bare_get)),
-                (server, partial(_with_duration, poll)),
+                (bare, partial(with_duration, bare_get)),
+                (server, partial(with_duration, poll)),
             ]
             if c == max(plan.poll_concurrency):
-                pairs.append((server, partial(_with_duration, health)))
+                pairs.append((server, partial(with_duration, health)))
             results = measure(pairs, plan, tool)
             b = load_row(f"bare uvicorn GET (peer ceiling), c={c}", results[0], "req/s", report)
             base[f"bare_get_{c}"] = b.value
@@ -277,7 +289,7 @@ def phase_core(workdir: Path, bare: Server, plan: Plan, tool: Tool, settings: di
     return base
 
 
-def _with_duration(spec: LoadSpec, duration: float) -> LoadSpec:
+def with_duration(spec: LoadSpec, duration: float) -> LoadSpec:
     return replace(spec, duration=duration)
 
 
@@ -330,7 +342,7 @@ def phase_async(workdir: Path, bare: Server, plan: Plan, tool: Tool, settings: d
                              plan.poll_cap, headers={"Content-Type": "application/json"},
                              body=gen_body(), expect=(202,))
         if workers:
-            run_load(bare.base_url, _with_duration(bare_post, plan.warmup), bare.pid, tool)
+            run_load(bare.base_url, with_duration(bare_post, plan.warmup), bare.pid, tool)
         bare_runs: list[LoadResult] = []
         runs: list[LoadResult] = []
         for rep in range(plan.reps):
@@ -343,7 +355,7 @@ def phase_async(workdir: Path, bare: Server, plan: Plan, tool: Tool, settings: d
                          tool)
                 if workers:
                     _wait_drained(server, 30.0)
-                    bare_runs.append(run_load(bare.base_url, _with_duration(bare_post,
+                    bare_runs.append(run_load(bare.base_url, with_duration(bare_post,
                                                                             plan.duration),
                                               bare.pid, tool))
                 runs.append(run_load(server.base_url,
