@@ -129,7 +129,8 @@ def _banner(settings: Settings, plan: RoutePlan, new_key: str | None,
     console.print(f"  result files   : {_blob_place(settings)}")
     console.print("  task events    : "
                   + (f"Redis {_redact(settings.redis_url)}" if settings.redis_url
-                     else "in this process"))
+                     else "in this process" if settings.processes == 1
+                     else "in each process (no redis_url)"))
     console.print(f"  listening on   : http://{settings.host}:{settings.port}")
     if settings.processes > 1:
         console.print(f"  processes      : {settings.processes} on this port"

@@ -128,6 +128,9 @@ def submit(server: Server, prompt: str) -> str:
 def test_two_processes_share_the_port_and_recover_a_killed_one(
         server_factory: ServerFactory, pg: str) -> None:
     server, processes = start(server_factory, pg)
+    banner = server.output()
+    assert "processes      : 2 on this port, each with its own workers" in banner
+    assert "2 processes without redis_url" in banner  # what stays per process is said
 
     # 1. Synchronous requests run in the process that took them: both processes take some.
     seen: set[int] = set()
