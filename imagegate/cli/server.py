@@ -178,6 +178,11 @@ def serve(
     """Start the API server (with in-process workers unless run_workers = false)."""
     settings = cli_settings(config, host=host, port=port, data_dir=data_dir,
                             processes=processes)
+    refused = None if child_fd is not None else processes_refusal(settings)
+    if refused:
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]configuration error:[/red] {escape(refused)}", highlight=False)
+        raise typer.Exit(2)
     configure_logging(settings.log_level, settings.log_json)
 
     def reload_settings() -> Settings:
@@ -195,11 +200,6 @@ def serve(
             return plaintext
         return None
 
-    refused = processes_refusal(settings)
-    if refused:
-        Console(stderr=True, soft_wrap=True).print(
-            f"[red]configuration error:[/red] {escape(refused)}", highlight=False)
-        raise typer.Exit(2)
     try:  # a bad channel (unknown model, unreadable key file) stops here, before any change
         plan = plan_routes(settings, load_catalog(settings.catalog_file))
         global_sources(settings)  # and so does an unusable blocklist entry or file

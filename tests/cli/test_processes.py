@@ -5,6 +5,7 @@ tests/cli/test_supervisor.py)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -46,9 +47,12 @@ def test_without_redis_the_operator_is_told_what_stays_per_process(tmp_path: Pat
 
 
 def test_serve_refuses_before_creating_anything(run: Cli, tmp_path: Path) -> None:
+    handlers = logging.getLogger().handlers[:]
     result = run("serve", "--processes", "2", code=2)
     assert "configuration error: --processes 2 needs PostgreSQL" in result.output
     assert not (tmp_path / "imagegate.db").exists()
+    # Nor is logging set up (onto this runner's stream, closed once it returns).
+    assert logging.getLogger().handlers == handlers
 
 
 def test_the_setting_comes_from_the_environment_too(tmp_path: Path) -> None:
