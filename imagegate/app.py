@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from imagegate import __version__
 from imagegate.api import (
     admin,
+    async_aliases,
     docs_pages,
     edits,
     files,
@@ -27,7 +29,9 @@ from imagegate.api import (
     models,
     moderation,
     openapi,
+    task_events,
     tasks,
+    ui_pages,
     usage,
     variations,
     webhooks,
@@ -111,6 +115,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+class ImagegateApp(FastAPI):
+    """FastAPI with the hottest GET routes served in front of its whole middleware stack
+    (`HotRoutesMiddleware`, set by `build_app`)."""
+
+    front: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self  # endpoints reach the backends through request.app
+        await self.front(scope, receive, send)
+
+
 def build_app(settings: Settings, backends: Backends | None = None, *,
               reload_settings: SettingsLoader | None = None) -> FastAPI:
     """The ASGI app. Pass `backends` to share already-built ones (tests do);
@@ -129,7 +144,7 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
             if own:
                 await app.state.backends.aclose()
 
-    app = FastAPI(
+    app = ImagegateApp(
         title="imagegate",
         version=__version__,
         description="OpenAI-compatible image generation with async tasks and signed URLs.",
@@ -147,10 +162,11 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
         app.state.backends = backends
     app.add_exception_handler(ImagegateError, _imagegate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    routers = (images.router, edits.router, variations.router, tasks.router, files.router,
-               models.router, openai_profile.router, apimart.router, usage.router,
+    routers = (async_aliases.router, images.router, edits.router, variations.router,
+               tasks.router, task_events.router, files.router, models.router,
+               openai_profile.router, apimart.router, usage.router,
                webhooks.router, admin.router, moderation.router, metrics_api.router,
-               docs_pages.router, health.router)
+               docs_pages.router, ui_pages.router, health.router)
     for router in routers:
         app.include_router(router)
 
@@ -172,10 +188,11 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
         [*own, *(route for router in routers for route in router.routes)]))
 
     # Added last = outermost: the request id exists before anything else runs.
-    app.add_middleware(HotRoutesMiddleware, routes=tasks.HOT_ROUTES)
     app.add_middleware(BodyBudgetMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    app.front = HotRoutesMiddleware(partial(FastAPI.__call__, app), routes=tasks.HOT_ROUTES,
+                                    exact=health.HOT_ROUTES)
     return app
 
 

@@ -255,13 +255,25 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(
         2, ge=1, description="The `Retry-After` hint on async submits."
     )
+    max_deadline_seconds: float = Field(
+        86400.0,
+        gt=0,
+        description="The longest deadline a request may set (`Cancel-After` header, "
+        "`deadline_seconds` field); a longer one is a 400.",
+    )
 
     # -- tasks and workers
     run_workers: bool = Field(
         True, description="Run task workers inside `imagegate serve` (the embedded default)."
     )
     worker_concurrency: int = Field(
-        32, ge=1, description="Tasks one worker process runs at once."
+        4096, ge=1, description="Tasks one worker process runs at once. A relayed task "
+        "waiting on its upstream costs a few kilobytes, so thousands fit; CPU-bound work "
+        "(rendering, decoding, encoding) is bounded separately by `cpu_workers`.",
+    )
+    cpu_workers: int | None = Field(
+        None, ge=1, description="Threads for CPU-bound work (sandbox rendering, image "
+        "decoding and checks, encoding, hashing) in one process; unset: one per CPU core.",
     )
     lease_seconds: float = Field(
         30.0, gt=0, description="A claimed task's lease; workers renew it at a third of this."

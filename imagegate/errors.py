@@ -13,6 +13,7 @@
     │   └── ModelNotFoundError          404 invalid_request_error / model_not_found
     ├── ConflictError                   409 invalid_request_error / conflict
     │   └── TaskCancelledError          409 invalid_request_error / task_cancelled
+    │       └── DeadlineExceededError   409 invalid_request_error / deadline_exceeded
     ├── RateLimitError                  429 rate_limit_error
     ├── ProviderError                   502 upstream_error  (the backend failed)
     │   └── ProviderRejectedError       400 invalid_request_error (the backend blamed the request)
@@ -156,6 +157,13 @@ class TaskCancelledError(ConflictError):
         # The official SDKs retry a 409 on their own; that would undo the owner's cancel by
         # starting a new generation.
         self.headers.setdefault("x-should-retry", "false")
+
+
+class DeadlineExceededError(TaskCancelledError):
+    """The task did not finish before the deadline its request set (`Cancel-After`,
+    `deadline_seconds`), so it was cancelled and refunded."""
+
+    default_code = "deadline_exceeded"
 
 
 class RateLimitError(ImagegateError):

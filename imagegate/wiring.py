@@ -17,8 +17,10 @@ error naming the setting to fix.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -49,6 +51,7 @@ from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobStore
 from imagegate.storage.links import ResultLinks
 from imagegate.storage.signing import UrlSigner
+from imagegate.tasks.estimates import DurationEstimates
 from imagegate.tasks.events import EventBus
 from imagegate.tasks.intake import TaskIntake
 from imagegate.tasks.service import TaskService
@@ -126,6 +129,8 @@ class Backends:
     dispatcher: WebhookDispatcher | None = None
     # `/readyz`: what must answer for this process to take traffic, by name.
     checks: Mapping[str, Check] = field(default_factory=dict)
+    # The event loop's default executor: CPU-bound work (`cpu_pool`).
+    cpu: ThreadPoolExecutor | None = None
 
     async def aclose(self) -> None:
         if self.worker is not None:
@@ -139,6 +144,20 @@ class Backends:
         await self.events.aclose()
         await self.blobs.aclose()
         await self.db.aclose()
+        if self.cpu is not None:
+            self.cpu.shutdown(wait=False, cancel_futures=True)
+
+
+def cpu_pool(settings: Settings) -> ThreadPoolExecutor:
+    """The threads CPU-bound work runs on (sandbox renders, decoding and checking images,
+    encoding, hashing: everything sent with `asyncio.to_thread`), installed as the running
+    loop's default executor. Worker slots are sized for waiting on upstreams (thousands);
+    this pool is what keeps thousands of tasks from rendering at once: one thread per core,
+    as libvips and pybase64 release the GIL."""
+    pool = ThreadPoolExecutor(max_workers=settings.cpu_workers or os.cpu_count() or 2,
+                              thread_name_prefix="imagegate-cpu")
+    asyncio.get_running_loop().set_default_executor(pool)
+    return pool
 
 
 def address_policy(settings: Settings) -> AddressPolicy:
@@ -241,6 +260,7 @@ async def build_backends(settings: Settings, *, with_worker: bool | None = None,
     except BaseException:
         await db.aclose()
         raise
+    backends.cpu = cpu_pool(settings)
     try:
         # The blocklists first: a bad entry stops the start instead of serving unchecked.
         await backends.moderation.reload()
@@ -256,6 +276,7 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database,
               reload_settings: SettingsLoader | None = None, *,
               with_api: bool = True) -> Backends:
     store = TaskStore(db)
+    estimates = DurationEstimates(catalog, store.recent_durations)
     events = build_event_bus(settings)
     blobs = build_blob_store(settings)
     limiter: RateLimiter = plugins.choose(
@@ -291,7 +312,7 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database,
                           limiter=limiter, ingestor=ingestor, store=store, events=events,
                           retention_seconds=settings.retention_seconds, moderation=moderation),
         tasks=TaskService(store, events, poll_interval=settings.poll_interval_seconds,
-                          sync_wait_seconds=settings.sync_wait_seconds),
+                          sync_wait_seconds=settings.sync_wait_seconds, estimates=estimates),
         links=ResultLinks(
             UrlSigner(secret_files.signing_secret(settings), settings.url_ttl_seconds), blobs,
             url_mode=settings.url_mode, public_base_url=settings.public_base_url),
@@ -326,6 +347,8 @@ async def _start_workers(b: Backends) -> None:
         ),
         housekeeping=(b.idempotency.purge, b.moderation_store.purge),
         on_refused=b.moderation.upstream_refused,
+        estimates=b.tasks.estimates,
+        catalog=b.catalog,
     )
     await b.worker.start()
     b.intake.attach_runner(b.worker)
@@ -339,6 +362,8 @@ def _task_renderer(b: Backends) -> Callable[[str], Awaitable[dict[str, Any] | No
 
     async def render(task_id: str) -> dict[str, Any] | None:
         task = await b.tasks.lookup(task_id)
-        return None if task is None else await task_object(b.links, task)
+        if task is None:
+            return None
+        return await task_object(b.links, task, await b.tasks.outlook(task))
 
     return render

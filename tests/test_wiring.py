@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -142,5 +145,31 @@ async def test_an_operators_data_dir_keeps_its_mode(tmp_path: Path) -> None:
     try:
         assert mode(tmp_path) == 0o755
         assert mode(tmp_path / "imagegate.db") == 0o600  # what imagegate made is still its own
+    finally:
+        await backends.aclose()
+
+
+async def test_cpu_bound_work_runs_on_its_own_small_pool(tmp_path: Path) -> None:
+    """Worker slots hold thousands of waiting tasks; what they send to threads (renders,
+    decodes) shares `cpu_workers` threads, never more."""
+    backends = await build_backends(Settings(data_dir=tmp_path, cpu_workers=2),
+                                    with_worker=False)
+    try:
+        assert Settings().worker_concurrency >= 1000
+        running = peak = 0
+        lock = threading.Lock()
+
+        def work() -> None:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            time.sleep(0.02)
+            with lock:
+                running -= 1
+
+        await asyncio.gather(*(asyncio.to_thread(work) for _ in range(12)))
+        assert peak == 2
+        assert {t.name.split("_")[0] for t in threading.enumerate()} >= {"imagegate-cpu"}
     finally:
         await backends.aclose()

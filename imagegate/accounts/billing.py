@@ -54,7 +54,7 @@ class BillingStatements:
         )
         self.entry = ledger.insert().values(
             key_id=_b("key_id"), task_id=_b("task_id"), kind=_b("kind"), amount=_b("signed"),
-            model=_b("model"), tier=_b("tier"), images=_b("images"), note=None,
+            model=_b("model"), tier=_b("tier"), images=_b("images"), note=_b("note"),
             created_at=_b("now"),
         )
         held = tasks.update().where(tasks.c.id == _b("task_id"), tasks.c.charge_state == "held")
@@ -63,11 +63,12 @@ class BillingStatements:
 
 
 def _entry(s: BillingStatements, task: Task, kind: str, signed: int, images: int,
-           now: float) -> Step:
+           now: float, *, tier: str | None = None, note: str | None = None) -> Step:
     request = task.request or {}
     return Step(s.entry, {"b_key_id": task.key_id, "b_task_id": task.id, "b_kind": kind,
                           "b_signed": signed, "b_model": task.model,
-                          "b_tier": request.get("tier"), "b_images": images, "b_now": now})
+                          "b_tier": tier or request.get("tier"), "b_images": images,
+                          "b_note": note, "b_now": now})
 
 
 def hold_steps(s: BillingStatements, task: Task, now: float) -> list[Step]:
@@ -78,24 +79,32 @@ def hold_steps(s: BillingStatements, task: Task, now: float) -> list[Step]:
     ]
 
 
-def settle_steps(s: BillingStatements, task: Task, produced: int, now: float) -> list[Step]:
-    """After the task's success update: charge the images produced, give back the rest."""
+def settle_steps(s: BillingStatements, task: Task, produced: int, now: float, *,
+                 charged: int | None = None, tier: str | None = None,
+                 note: str | None = None) -> list[Step]:
+    """After the task's success update: charge the images produced, give back the rest.
+
+    `charged`: what the delivered images cost (`domain/delivery.py`: fewer or smaller images
+    than asked cost less), else unit price × produced; never more than the hold either way.
+    `tier` and `note` record on the ledger row what was delivered."""
     n = int((task.request or {}).get("n", produced))
-    charged = min(task.hold_amount, task.unit_price * produced)
+    cost = task.unit_price * produced if charged is None else charged
+    charged = max(0, min(task.hold_amount, cost))
     give_back = task.hold_amount - charged
     return [
         Step(s.settled, {"b_task_id": task.id, "b_charged": charged}, require="charge"),
         Step(s.release, {"b_key_id": task.key_id, "b_amount": give_back}),
-        _entry(s, task, "settle", give_back, produced - n, now),
+        _entry(s, task, "settle", give_back, produced - n, now, tier=tier, note=note),
     ]
 
 
-def refund_steps(s: BillingStatements, task: Task, now: float) -> list[Step]:
+def refund_steps(s: BillingStatements, task: Task, now: float, *,
+                 note: str | None = None) -> list[Step]:
     """After a failure, cancel or give-up update: the whole hold goes back. Guarded by the
     charge state, so a second refund of the same task matches no row and adds nothing."""
     n = int((task.request or {}).get("n", 0))
     return [
         Step(s.refunded, {"b_task_id": task.id}, require="charge"),
         Step(s.release, {"b_key_id": task.key_id, "b_amount": task.hold_amount}),
-        _entry(s, task, "refund", task.hold_amount, -n, now),
+        _entry(s, task, "refund", task.hold_amount, -n, now, note=note),
     ]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from imagegate.accounts.money import format_amount
+from imagegate.domain import webhook_events
 from imagegate.errors import InvalidRequestError
 from imagegate.net.urls import validate_webhook_url
 
@@ -79,7 +80,7 @@ def normalize_blocklist(entries: Any, param: str = "moderation_blocklist"
 def clean_fields(**given: Any) -> dict[str, Any]:
     """Column values for the given settings, validated; UNSET arguments are left out.
     Accepts name, models, rpm, concurrency, expires_at, webhook_url, moderation_blocklist,
-    allow_low_moderation."""
+    allow_low_moderation, webhook_events."""
     out: dict[str, Any] = {}
     for field, value in given.items():
         if isinstance(value, Unset):
@@ -113,6 +114,10 @@ def clean_fields(**given: Any) -> dict[str, Any]:
                 raise InvalidRequestError("allow_low_moderation must be true or false",
                                           param=field)
             out[field] = value
+        elif field == "webhook_events":
+            # A tuple from Python callers; anything else but a list or string is refused.
+            events = webhook_events.parse(list(value) if isinstance(value, tuple) else value)
+            out[field] = None if events is None else json.dumps(list(events))
         else:  # pragma: no cover - a programming error, not input
             raise TypeError(f"unknown key field {field}")
     return out
@@ -144,4 +149,5 @@ def key_json(key: ApiKey) -> dict[str, Any]:
         "moderation_blocklist": None if key.moderation_blocklist is None
         else list(key.moderation_blocklist),
         "allow_low_moderation": key.allow_low_moderation,
+        "webhook_events": list(key.webhook_events or webhook_events.DEFAULT),
     }

@@ -52,6 +52,8 @@ class ApiKey:
     # `moderation: low` relaxes the model check.
     moderation_blocklist: tuple[str, ...] | None = None
     allow_low_moderation: bool = False
+    # Which task events its webhook is sent (`domain/webhook_events.py`); None: the end only.
+    webhook_events: tuple[str, ...] | None = None
 
     @property
     def active(self) -> bool:
@@ -85,6 +87,8 @@ def _row(m: Any) -> ApiKey:
         webhook_url=m["webhook_url"], active_tasks=int(m["active_tasks"] or 0),
         moderation_blocklist=tuple(json.loads(blocklist)) if blocklist is not None else None,
         allow_low_moderation=bool(m["allow_low_moderation"]),
+        webhook_events=None if m["webhook_events"] is None
+        else tuple(json.loads(m["webhook_events"])),
     )
 
 
@@ -107,13 +111,15 @@ class KeyStore:
         concurrency: int | None = None, balance: int | None = None,
         expires_at: float | None = None, webhook_url: str | None = None,
         moderation_blocklist: Sequence[str] | None = None, allow_low_moderation: bool = False,
+        webhook_events: Sequence[str] | None = None,
     ) -> tuple[str, ApiKey]:
         """A new key and its plaintext (shown once). A balance (micro-units) is written as a
         ledger "topup" in the same transaction; no balance means postpaid."""
         fields = clean_fields(name=name, models=models, rpm=rpm, concurrency=concurrency,
                               expires_at=expires_at, webhook_url=webhook_url,
                               moderation_blocklist=moderation_blocklist,
-                              allow_low_moderation=allow_low_moderation)
+                              allow_low_moderation=allow_low_moderation,
+                              webhook_events=webhook_events)
         if balance is not None and not 0 <= balance <= MAX_AMOUNT:
             raise InvalidRequestError("balance must be between 0 and "
                                       f"{MAX_AMOUNT} micro-units", param="balance")
@@ -129,7 +135,9 @@ class KeyStore:
                      webhook_url=fields["webhook_url"],
                      moderation_blocklist=None if blocklist_json is None
                      else tuple(json.loads(blocklist_json)),
-                     allow_low_moderation=fields["allow_low_moderation"])
+                     allow_low_moderation=fields["allow_low_moderation"],
+                     webhook_events=None if fields["webhook_events"] is None
+                     else tuple(json.loads(fields["webhook_events"])))
         steps = [Step(api_keys.insert().values(
             id=key.id, prefix=key.prefix, key_hash=hash_key(plaintext), created_at=now,
             revoked_at=None, balance=balance, active_tasks=0,
@@ -179,12 +187,14 @@ class KeyStore:
         webhook_url: str | Unset | None = UNSET,
         moderation_blocklist: Sequence[str] | Unset | None = UNSET,
         allow_low_moderation: bool | Unset = UNSET,
+        webhook_events: Sequence[str] | Unset | None = UNSET,
     ) -> ApiKey:
         """Change a key's settings; an argument left UNSET keeps its value, None clears it."""
         fields = clean_fields(name=name, models=models, rpm=rpm, concurrency=concurrency,
                               expires_at=expires_at, webhook_url=webhook_url,
                               moderation_blocklist=moderation_blocklist,
-                              allow_low_moderation=allow_low_moderation)
+                              allow_low_moderation=allow_low_moderation,
+                              webhook_events=webhook_events)
         if fields:
             result = await self._db.write(
                 api_keys.update().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))

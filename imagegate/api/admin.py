@@ -1,4 +1,5 @@
-"""The admin API (`/admin/...`): keys and usage reports, for operators holding the admin token.
+"""The admin API (`/admin/...`): keys, usage reports and every key's webhook deliveries, for
+operators holding the admin token.
 
 Every route depends on `require_admin`, which runs before the body is read: a request without
 the token (401) or with a wrong one (403) changes nothing. Amounts are decimal strings or
@@ -18,20 +19,31 @@ from imagegate.accounts.money import parse_amount
 from imagegate.accounts.usage import check_range
 from imagegate.accounts.when import iso, parse_when
 from imagegate.api.admin_auth import require_admin
-from imagegate.api.deps import CatalogDep, KeysDep, SettingsDep, UsageDep, json_body
+from imagegate.api.deps import (
+    CatalogDep,
+    DispatcherDep,
+    KeysDep,
+    SettingsDep,
+    UsageDep,
+    WebhookStoreDep,
+    json_body,
+)
 from imagegate.api.moderation import check_entries
 from imagegate.api.responses import JSONResponse
+from imagegate.api.tasks import task_page
+from imagegate.api.webhooks import delivery_page, requeue
 from imagegate.config import Settings
 from imagegate.domain.catalog import Catalog
 from imagegate.errors import InvalidRequestError
 from imagegate.net.guard import AddressPolicy
 from imagegate.net.urls import validate_webhook_url
+from imagegate.webhooks.store import Delivery
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)],
                    include_in_schema=False)
 
 _SETTINGS = ("name", "models", "rpm", "concurrency", "expires_at", "webhook_url",
-             "moderation_blocklist", "allow_low_moderation")
+             "moderation_blocklist", "allow_low_moderation", "webhook_events")
 _CREATE = (*_SETTINGS, "balance")
 
 
@@ -162,3 +174,30 @@ async def usage_report(usage: UsageDep, since: str | None = None, until: str | N
     return JSONResponse({"object": "list", "currency": usage.currency,
                          "since": iso(start), "until": iso(end),
                          "data": [r.to_json() for r in rows]})
+
+
+@router.get("/tasks")
+async def list_all_tasks(request: Request) -> JSONResponse:
+    """Every key's tasks, newest first: `GET /v1/tasks`'s filters and paging, plus
+    `key_id` (then `after` must be a task of that key)."""
+    return await task_page(request, request.query_params.get("key_id") or None)
+
+
+def _delivery(d: Delivery) -> dict[str, Any]:
+    # The owner's view plus whose it is: the console lists every key's deliveries.
+    return {**d.to_public(), "key_id": d.key_id}
+
+
+@router.get("/webhooks/deliveries")
+async def list_deliveries(request: Request, store: WebhookStoreDep) -> JSONResponse:
+    """Every key's deliveries, newest first; `key_id` narrows to one key, and `limit`,
+    `after`, `before` and `task_id` work as on `GET /v1/webhooks/deliveries`."""
+    key_id = request.query_params.get("key_id") or None
+    return JSONResponse(await delivery_page(store, key_id, request, _delivery))
+
+
+@router.post("/webhooks/deliveries/{delivery_id}/retry")
+async def retry_delivery(delivery_id: str, store: WebhookStoreDep,
+                         dispatcher: DispatcherDep) -> JSONResponse:
+    """Requeue any key's failed delivery (409 when it has not failed)."""
+    return JSONResponse(_delivery(await requeue(store, dispatcher, delivery_id, None)))

@@ -5,13 +5,16 @@ request from the narrow dependencies in `deps.py`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from imagegate.api.deps import CatalogDep, IntakeDep, LinksDep, SettingsDep, TasksDep
 from imagegate.config import Settings
+from imagegate.domain import deadlines
 from imagegate.domain.catalog import Catalog
+from imagegate.domain.request import ImageRequest
 from imagegate.storage.links import ResultLinks
 from imagegate.tasks.intake import TaskIntake
 from imagegate.tasks.service import TaskService
@@ -32,3 +35,21 @@ CreationDep = Annotated[Creation, Depends(Creation)]
 
 def idempotency_key(request: Request) -> str | None:
     return request.headers.get("idempotency-key")
+
+
+def with_deadline(request: Request, image_request: ImageRequest,
+                  settings: Settings) -> ImageRequest:
+    """`image_request` with the deadline its create request set: the `Cancel-After` header
+    or the body's `deadline_seconds` (the earlier when both are sent), each checked against
+    `max_deadline_seconds` (a 400 naming it, before anything is created)."""
+    cap = settings.max_deadline_seconds
+    seconds = image_request.deadline_seconds
+    if seconds is not None:
+        seconds = deadlines.check_deadline(seconds, deadlines.FIELD, cap)
+    header = request.headers.get(deadlines.HEADER)
+    if header is not None:
+        from_header = deadlines.parse_cancel_after(header, cap)
+        seconds = from_header if seconds is None else min(seconds, from_header)
+    if seconds == image_request.deadline_seconds:
+        return image_request
+    return replace(image_request, deadline_seconds=seconds)

@@ -20,7 +20,7 @@ from imagegate.api.multipart import (
 )
 from imagegate.config import Settings
 from imagegate.domain.normalize import REFERENCE_FIELDS, normalize
-from imagegate.domain.numbers import parse_int
+from imagegate.domain.numbers import parse_decimal, parse_int
 from imagegate.domain.request import ReferenceSource
 from imagegate.errors import (
     ImagegateError,
@@ -36,6 +36,7 @@ router = APIRouter(tags=["images"])
 # Integers must be canonical ASCII (`domain/numbers.py`): `+2`, `02`, `1_0` and `２` stay text.
 _INT_FIELDS = ("n", "output_compression", "partial_images")
 _BOOL_FIELDS = ("wait_for_result", "stream")
+_NUMBER_FIELDS = ("deadline_seconds",)  # a decimal: `90`, `2.5`
 _MASK_FIELDS = ("mask", "mask_url")
 
 
@@ -91,6 +92,8 @@ def form_to_request(form: MultipartForm) -> tuple[dict[str, Any], tuple[Referenc
         number = parse_int(values[-1], signed=True) if name in _INT_FIELDS else None
         if number is not None:
             body[name] = number
+        elif name in _NUMBER_FIELDS and (seconds := parse_decimal(text)) is not None:
+            body[name] = seconds
         elif name in _BOOL_FIELDS and text.lower() in ("true", "false"):
             body[name] = text.lower() == "true"
         else:
@@ -133,10 +136,11 @@ async def read_edit_input(request: Request, settings: Settings) -> EditInput:
 
 @router.post("/v1/images/edits",
              openapi_extra=openapi.json_body(openapi.EDIT_REQUEST, multipart=True,
-                                             examples=openapi.EDIT_EXAMPLES),
+                                             examples=openapi.EDIT_EXAMPLES, prefer=True),
              responses=openapi.responses(
-                 {200: openapi.images_ok("ImageResponse", "The images (or, with `stream: "
-                                         "true`, Server-Sent Events)"),
+                 {200: openapi.preferred(openapi.images_ok(
+                     "ImageResponse", "The images (or, with `stream: true`, Server-Sent "
+                     "Events)")),
                   202: openapi.ACCEPTED},
                  openapi.EDIT))
 async def create_edit(request: Request, run: CreationDep) -> Response:

@@ -182,29 +182,47 @@ def _content_length(scope: Scope) -> int:
     return 0
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
 class HotRoutesMiddleware:
-    """Serves the task-polling routes before FastAPI's exception layer and router.
+    """The outermost layer: serves the hottest GET routes (task polls, `/healthz`) with only
+    a request id and error rendering around them (`RequestContextMiddleware`), ahead of
+    everything else the app stacks up; every other request goes to `app` unchanged.
 
     Polling is the hottest path of the service (clients poll every second or two while a 4K
-    image takes minutes), and those layers were measured at ~45% of a poll's cost. The
-    endpoints are the same functions the router holds (`api/tasks.py`), so behaviour is
-    identical; errors they raise are rendered by RequestContextMiddleware, outside this one.
+    image takes minutes), and load balancers probe `/healthz` all day. Starlette's error
+    layers, the body limits (a GET has no body), FastAPI's router and its dependency
+    machinery were measured at more than half of a poll's cost and ~80% of a probe's. The
+    endpoints are the same functions the router holds, so behaviour is identical.
     """
 
-    def __init__(self, app: ASGIApp,
-                 routes: Sequence[tuple[re.Pattern[str], Callable[[Request], Awaitable[Response]]]]
-                 ) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[tuple[re.Pattern[str], Endpoint]],
+                 exact: dict[str, Endpoint] | None = None) -> None:
         self.app = app
         self.routes = routes
+        self.exact = exact or {}
+        self._served = RequestContextMiddleware(self._serve)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             path: str = scope["path"]
+            endpoint = self.exact.get(path)
+            if endpoint is not None:
+                scope["path_params"] = {}
+                scope["endpoint"] = endpoint
+                await self._served(scope, receive, send)
+                return
             for pattern, endpoint in self.routes:
                 match = pattern.fullmatch(path)
                 if match is not None:
                     scope["path_params"] = match.groupdict()
-                    response = await endpoint(Request(scope, receive))
-                    await response(scope, receive, send)
+                    scope["endpoint"] = endpoint
+                    await self._served(scope, receive, send)
                     return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await scope["endpoint"](Request(scope, receive))
+        await response(scope, receive, send)

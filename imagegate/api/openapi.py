@@ -85,8 +85,24 @@ ACCEPTED: dict[str, Any] = {
                      "description": "/v1/tasks/{task_id}"},
         "Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"},
                         "description": "Seconds to wait before the first poll"},
+        "Preference-Applied": {"required": False, "schema": {"type": "string"},
+                               "description": "`wait=N` (it waited N s) and/or "
+                               "`respond-async`, when the request's `Prefer` asked for them"},
     },
 }
+
+
+def async_accepted() -> dict[str, Any]:
+    """The `/async` aliases' 202 (`api/async_aliases.py`)."""
+    headers = {k: v for k, v in ACCEPTED["headers"].items() if k != "Preference-Applied"}
+    return {**json_ok("TaskAccepted", "Accepted: poll `poll_url`"), "headers": headers}
+
+
+# The native create routes read `Prefer` (RFC 7240, `api/prefer.py`).
+PREFER = {"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
+          "description": "`wait=N`: wait up to N seconds (at most `sync_wait_seconds`), 200 "
+          "when done, else 202. `respond-async`: 202 at once (with `wait=N`: wait first). "
+          "Other preferences are ignored."}
 # `stream: true` answers Server-Sent Events instead (api/stream.py).
 _SSE = {"text/event-stream": {"schema": {"type": "string"}}}
 
@@ -97,16 +113,26 @@ def images_ok(schema: str, description: str) -> dict[str, Any]:
     return ok
 
 
+def preferred(ok: dict[str, Any]) -> dict[str, Any]:
+    """A native create route's 200, which names the `wait=N` it honoured."""
+    return {**ok, "headers": {"Preference-Applied": ACCEPTED["headers"]["Preference-Applied"]}}
+
+
 def json_body(schema: dict[str, Any], *, multipart: bool = False, form: str = "ImageEditForm",
-              examples: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`openapi_extra` declaring a route's request body (the route reads it itself)."""
+              examples: dict[str, Any] | None = None, prefer: bool = False
+              ) -> dict[str, Any]:
+    """`openapi_extra` declaring a route's request body (the route reads it itself), and
+    with `prefer` the `Prefer` header it reads."""
     media: dict[str, Any] = {"schema": schema}
     if examples:
         media["examples"] = {name: {"value": value} for name, value in examples.items()}
     content: dict[str, Any] = {"application/json": media}
     if multipart:
         content["multipart/form-data"] = {"schema": ref(form)}
-    return {"requestBody": {"required": True, "content": content}}
+    extra: dict[str, Any] = {"requestBody": {"required": True, "content": content}}
+    if prefer:
+        extra["parameters"] = [PREFER]
+    return extra
 
 
 GENERATION_REQUEST = ref("ImageGenerationRequest")
@@ -149,13 +175,68 @@ def _string_keys(table: Responses) -> dict[str, Any]:
     return {str(k): v for k, v in table.items()}
 
 
+_UNIX_SECONDS = r"^(?:[0-9]{1,12}(?:\.[0-9]{1,6})?)?$"
+_TASK_LIST_PARAMETERS = [
+    query("status", {"type": "string", "enum": ["queued", "in_progress", "succeeded",
+                                                "failed", "cancelled", ""]},
+          "Only tasks in this status; empty: any"),
+    query("model", {"type": "string"}, "Only tasks of this model"),
+    query("created_after", {"type": "string", "pattern": _UNIX_SECONDS},
+          "Only tasks created after this time (Unix seconds); empty: no bound"),
+    query("created_before", {"type": "string", "pattern": _UNIX_SECONDS},
+          "Only tasks created before this time (Unix seconds); empty: no bound"),
+    query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+          "Tasks per page"),
+    query("after", {"type": "string"},
+          "The `last_id` of the previous page: continue with older tasks"),
+]
+# One Server-Sent Event of `GET /v1/tasks/{task_id}/events` (api/task_events.py): `data` is one
+# JSON object whose `type` is the event's name (docs/api.md lists their fields).
+_TASK_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string", "enum": [
+            "task.queued", "task.started", "task.progress", "task.partial_image",
+            "task.succeeded", "task.failed", "task.cancelled"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
+
 # The task routes are plain Starlette routes (see api/tasks.py), so FastAPI does not
 # describe them; these entries do.
 TASK_PATHS: dict[str, Any] = {
+    "/v1/tasks": {"get": {
+        "tags": ["tasks"], "summary": "List the key's tasks, newest first",
+        "operationId": "listTasks", "parameters": _TASK_LIST_PARAMETERS,
+        "responses": _string_keys(responses(
+            {200: json_ok("TaskList", "A page of tasks, newest first")}, (400, 401, 500),
+            why={400: "limit out of range, an unknown status, a time that is not Unix "
+                      "seconds, or an `after` that is not a task of this key"}))}},
     "/v1/tasks/{task_id}": {"get": _task_op("Retrieve a task", "getTask")},
     "/v1/images/tasks/{task_id}": {"get": _task_op("Retrieve a task (older path)",
                                                    "getImageTask")},
     "/v1/tasks/{task_id}/cancel": {"post": _task_op("Cancel a task", "cancelTask")},
+    "/v1/tasks/{task_id}/events": {"get": {
+        "tags": ["tasks"], "summary": "Follow a task's events (Server-Sent Events)",
+        "operationId": "getTaskEvents",
+        "description": "task.queued, task.started, task.progress, task.partial_image, then "
+                       "one of task.succeeded / task.failed / task.cancelled; each event has "
+                       "an id, and Last-Event-ID (or last_event_id) resumes after it.",
+        "parameters": [
+            _TASK_ID,
+            {"name": "Last-Event-ID", "in": "header", "required": False,
+             "schema": {"type": "string"},
+             "description": "The id of the last event received: resume after it"},
+            query("last_event_id", {"type": "string"},
+                  "Same as the Last-Event-ID header, for clients that cannot set headers"),
+        ],
+        "responses": _string_keys(responses(
+            {200: {"description": "The event stream; it ends after the terminal event",
+                   "content": {"text/event-stream": {"schema": _TASK_EVENT}}}},
+            READ, why=_TASK_WHY)),
+    }},
 }
 
 # Every operation under these prefixes needs an API key; the other published ones

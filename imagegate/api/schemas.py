@@ -144,6 +144,19 @@ def _request_properties(catalog: Catalog) -> dict[str, Schema]:
         "official_fallback": BOOLEAN_LIKE,
         "webhook_url": nullable({"type": "string",
                                  "description": "An absolute http(s) URL without credentials."}),
+        "webhook_events": {
+            "anyOf": [{"type": "null"},
+                      {"type": "array", "items": {"type": "string", "enum": [
+                          "started", "progress", "completed"]}},
+                      {"type": "string", "pattern": "^ *(started|progress|completed)"
+                       "( *, *(started|progress|completed))* *$"}],
+            "description": "Which task events go to the webhook (completed always does; "
+                           "progress at most every 2 s); a form sends them comma-separated."},
+        "deadline_seconds": nullable({
+            "type": "number", "exclusiveMinimum": 0,
+            "description": "Cancel (and refund) the task if it has not finished this many "
+            "seconds after submission; at most the server's `max_deadline_seconds` (else "
+            "400). The `Cancel-After` header (`90s`, `5m`, `1h` or seconds) does the same."}),
         "mask_url": {"anyOf": [{"type": "null"}, {"type": "string"}, _IMAGE_OBJECT],
                      "description": "A mask for the first reference image (needs one)."},
         "mask": {"anyOf": [{"type": "null"}, IMAGE_INPUT]},
@@ -213,6 +226,8 @@ def _variation_properties(catalog: Catalog) -> dict[str, Schema]:
         "user": props["user"],
         "wait_for_result": props["wait_for_result"],
         "webhook_url": props["webhook_url"],
+        "webhook_events": props["webhook_events"],
+        "deadline_seconds": props["deadline_seconds"],
     }
 
 
@@ -272,15 +287,42 @@ IMAGE_RESPONSE = obj(
 TASK_SUBMITTED = obj({"created": INT, "task_id": STR,
                       "data": {"type": "array", "maxItems": 0}},
                      description="The task was created; follow it at `Location`.")
+TASK_ACCEPTED = obj({
+    "created": INT, "task_id": STR, "data": {"type": "array", "maxItems": 0},
+    "status": {"type": "string", "enum": ["queued", "in_progress", "succeeded", "failed",
+                                          "cancelled"]},
+    "poll_url": {"type": "string", "description": "Where to poll the task (absolute when "
+                 "result URLs are)."},
+    "expires_at": {"type": "integer", "description": "When the task and its images are "
+                   "deleted (Unix seconds)."},
+}, description="The task was created (the `/async` routes); poll `poll_url`.")
 TASK = obj({
     "id": STR, "task_id": STR, "object": {"type": "string", "enum": ["image.task"]},
     "status": {"type": "string",
                "enum": ["queued", "in_progress", "succeeded", "failed", "cancelled"]},
     "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-    "model": STR, "created_at": INT, "completed_at": NULLABLE_INT, "expires_at": INT,
+    "model": STR, "created_at": INT, "completed_at": NULLABLE_INT,
+    "expires_at": {"type": "integer",
+                   "description": "When the task and its images are deleted (unix seconds)."},
+    "attempts": {"type": "integer", "minimum": 0,
+                 "description": "Runs started (a worker lost mid-run starts another)."},
+    "queue_position": {"type": ["integer", "null"], "minimum": 0,
+                       "description": "While queued: tasks that will be started before this "
+                       "one (0: next). null otherwise."},
+    "estimated_seconds": {"type": ["number", "null"], "minimum": 0,
+                          "description": "Typical run time of the model × tier (a moving "
+                          "average of finished tasks, else the catalog's figure). null once "
+                          "the task has ended."},
+    "deadline_at": NULLABLE_INT,
     "result": {"anyOf": [ref("ImageResponse"), {"type": "null"}]},
     "error": {"anyOf": [ref("ErrorObject"), {"type": "null"}]},
 })
+TASK_LIST = obj({"object": {"type": "string", "enum": ["list"]},
+                 "data": {"type": "array", "items": ref("Task"),
+                          "description": "Newest first. A succeeded task's `result` links "
+                          "its images (`url`), never inlines their bytes."},
+                 "has_more": {"type": "boolean"},
+                 "last_id": {**NULLABLE_STR, "description": "`after` for the next page"}})
 
 _CAPABILITIES = obj({
     "size_rule": {"type": "string", "enum": ["flexible", "enumerated"]},
@@ -298,9 +340,11 @@ _CAPABILITIES = obj({
     "sizes": {"type": "array", "items": STR},
     "styles": {"type": "array", "items": STR},
     "ratios_and_tiers": {"type": "boolean"},
+    "ratio_sizes": {"type": "object", "additionalProperties": {
+        "type": "object", "additionalProperties": STR}},
     "wxh_rules": obj({"multiple_of": INT, "max_edge": INT, "max_ratio": {"type": "number"},
                       "min_pixels": INT, "max_pixels": INT}),
-}, optional=("pricing", "sizes", "styles", "ratios_and_tiers", "wxh_rules"))
+}, optional=("pricing", "sizes", "styles", "ratios_and_tiers", "ratio_sizes", "wxh_rules"))
 MODEL_LIST = obj({
     "object": {"type": "string", "enum": ["list"]},
     "data": {"type": "array", "items": obj({
@@ -408,7 +452,9 @@ def components(catalog: Catalog) -> dict[str, Schema]:
         "ApimartBatchRequest": APIMART_BATCH_REQUEST,
         "ImageResponse": IMAGE_RESPONSE,
         "TaskSubmitted": TASK_SUBMITTED,
+        "TaskAccepted": TASK_ACCEPTED,
         "Task": TASK,
+        "TaskList": TASK_LIST,
         "ModelList": MODEL_LIST,
         "Usage": USAGE,
         "WebhookSettings": WEBHOOK_SETTINGS,

@@ -28,8 +28,10 @@ _ZERO_USAGE = {"input_tokens": 0, "input_tokens_details": {"text_tokens": 0, "im
                "output_tokens": 0, "total_tokens": 0}
 
 
-def sse(event: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
+    """One event; `event_id` becomes its `id:` line (what `Last-Event-ID` sends back)."""
+    head = b"" if event_id is None else b"id: " + str(event_id).encode() + b"\n"
+    return head + b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
 def _common(request: ImageRequest, result: dict[str, Any] | None = None) -> dict[str, Any]:

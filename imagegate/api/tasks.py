@@ -1,4 +1,5 @@
-"""Task polling and cancel: `GET /v1/tasks/{id}`, the legacy `GET /v1/images/tasks/{id}`,
+"""Task polling, listing and cancel: `GET /v1/tasks/{id}`, the legacy
+`GET /v1/images/tasks/{id}`, `GET /v1/tasks` (the key's tasks, newest first),
 `POST /v1/tasks/{id}/cancel`. A task belongs to the key that made it; any other key gets
 the same 404 as for an id that never existed.
 
@@ -11,18 +12,26 @@ machinery was measured at a third of a poll's cost. Their OpenAPI entries are de
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.datastructures import QueryParams
 
 from imagegate.api import deps
 from imagegate.api.deps import api_key
 from imagegate.api.profiles import native
 from imagegate.api.responses import JSONResponse
-from imagegate.domain.task import Task
-from imagegate.errors import NotFoundError
+from imagegate.domain.numbers import parse_int
+from imagegate.domain.task import Task, TaskStatus
+from imagegate.errors import InvalidRequestError, NotFoundError
 from imagegate.storage.links import ResultLinks
 
 router = APIRouter(tags=["tasks"])
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
+_STATUSES = tuple(s.value for s in TaskStatus)
 
 
 def not_found(task_id: str) -> NotFoundError:
@@ -45,17 +54,71 @@ async def get_task(request: Request) -> JSONResponse:
     """Also serves the older path /v1/images/tasks/{id}: the same object."""
     task = await owned_task(request)
     links: ResultLinks = await deps.links(request)
-    return JSONResponse(await native.task_object(links, task))
+    outlook = await (await deps.tasks(request)).outlook(task)
+    return JSONResponse(await native.task_object(links, task, outlook))
 
 
 async def cancel_task(request: Request) -> JSONResponse:
     """Idempotent: cancelling a finished or already-cancelled task returns it unchanged."""
     key = await api_key(request)
     task_id: str = request.path_params["task_id"]
-    task = await (await deps.tasks(request)).cancel(task_id, key.id)
+    service = await deps.tasks(request)
+    task = await service.cancel(task_id, key.id)
     if task is None:
         raise not_found(task_id)
-    return JSONResponse(await native.task_object(await deps.links(request), task))
+    outlook = await service.outlook(task)
+    return JSONResponse(await native.task_object(await deps.links(request), task, outlook))
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    value = parse_int(raw)
+    if value is None or not 1 <= value <= MAX_LIMIT:
+        raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_LIMIT}",
+                                  param="limit")
+    return value
+
+
+def _seconds(query: QueryParams, name: str) -> float | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not _SECONDS.fullmatch(raw):
+        raise InvalidRequestError(f"{name} must be a time in Unix seconds, e.g. 1795236861",
+                                  param=name)
+    return float(raw)
+
+
+async def task_page(request: Request, key_id: str | None) -> JSONResponse:
+    """One page of tasks, newest first, filtered by the query (`status`, `model`,
+    `created_after`, `created_before`; `limit`, `after`): a key's own (`key_id`) or, for
+    the admin list, everyone's. Results are shown as links, never inlined bytes."""
+    query = request.query_params
+    limit = _limit(query.get("limit"))
+    status = query.get("status") or None
+    if status is not None and status not in _STATUSES:
+        raise InvalidRequestError(f"status must be one of {', '.join(_STATUSES)}",
+                                  param="status")
+    service = await deps.tasks(request)
+    found = await service.page(
+        key_id=key_id, limit=limit + 1, after=query.get("after") or None, status=status,
+        model=query.get("model") or None, created_after=_seconds(query, "created_after"),
+        created_before=_seconds(query, "created_before"))
+    # One row more than the page was read: it says whether another page follows.
+    has_more = len(found) > limit
+    links = await deps.links(request)
+    data: list[dict[str, Any]] = [
+        await native.task_object(links, task, await service.outlook(task), inline=False)
+        for task in found[:limit]
+    ]
+    return JSONResponse({"object": "list", "data": data, "has_more": has_more,
+                         "last_id": data[-1]["id"] if data else None})
+
+
+async def list_tasks(request: Request) -> JSONResponse:
+    key = await api_key(request)
+    return await task_page(request, key.id)
 
 
 # For HotRoutesMiddleware, which serves these before the router (same endpoint).
@@ -64,6 +127,7 @@ HOT_ROUTES = [
     (re.compile(r"/v1/images/tasks/(?P<task_id>[^/]+)"), get_task),
 ]
 
+router.add_route("/v1/tasks", list_tasks, methods=["GET"])
 router.add_route("/v1/tasks/{task_id}", get_task, methods=["GET"])
 router.add_route("/v1/images/tasks/{task_id}", get_task, methods=["GET"])
 router.add_route("/v1/tasks/{task_id}/cancel", cancel_task, methods=["POST"])

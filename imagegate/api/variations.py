@@ -20,9 +20,9 @@ router = APIRouter(tags=["images"])
 @router.post("/v1/images/variations",
              openapi_extra=openapi.json_body(openapi.VARIATION_REQUEST, multipart=True,
                                              form="ImageVariationForm",
-                                             examples=openapi.VARIATION_EXAMPLES),
+                                             examples=openapi.VARIATION_EXAMPLES, prefer=True),
              responses=openapi.responses(
-                 {200: openapi.json_ok("ImageResponse", "The images"),
+                 {200: openapi.preferred(openapi.json_ok("ImageResponse", "The images")),
                   202: openapi.ACCEPTED},
                  openapi.EDIT))
 async def create_variation(request: Request, run: CreationDep) -> Response:

@@ -10,6 +10,9 @@ Another key's delivery gets the same 404 as an id that never existed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter, Request
 
 from imagegate.api import openapi
@@ -17,6 +20,8 @@ from imagegate.api.deps import DispatcherDep, WebhookStoreDep, api_key
 from imagegate.api.responses import JSONResponse
 from imagegate.domain.numbers import parse_int
 from imagegate.errors import ConflictError, InvalidRequestError, NotFoundError
+from imagegate.webhooks.sender import WebhookDispatcher
+from imagegate.webhooks.store import Delivery, WebhookStore
 
 router = APIRouter(tags=["webhooks"])
 
@@ -68,23 +73,31 @@ async def webhook_settings(request: Request, store: WebhookStoreDep) -> JSONResp
                                            "or a cursor that is not a delivery of this key"}))
 async def list_deliveries(request: Request, store: WebhookStoreDep) -> JSONResponse:
     key = await api_key(request)
+    return JSONResponse(await delivery_page(store, key.id, request))
+
+
+async def delivery_page(store: WebhookStore, key_id: str | None, request: Request,
+                        view: Callable[[Delivery], dict[str, Any]] = Delivery.to_public
+                        ) -> dict[str, Any]:
+    """One page of deliveries from the query's `limit`, `after`, `before` and `task_id`:
+    the key's (`key_id`) or, for the admin console, every key's (None)."""
     query = request.query_params
     limit = _limit(query.get("limit"))
     after, before = query.get("after") or None, query.get("before") or None
     if after and before:
         raise InvalidRequestError("Pass either after or before, not both", param="before")
-    rows = await store.list_for_key(key.id, limit + 1, after=after, before=before,
+    rows = await store.list_for_key(key_id, limit + 1, after=after, before=before,
                                     task_id=query.get("task_id") or None)
     has_more = len(rows) > limit
     # One extra row was read to know whether there are more; it is the one beyond the page
     # in the direction of travel (the oldest going `after`, the newest going `before`).
     page = (rows[1:] if before else rows[:limit]) if has_more else rows
-    data = [d.to_public() for d in page]
-    return JSONResponse({
+    data = [view(d) for d in page]
+    return {
         "object": "list", "data": data, "has_more": has_more,
         "first_id": data[0]["id"] if data else None,
         "last_id": data[-1]["id"] if data else None,
-    })
+    }
 
 
 @router.get("/v1/webhooks/deliveries/{delivery_id}", responses=openapi.responses(
@@ -106,8 +119,21 @@ async def retry_delivery(request: Request, delivery_id: str, store: WebhookStore
                          dispatcher: DispatcherDep) -> JSONResponse:
     """Requeue a failed delivery for a fresh round of attempts (same id, same body)."""
     key = await api_key(request)
-    if not await store.requeue(delivery_id, key.id):
-        delivery = await store.get_for_key(delivery_id, key.id)
+    delivery = await requeue(store, dispatcher, delivery_id, key.id)
+    return JSONResponse(delivery.to_public())
+
+
+async def requeue(store: WebhookStore, dispatcher: WebhookDispatcher | None,
+                  delivery_id: str, key_id: str | None) -> Delivery:
+    """Requeue a failed delivery of the key (`key_id`; None: of any key, for the admin
+    console); 404 when there is none, 409 when it has not failed."""
+
+    async def find() -> Delivery | None:
+        return (await store.get(delivery_id) if key_id is None
+                else await store.get_for_key(delivery_id, key_id))
+
+    if not await store.requeue(delivery_id, key_id):
+        delivery = await find()
         if delivery is None:
             raise _not_found(delivery_id)
         raise ConflictError(
@@ -116,7 +142,7 @@ async def retry_delivery(request: Request, delivery_id: str, store: WebhookStore
         )
     if dispatcher is not None:
         dispatcher.notify()
-    delivery = await store.get_for_key(delivery_id, key.id)
+    delivery = await find()
     if delivery is None:  # pragma: no cover - deleted between the two statements
         raise _not_found(delivery_id)
-    return JSONResponse(delivery.to_public())
+    return delivery

@@ -66,6 +66,9 @@ def keys_create(
     = None,
     webhook_url: Annotated[str | None, typer.Option(help="Where finished tasks are "
                                                     "POSTed.")] = None,
+    webhook_events: Annotated[str | None, typer.Option(
+        help="Task events sent to the webhook, comma-separated: started, progress, "
+             "completed (completed is always sent; default: completed only).")] = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -86,7 +89,9 @@ def keys_create(
     async def create(keys: KeyStore, _: UsageReporter) -> tuple[str, ApiKey, str | None]:
         plaintext, key = await keys.create(
             label, models=model_list, rpm=rpm, concurrency=concurrency, balance=micros,
-            expires_at=expires_at, webhook_url=webhook_url)
+            expires_at=expires_at, webhook_url=webhook_url,
+            webhook_events=None if webhook_events is None
+            else [e.strip() for e in webhook_events.split(",") if e.strip()])
         return plaintext, key, await keys.webhook_secret(key.id)
 
     plaintext, key, secret = run_on_accounts(settings, create)

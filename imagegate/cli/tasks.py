@@ -69,7 +69,12 @@ def tasks_list(
                       _when(task.created_at))
     Console().print(table)
     if page.has_more:
-        more = resume_command(conn, "tasks", "list", "--after", page.last_id or "")
+        # The next page is the same query continued: the filters and page size come along.
+        same = [("--status", status), ("--model", model), ("--created-after", created_after),
+                ("--created-before", created_before), ("--limit", limit)]
+        flags = [part for name, value in same if value is not None
+                 for part in (name, str(value))]
+        more = resume_command(conn, "tasks", "list", "--after", page.last_id or "", *flags)
         typer.echo(f"more: {more}", err=True)
 
 

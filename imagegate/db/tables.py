@@ -37,6 +37,9 @@ api_keys = sa.Table(
     # whether its requests' `moderation: low` relaxes the model check.
     sa.Column("moderation_blocklist", sa.Text, nullable=True),
     sa.Column("allow_low_moderation", sa.Boolean, nullable=False, server_default=sa.false()),
+    # -- webhook event filter (0005): JSON list ⊆ started, progress, completed; NULL: the
+    # end only. A request's own `webhook_events` wins.
+    sa.Column("webhook_events", sa.Text, nullable=True),
 )
 
 tasks = sa.Table(
@@ -68,9 +71,16 @@ tasks = sa.Table(
     # none | held | settled | refunded: each transition is conditional on the one before,
     # so a hold is settled or refunded exactly once whoever races to do it.
     sa.Column("charge_state", sa.String(16), nullable=False, server_default="none"),
+    # -- deadlines (0006): when a task not finished by then is cancelled (epoch seconds);
+    # NULL: none. In the row, so a restarted worker (or any sweeper) enforces it.
+    sa.Column("deadline_at", sa.Float, nullable=True),
     sa.Index("ix_tasks_status_created", "status", "created_at"),
     sa.Index("ix_tasks_status_lease", "status", "lease_expires_at"),
     sa.Index("ix_tasks_expires", "expires_at"),
+    # -- listing (0004): keyset pages of GET /v1/tasks (per key) and GET /admin/tasks (all).
+    sa.Index("ix_tasks_key_created", "key_id", "created_at", "id"),
+    sa.Index("ix_tasks_created", "created_at", "id"),
+    sa.Index("ix_tasks_deadline", "deadline_at"),
 )
 
 ledger = sa.Table(
@@ -109,7 +119,7 @@ webhook_deliveries = sa.Table(
     sa.Column("id", sa.String(40), primary_key=True),  # the `webhook-id` header ("msg_...")
     sa.Column("key_id", sa.String(40), nullable=False),
     sa.Column("task_id", sa.String(40), nullable=False),
-    sa.Column("event", sa.String(40), nullable=False),  # e.g. "image.task.succeeded"
+    sa.Column("event", sa.String(40), nullable=False),  # e.g. "task.succeeded" (SSE names)
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("payload", sa.Text, nullable=True),  # JSON body, rendered at the first attempt
     sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed

@@ -13,9 +13,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from imagegate.domain.sizes import TIERS, FlexibleRules
+from imagegate.domain.sizes import RATIO_TABLE, TIERS, FlexibleRules
 
 SizeRule = Literal["flexible", "enumerated"]
+# A model whose catalog entry names no `typical_seconds`: the 000 seed's 1k figure.
+DEFAULT_TYPICAL_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,9 @@ class ModelSpec:
     # table (where quality changes the upstream's cost) overrides it. No price: free.
     prices: dict[str, int] = field(default_factory=dict)
     quality_prices: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Typical seconds one image of a tier takes upstream: what a task's `estimated_seconds`
+    # says before this process has seen any task of the model finish.
+    typical_seconds: dict[str, float] = field(default_factory=dict)
 
     def max_n(self, tier: str) -> int:
         return self.n_max.get(tier, 0)
@@ -58,6 +63,13 @@ class ModelSpec:
         """The price of one image of this tier and quality, in micro-units."""
         by_quality = self.quality_prices.get(quality, {})
         return by_quality.get(tier, self.prices.get(tier, 0))
+
+    def typical(self, tier: str) -> float:
+        """Typical seconds for `tier`; a tier the table leaves out takes the largest listed
+        (a bigger image is never faster), and a model without a table the default."""
+        if tier in self.typical_seconds:
+            return self.typical_seconds[tier]
+        return max(self.typical_seconds.values(), default=DEFAULT_TYPICAL_SECONDS)
 
     def to_public(self) -> dict[str, Any]:
         """The capability block `GET /v1/models` shows."""
@@ -88,6 +100,13 @@ class ModelSpec:
             caps["styles"] = list(self.styles)
         if self.size_rule == "flexible":
             caps["ratios_and_tiers"] = True
+            # The pixels each ratio × offered tier resolves to, so a client (the playground)
+            # shows them without a copy of the table.
+            offered = [t for t in TIERS if self.max_n(t) >= 1]
+            caps["ratio_sizes"] = {
+                ratio: {t: f"{w}x{h}" for t, (w, h) in tiers.items() if t in offered}
+                for ratio, tiers in RATIO_TABLE.items()
+            }
             r = self.flexible
             caps["wxh_rules"] = {
                 "multiple_of": r.multiple,
@@ -136,6 +155,20 @@ def _price_table(value: Any, key: str, model: str) -> dict[str, int]:
                 f"model {model!r}: {key}.{tier} must be >= 0 with at most 6 decimals"
             )
         out[str(tier)] = int(amount)
+    return out
+
+
+def _seconds_table(value: Any, model: str) -> dict[str, float]:
+    """`{"1k" = 60, "2k" = 120}` -> seconds per tier (positive numbers)."""
+    if not isinstance(value, dict):
+        raise CatalogError(f"model {model!r}: typical_seconds must be a table of tier = seconds")
+    out: dict[str, float] = {}
+    for tier, seconds in value.items():
+        if tier not in TIERS:
+            raise CatalogError(f"model {model!r}: typical_seconds keys must be among {TIERS}")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+            raise CatalogError(f"model {model!r}: typical_seconds.{tier} must be a number > 0")
+        out[str(tier)] = float(seconds)
     return out
 
 
@@ -205,6 +238,7 @@ def _spec(name: str, raw: Any, families: dict[str, dict[str, Any]]) -> ModelSpec
                 str(q): _price_table(table, f"quality_prices.{q}", name)
                 for q, table in dict(merged.get("quality_prices", {})).items()
             },
+            typical_seconds=_seconds_table(merged.get("typical_seconds", {}), name),
         )
     except KeyError as exc:
         raise CatalogError(f"model {name!r}: missing {exc.args[0]!r}") from exc

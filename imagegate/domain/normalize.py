@@ -18,11 +18,13 @@ intake (`net/urls.py`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from itertools import islice
 from typing import Any
 
+from imagegate.domain import deadlines, webhook_events
 from imagegate.domain.catalog import Catalog, ModelSpec
 from imagegate.domain.limits import (
     FIELD_CHARS,
@@ -54,7 +56,7 @@ KNOWN_FIELDS = frozenset(
         "background", "quality", "moderation", "style", "user", "response_format",
         "wait_for_result", "image_urls", "reference_images", "images", "image", "image_url",
         "input_image", "input_images", "mask_url", "mask", "stream", "partial_images",
-        "official_fallback", "webhook_url",
+        "official_fallback", "webhook_url", "webhook_events", "deadline_seconds",
     }
 )
 # A variation has no prompt: one sent is ignored (and recorded) like any vendor extra.
@@ -352,9 +354,14 @@ def _delivery(body: dict[str, Any], spec: ModelSpec, _done: Fields) -> Fields:
         # The 004 seed's (and OpenAI's) exact message, so clients can match on it.
         raise InvalidRequestError("Streaming must have non-zero partial images",
                                   param="partial_images", code=None)
+    deadline = body.get(deadlines.FIELD)
     return {"stream": stream, "partial_images": partial_images,
             "official_fallback": bool(opt_bool(body, "official_fallback")),
-            "webhook_url": _opt_str(body, "webhook_url")}
+            "webhook_url": _opt_str(body, "webhook_url"),
+            "webhook_events": webhook_events.parse(body.get("webhook_events")),
+            # Type and sign here; the server's cap is the API layer's (`api/creation.py`).
+            "deadline_seconds": None if deadline is None
+            else deadlines.check_deadline(deadline, deadlines.FIELD, math.inf)}
 
 
 def _check_streams(spec: ModelSpec) -> None:

@@ -93,6 +93,9 @@ class ImageRequest:
     official_fallback: bool = False
     # Where to POST (signed) when the task finishes; else the key's webhook URL, if any.
     webhook_url: str | None = None
+    # Which events go to the webhook (`domain/webhook_events.py`): the request's, else the
+    # key's (intake fills it in), None: the end only.
+    webhook_events: tuple[str, ...] | None = None
     # The client left the quality to the model (`auto`, or none sent where the default is
     # auto): relays pass `auto` on, and `quality` holds what the catalog says it makes.
     quality_auto: bool = False
@@ -106,6 +109,9 @@ class ImageRequest:
     # results keep the `revised_prompt` an upstream sends (the sandbox makes one); the
     # results of other models never carry one.
     revises_prompt: bool = False
+    # Seconds after submission at which the task is cancelled if not finished (`Cancel-After`
+    # header or `deadline_seconds`); None: no deadline. The task row keeps it as `deadline_at`.
+    deadline_seconds: float | None = None
 
     @property
     def content_type(self) -> str:
@@ -146,10 +152,12 @@ class ImageRequest:
             "extra": self.extra,
             "official_fallback": self.official_fallback,
             "webhook_url": self.webhook_url,
+            "webhook_events": None if self.webhook_events is None else list(self.webhook_events),
             "quality_auto": self.quality_auto,
             "size_from_reference": self.size_from_reference,
             "resolution": self.resolution,
             "revises_prompt": self.revises_prompt,
+            "deadline_seconds": self.deadline_seconds,
         }
 
     @classmethod
@@ -186,10 +194,13 @@ class ImageRequest:
             extra=data.get("extra", {}),
             official_fallback=data.get("official_fallback", False),
             webhook_url=data.get("webhook_url"),
+            webhook_events=None if data.get("webhook_events") is None
+            else tuple(data["webhook_events"]),
             quality_auto=data.get("quality_auto", False),
             size_from_reference=data.get("size_from_reference", False),
             resolution=data.get("resolution"),
             revises_prompt=data.get("revises_prompt", False),
+            deadline_seconds=data.get("deadline_seconds"),
         )
 
 
@@ -200,8 +211,10 @@ def produced_fields(request: ImageRequest, result: dict[str, Any] | None) -> dic
     made = result or {}
     quality = made.get("quality")
     background = made.get("background")
+    size = made.get("size")
     return {
-        "size": request.size_label,
+        # The worker records a size only where the images are not the size asked for.
+        "size": size if isinstance(size, str) else request.size_label,
         "quality": quality if quality in PRODUCED_QUALITIES else request.quality,
         "background": (background if background in PRODUCED_BACKGROUNDS
                        else request.produced_background),

@@ -103,6 +103,8 @@ class Task:
     hold_amount: int = 0
     charged_amount: int = 0
     charge_state: str = "none"
+    # When the task is cancelled if not finished (`Cancel-After`, `deadline_seconds`).
+    deadline_at: float | None = None
 
     @property
     def images(self) -> list[StoredImage]:

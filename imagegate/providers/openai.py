@@ -8,6 +8,13 @@ Requests with reference images go to /images/edits as multipart (`image[]` files
 variations to /images/variations as multipart (one `image` file), after checking the image is
 what OpenAI accepts there (a square PNG under 4 MB), so a call bound to fail is never sent.
 
+Generations whose request wants previews (`stream: true`, or `partial_images` ≥ 1, e.g. for
+a client following `GET /v1/tasks/{id}/events`) of a model that streams (the catalog's
+`streaming`) are asked with `stream: true` + `partial_images`: the upstream's
+`image_generation.partial_image` events are passed on as they come (previews only, never
+stored) and its `image_generation.completed` events are the results. An upstream that refuses
+to stream (a 400 naming `stream`, as resellers without it answer) is asked again without it.
+
 A synchronous call cannot be resumed after a crash, so `SYNC_CALL` is recorded just before
 it is sent (see base.py): a task found in that state is failed and refunded, never sent
 twice.
@@ -16,13 +23,15 @@ twice.
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from imagegate.config import ChannelConfig
 from imagegate.domain.catalog import Catalog, ModelSpec, load_catalog
-from imagegate.domain.images import GeneratedImage
+from imagegate.domain.images import GeneratedImage, PartialImage
 from imagegate.errors import ProviderError, ProviderRejectedError
 from imagegate.providers import openai_wire as wire
 from imagegate.providers.base import (
@@ -35,7 +44,9 @@ from imagegate.providers.base import (
     no_partials,
 )
 from imagegate.providers.results import ResultDownloader
-from imagegate.providers.upstream import UpstreamClient
+from imagegate.providers.upstream import UpstreamClient, translate
+
+log = logging.getLogger("imagegate.providers.openai")
 
 
 class OpenAIProvider(Provider):
@@ -63,13 +74,50 @@ class OpenAIProvider(Provider):
         # Recorded before the call: if we crash while it runs, the upstream may still make
         # (and bill) the image, so recovery must fail the task rather than call again.
         await job.remember_upstream(self.name, SYNC_CALL)
-        answer = await send()
+        if streams(job, spec) and send.path == "/images/generations":
+            answer = await self.streamed(send, job.request.partial_images, partial)
+        else:
+            answer = await send()
         items, usage = wire.parse_answer(answer, self.name)
         quality, background = wire.reported_choices(answer)
         images = await self.load_all(items)
         await progress(100)
         return ProviderResult(images=images, usage=usage, quality=quality,
                               background=background)
+
+    async def streamed(self, send: PreparedCall, partials: int,
+                       partial: PartialCallback) -> dict[str, Any]:
+        """The answer of a streamed generation, in the shape of the JSON answer; previews go
+        to `partial` as they arrive. Falls back to `send()` when streaming is refused."""
+        images: list[dict[str, Any]] = []
+        final: dict[str, Any] = {}
+
+        async def on_event(name: str, data: Any) -> None:
+            if not isinstance(data, dict):
+                raise ProviderError(f"{self.name}: unexpected upstream answer: a streamed "
+                                    "event is not an object", code="upstream_bad_response")
+            if name.endswith(".partial_image"):
+                preview = base64.b64decode(str(data.get("b64_json") or ""))
+                if preview:
+                    await partial(PartialImage(len(images), int(data.get(
+                        "partial_image_index") or 0), preview))
+            elif name.endswith(".completed"):
+                images.append({"b64_json": data.get("b64_json")})
+                final.update(data)
+            elif name == "error":
+                raise translate(400, data, secret=self.channel.secret())
+
+        body = {**send.payload, "stream": True, "partial_images": partials}
+        try:
+            await self.client.post_json_events(send.path, body, on_event)
+        except ProviderRejectedError as exc:
+            if images or not _refuses_streaming(exc.message):
+                raise
+            log.info("%s refused to stream (%s); asking without streaming", self.name,
+                     exc.message)
+            return dict(await send())
+        return {**{k: final.get(k) for k in ("usage", "quality", "background", "size",
+                                             "output_format") if k in final}, "data": images}
 
     def prepare(self, job: ProviderJob, upstream_model: str,
                 spec: ModelSpec | None) -> PreparedCall:
@@ -115,6 +163,19 @@ class OpenAIProvider(Provider):
         except* ProviderError as failures:
             raise failures.exceptions[0] from None
         return [task.result() for task in tasks]
+
+
+def streams(job: ProviderJob, spec: ModelSpec | None) -> bool:
+    """Whether to ask the upstream for a stream: a generation that wants previews, of a
+    model that streams."""
+    request = job.request
+    return (request.operation == "generate" and request.partial_images > 0
+            and spec is not None and spec.streaming)
+
+
+def _refuses_streaming(message: str) -> bool:
+    text = message.lower()
+    return "stream" in text or "unsupported" in text or "not supported" in text
 
 
 @dataclass(frozen=True, slots=True)

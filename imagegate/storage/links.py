@@ -49,6 +49,13 @@ class ResultLinks:
         bound._base = origin
         return bound
 
+    def link(self, path: str) -> str:
+        """`path` (of this server) made absolute the way result URLs are: with the base in
+        `absolute` mode, as it is otherwise."""
+        if self.url_mode == "absolute" and self._base:
+            return self._base + path
+        return path
+
     def signed_url(self, task: Task, index: int) -> tuple[str, int]:
         """The signed URL of result image `index` and its expiry in ms (never after the task
         itself expires)."""

@@ -17,6 +17,7 @@ nothing was sent upstream.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import sqlalchemy.exc
 
@@ -130,6 +131,9 @@ class TaskIntake:
             key.id, idem, request_hash, task_id)
         try:
             request = settle_reference_size(request, self._catalog)
+            if request.webhook_events is None and key.webhook_events is not None:
+                # The key's filter, fixed at submit: the worker reads the request alone.
+                request = dataclasses.replace(request, webhook_events=key.webhook_events)
             unit_price = self._catalog.models[request.model].price(request.tier,
                                                                    request.quality)
             task = await self._store.create(

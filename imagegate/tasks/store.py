@@ -17,7 +17,13 @@ from imagegate.accounts import billing
 from imagegate.db.database import ConditionFailed, Database, Row, Step
 from imagegate.db.tables import api_keys, tasks, webhook_deliveries
 from imagegate.domain.task import Task, TaskStatus
-from imagegate.errors import InsufficientBalanceError, RateLimitError, TaskCancelledError
+from imagegate.errors import (
+    DeadlineExceededError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    RateLimitError,
+    TaskCancelledError,
+)
 from imagegate.webhooks import outbox
 
 _ACTIVE = (TaskStatus.QUEUED.value, TaskStatus.IN_PROGRESS.value)
@@ -51,6 +57,7 @@ def _row_to_task(m: Row) -> Task:
         hold_amount=m["hold_amount"],
         charged_amount=m["charged_amount"],
         charge_state=m["charge_state"],
+        deadline_at=m["deadline_at"],
     )
 
 
@@ -68,6 +75,12 @@ class TaskStore:
         self._get_for_key = self._get.where(tasks.c.key_id == _b("key_id"))
         self._insert = tasks.insert()
         self._claim = self._claim_statement()
+        # Queued tasks the claim takes before this one (it takes the oldest first).
+        self._ahead = sa.select(sa.func.count().label("n")).select_from(tasks).where(
+            tasks.c.status == TaskStatus.QUEUED.value,
+            sa.or_(tasks.c.created_at < _b("created_at"),
+                   sa.and_(tasks.c.created_at == _b("created_at"), tasks.c.id < _b("id"))),
+        )
         self._any_queued = (
             sa.select(tasks.c.id).where(tasks.c.status == TaskStatus.QUEUED.value).limit(1)
         )
@@ -90,6 +103,21 @@ class TaskStore:
                    tasks.c.status.in_(_ACTIVE))
             .values(status=TaskStatus.CANCELLED.value, completed_at=_b("now"),
                     lease_owner=None, lease_expires_at=None, error=_b("error"))
+        )
+        # A deadline cancels whatever holds the task (no key or lease condition): it is the
+        # row's own rule, enforced by whoever sees it pass first.
+        self._expire = (
+            tasks.update()
+            .where(tasks.c.id == _b("id"), tasks.c.status.in_(_ACTIVE),
+                   tasks.c.deadline_at <= _b("now"))
+            .values(status=TaskStatus.CANCELLED.value, completed_at=_b("now"),
+                    lease_owner=None, lease_expires_at=None, error=_b("error"))
+        )
+        self._overdue = (
+            tasks.select()
+            .where(tasks.c.deadline_at <= _b("now"), tasks.c.status.in_(_ACTIVE))
+            .order_by(tasks.c.deadline_at)
+            .limit(500)
         )
         self._give_up = (
             tasks.update()
@@ -155,6 +183,7 @@ class TaskStore:
         now = time.time() if now is None else now
         owner, lease_seconds = lease if lease is not None else (None, 0.0)
         hold = unit_price * int(request.get("n", 1))
+        deadline = request.get("deadline_seconds")
         values = {
             "id": task_id,
             "key_id": key_id,
@@ -178,6 +207,7 @@ class TaskStore:
             "hold_amount": hold,
             "charged_amount": 0,
             "charge_state": "held",
+            "deadline_at": None if deadline is None else now + float(deadline),
         }
         task = _row_to_task(values)
         steps = [*billing.hold_steps(self._bill, task, now), Step(self._insert, values),
@@ -222,6 +252,67 @@ class TaskStore:
         rows = await self._db.read(tasks.select().where(tasks.c.id.in_(task_ids)))
         return [_row_to_task(r) for r in rows]
 
+    async def queue_position(self, task: Task) -> int:
+        """How many queued tasks the claim takes before `task` (0: it is next). The claim
+        is one FIFO over all models and channels, so every queued task ahead counts."""
+        rows = await self._db.read(self._ahead, {"b_created_at": task.created_at,
+                                                 "b_id": task.id})
+        return int(rows[0]["n"]) if rows else 0
+
+    async def recent_durations(self, model: str, tier: str, limit: int) -> list[float]:
+        """Run times (started → completed, else created → completed) of the newest
+        succeeded tasks of `model` × `tier`, newest first."""
+        rows = await self._db.read(
+            sa.select(tasks.c.created_at, tasks.c.started_at, tasks.c.completed_at,
+                      tasks.c.request)
+            .where(tasks.c.status == TaskStatus.SUCCEEDED.value, tasks.c.model == model)
+            .order_by(tasks.c.created_at.desc())
+            # The tier is inside the request JSON: read a few more rows than needed.
+            .limit(limit * 4)
+        )
+        out: list[float] = []
+        for row in rows:
+            if row["completed_at"] is None or _loads(row["request"]).get("tier") != tier:
+                continue
+            out.append(row["completed_at"] - (row["started_at"] or row["created_at"]))
+            if len(out) >= limit:
+                break
+        return out
+
+    async def page(self, *, key_id: str | None, limit: int, after: str | None = None,
+                   status: str | None = None, model: str | None = None,
+                   created_after: float | None = None, created_before: float | None = None
+                   ) -> list[Task]:
+        """Up to `limit` tasks, newest first: one key's (`key_id`) or everyone's (None).
+        `after`: a task id from the previous page (of the same key): continue with older
+        ones. Keyset paging on (created_at, id), which the indexes on (key_id, created_at,
+        id) and (created_at, id) serve, so a page costs the same at any depth. Raises
+        InvalidRequestError for a cursor that is not such a task."""
+        stmt = tasks.select()
+        if key_id is not None:
+            stmt = stmt.where(tasks.c.key_id == key_id)
+        if status is not None:
+            stmt = stmt.where(tasks.c.status == status)
+        if model is not None:
+            stmt = stmt.where(tasks.c.model == model)
+        if created_after is not None:
+            stmt = stmt.where(tasks.c.created_at > created_after)
+        if created_before is not None:
+            stmt = stmt.where(tasks.c.created_at < created_before)
+        if after is not None:
+            cursor = await (self.get(after) if key_id is None
+                            else self.get_for_key(after, key_id))
+            if cursor is None:
+                raise InvalidRequestError(f"No task found with id '{after}' to continue after",
+                                          param="after", code="invalid_cursor")
+            at = cursor.created_at
+            # Ties on created_at are ordered by id, so a page boundary never skips or
+            # repeats one.
+            stmt = stmt.where(sa.or_(tasks.c.created_at < at,
+                                     sa.and_(tasks.c.created_at == at, tasks.c.id < after)))
+        stmt = stmt.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
+        return [_row_to_task(r) for r in await self._db.read(stmt)]
+
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._db.read(
             sa.select(tasks.c.status, sa.func.count().label("n")).group_by(tasks.c.status)
@@ -258,9 +349,22 @@ class TaskStore:
         )
         return {r["id"] for r in (await self._db.write(stmt)).rows}
 
-    async def set_progress(self, task_id: str, owner: str, progress: int) -> bool:
+    async def set_progress(self, task_id: str, owner: str, progress: int,
+                           webhook: Task | None = None) -> bool:
+        """Record progress; with `webhook` (the task) a `task.progress` webhook delivery is
+        queued in the same transaction."""
         params = {"b_id": task_id, "b_owner": owner, "b_progress": max(0, min(99, progress))}
-        return (await self._db.write(self._progress, params)).rowcount == 1
+        if webhook is None:
+            return (await self._db.write(self._progress, params)).rowcount == 1
+        return await self._finish([
+            Step(self._progress, params, require="owned"),
+            *outbox.finish_steps(self._outbox, webhook, outbox.PROGRESS, time.time()),
+        ])
+
+    async def webhook_started(self, task: Task) -> None:
+        """Queue the `task.started` webhook delivery of a task just claimed."""
+        await self._db.transaction(outbox.finish_steps(self._outbox, task, outbox.STARTED,
+                                                       time.time()))
 
     async def set_upstream(self, task_id: str, owner: str, provider: str, upstream_id: str) -> bool:
         params = {"b_id": task_id, "b_owner": owner, "b_provider": provider,
@@ -268,18 +372,21 @@ class TaskStore:
         return (await self._db.write(self._upstream, params)).rowcount == 1
 
     async def succeed(
-        self, task: Task, owner: str, result: dict[str, Any], provider: str
+        self, task: Task, owner: str, result: dict[str, Any], provider: str, *,
+        charged: int | None = None, tier: str | None = None, note: str | None = None,
     ) -> bool:
         """Record the result and settle the hold for the images produced, in one
-        transaction; False (nothing changed) when the lease is no longer ours."""
+        transaction; False (nothing changed) when the lease is no longer ours. `charged`,
+        `tier`, `note`: what was delivered and what it costs (`billing.settle_steps`)."""
         now = time.time()
         params = {"b_id": task.id, "b_owner": owner, "b_now": now,
                   "b_result": orjson.dumps(result).decode(), "b_provider": provider}
         produced = len(result.get("images", []))
         return await self._finish([
             Step(self._succeed, params, require="owned"),
-            *billing.settle_steps(self._bill, task, produced, now),
-            *outbox.finish_steps(self._outbox, task, "image.task.succeeded", now),
+            *billing.settle_steps(self._bill, task, produced, now, charged=charged, tier=tier,
+                                  note=note),
+            *outbox.finish_steps(self._outbox, task, outbox.SUCCEEDED, now),
         ])
 
     async def fail(self, task: Task, owner: str, error: dict[str, Any]) -> bool:
@@ -290,7 +397,7 @@ class TaskStore:
         return await self._finish([
             Step(self._fail, params, require="owned"),
             *billing.refund_steps(self._bill, task, now),
-            *outbox.finish_steps(self._outbox, task, "image.task.failed", now),
+            *outbox.finish_steps(self._outbox, task, outbox.FAILED, now),
         ])
 
     async def _finish(self, steps: list[Step]) -> bool:
@@ -334,9 +441,42 @@ class TaskStore:
             Step(self._cancel, {"b_id": task_id, "b_key_id": key_id, "b_now": now,
                                 "b_error": error}, require="active"),
             *billing.refund_steps(self._bill, task, now),
-            *outbox.finish_steps(self._outbox, task, "image.task.cancelled", now),
+            *outbox.finish_steps(self._outbox, task, outbox.CANCELLED, now),
         ])
         return await self.get_for_key(task_id, key_id)
+
+    # -- deadlines
+    async def expire(self, task_id: str, now: float | None = None) -> bool:
+        """Cancel the task if its deadline has passed and it has not finished: refunded, its
+        webhook queued, in one transaction. True when this call cancelled it; False when it
+        had no deadline yet to pass, or had already finished (a success recorded at the
+        same moment wins or loses whole: the status update is conditional)."""
+        now = time.time() if now is None else now
+        task = await self.get(task_id)
+        if (task is None or task.status.terminal or task.deadline_at is None
+                or task.deadline_at > now):
+            return False
+        return await self._expire_one(task, now)
+
+    async def expire_overdue(self, now: float | None = None) -> list[str]:
+        """The sweeper's pass: cancel every unfinished task whose deadline has passed
+        (queued ones no worker has claimed, and those of a worker that died); returns the
+        ids it cancelled, for their events."""
+        now = time.time() if now is None else now
+        rows = await self._db.read(self._overdue, {"b_now": now})
+        return [t.id for t in map(_row_to_task, rows) if await self._expire_one(t, now)]
+
+    async def _expire_one(self, task: Task, now: float) -> bool:
+        seconds = (task.deadline_at or now) - task.created_at
+        error = DeadlineExceededError(
+            f"The task did not finish within its deadline of {round(seconds, 3):g} s and was "
+            "cancelled; nothing was charged").to_json()
+        return await self._finish([
+            Step(self._expire, {"b_id": task.id, "b_now": now,
+                                "b_error": orjson.dumps(error).decode()}, require="active"),
+            *billing.refund_steps(self._bill, task, now, note="deadline_exceeded"),
+            *outbox.finish_steps(self._outbox, task, outbox.CANCELLED, now),
+        ])
 
     # -- maintenance
     async def requeue_expired(self, max_attempts: int, now: float | None = None) -> tuple[int, int]:
@@ -364,7 +504,7 @@ class TaskStore:
                 Step(self._give_up, {"b_id": task.id, "b_now": now, "b_error": error},
                      require="expired"),
                 *billing.refund_steps(self._bill, task, now),
-                *outbox.finish_steps(self._outbox, task, "image.task.failed", now),
+                *outbox.finish_steps(self._outbox, task, outbox.FAILED, now),
             ])
         requeued = await self._db.write(
             tasks.update()

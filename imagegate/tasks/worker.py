@@ -20,9 +20,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from imagegate.domain import webhook_events
+from imagegate.domain.catalog import Catalog
+from imagegate.domain.delivery import Delivery, bill_delivery
 from imagegate.domain.images import PartialImage, ReferenceImage, format_of
 from imagegate.domain.request import ImageRequest, StoredReference
-from imagegate.domain.task import StoredImage, Task, new_owner_id
+from imagegate.domain.task import StoredImage, Task, TaskStatus, new_owner_id
 from imagegate.errors import CONTENT_POLICY, ImagegateError, ProviderError
 from imagegate.providers.base import (
     SYNC_CALL,
@@ -34,6 +37,7 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobStore
+from imagegate.tasks.estimates import DurationEstimates
 from imagegate.tasks.events import EventBus, EventKind, TaskEvent
 from imagegate.tasks.store import TaskStore
 
@@ -62,14 +66,20 @@ class _LeaseLost(BaseException):
     providers and routing (which handle Exception to retry) straight up to the run."""
 
 
-def _result(images: list[StoredImage], result: ProviderResult) -> dict[str, Any]:
-    """The task's `result`: its images, the usage and what the upstream says it made where
-    the request left it open (responses report that instead of the request's values)."""
-    out: dict[str, Any] = {"images": [i.to_json() for i in images], "usage": result.usage}
+def _result(images: list[StoredImage], result: ProviderResult, request: ImageRequest,
+            delivery: Delivery) -> dict[str, Any]:
+    """The task's `result`: its images, the usage (the upstream's, passed through), what the
+    upstream says it made where the request left it open (responses report that instead of
+    the request's values), and what was delivered and charged (`delivered`)."""
+    out: dict[str, Any] = {"images": [i.to_json() for i in images], "usage": result.usage,
+                           "delivered": delivery.to_json()}
     if result.quality is not None:
         out["quality"] = result.quality
     if result.background is not None:
         out["background"] = result.background
+    if images and (images[0].width, images[0].height) != (request.width, request.height):
+        # Not the size asked for (a smaller tier, say): responses report what was made.
+        out["size"] = f"{images[0].width}x{images[0].height}"
     return out
 
 
@@ -90,10 +100,15 @@ class Worker:
         config: WorkerConfig,
         housekeeping: Sequence[Callable[[], Awaitable[int]]] = (),
         on_refused: Callable[[str, str | None], Awaitable[None]] | None = None,
+        estimates: DurationEstimates | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         """`housekeeping`: other expiry sweeps (idempotency records) run with the cleaner.
         `on_refused(key_id, model)`: told when an upstream refused a task for its content
-        (moderation counts those with its own refusals)."""
+        (moderation counts those with its own refusals). `estimates`: told each succeeded
+        task's run time (tasks' `estimated_seconds`). `catalog`: prices what was delivered
+        (fewer or smaller images cost less); without one, each image produced costs the held
+        unit price."""
         self._store = store
         self._events = events
         self._providers = providers
@@ -101,6 +116,8 @@ class Worker:
         self._config = config
         self._housekeeping = tuple(housekeeping)
         self._on_refused = on_refused
+        self._estimates = estimates
+        self._catalog = catalog
         self.owner = new_owner_id()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -231,6 +248,10 @@ class Worker:
     async def _reaper_loop(self) -> None:
         while True:
             try:
+                await self.expire_overdue()
+            except Exception:
+                log.exception("deadline pass failed")
+            try:
                 requeued, failed = await self._store.requeue_expired(self._config.max_attempts)
                 if requeued or failed:
                     log.warning("reaper: %d expired leases requeued, %d failed", requeued, failed)
@@ -239,6 +260,32 @@ class Worker:
             except Exception:
                 log.exception("reaper pass failed")
             await asyncio.sleep(self._config.reaper_interval)
+
+    async def expire_overdue(self) -> int:
+        """Cancel the tasks whose deadline passed (queued ones, a dead worker's; a run of our
+        own has its own timer) and tell everyone following them, this task's worker too."""
+        expired = await self._store.expire_overdue()
+        for task_id in expired:
+            log.info("task %s passed its deadline and was cancelled", task_id)
+            await self._events.publish(TaskEvent(task_id, EventKind.TERMINAL,
+                                                 status=TaskStatus.CANCELLED.value))
+        return len(expired)
+
+    async def _enforce_deadline(self, task: Task) -> None:
+        """Cancel the task at its deadline, and stop this run: whatever the provider is
+        waiting on (an upstream's task: none of the seeds' dialects can cancel one) is
+        abandoned. The cancel is conditional, so a success recorded at the same moment
+        either wins whole or changes nothing."""
+        assert task.deadline_at is not None
+        await asyncio.sleep(max(0.0, task.deadline_at - time.time()))
+        if not await self._store.expire(task.id):
+            return  # finished meanwhile, or cancelled by someone else (the watcher's case)
+        log.info("task %s passed its deadline; its run stops", task.id)
+        await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
+                                             status=TaskStatus.CANCELLED.value))
+        job = self._running.get(task.id)
+        if job is not None and job is not asyncio.current_task():
+            job.cancel()
 
     async def _cleaner_loop(self) -> None:
         while True:
@@ -279,8 +326,14 @@ class Worker:
     # -- one task
     async def _run(self, task: Task) -> None:
         started = time.monotonic()
+        if task.deadline_at is not None and task.deadline_at <= time.time():
+            # Claimed after its deadline: cancelled before anything is sent anywhere.
+            await self._enforce_deadline(task)
+            return
         watcher = asyncio.create_task(self._watch_for_cancel(task.id),
                                       name=f"imagegate-watch-{task.id}")
+        timer = None if task.deadline_at is None else asyncio.create_task(
+            self._enforce_deadline(task), name=f"imagegate-deadline-{task.id}")
         outcome: str | None = None
         await self._events.publish(TaskEvent(task.id, EventKind.STARTED))
         try:
@@ -293,6 +346,9 @@ class Worker:
                     retryable=False, code="upstream_interrupted",
                 )
             request = ImageRequest.from_json(task.request)
+            wanted = request.webhook_events or webhook_events.DEFAULT
+            if webhook_events.STARTED in wanted:
+                await self._webhook_started(task)
             provider = self._providers.for_model(request.model)
             job = ProviderJob(
                 task.id,
@@ -304,12 +360,24 @@ class Worker:
                 upstream_task_id=task.upstream_task_id,
                 remember_upstream=self._upstream_recorder(task.id),
             )
-            progress, partial = self._progress_reporter(task.id), self._partial_reporter(task.id)
+            progress = self._progress_reporter(
+                task.id, task if webhook_events.PROGRESS in wanted else None)
+            partial = self._partial_reporter(task.id)
             result = await provider.generate(job, progress, partial)
             served_by = result.channel or provider.name
             images = await self._store_images(task, result, request.revises_prompt)
-            if await self._store.succeed(task, self.owner, _result(images, result), served_by):
+            delivery = bill_delivery(
+                self._catalog.get(request.model) if self._catalog is not None else None,
+                request, [(i.width, i.height) for i in images], unit_price=task.unit_price,
+                hold=task.hold_amount, reported_quality=result.quality)
+            if await self._store.succeed(task, self.owner,
+                                         _result(images, result, request, delivery),
+                                         served_by, charged=delivery.charged,
+                                         tier=delivery.tier, note=delivery.memo(request)):
                 outcome = "succeeded"
+                if self._estimates is not None:
+                    self._estimates.record(task.model, str(request.tier),
+                                           time.time() - (task.started_at or task.created_at))
                 log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
             else:
                 # Cancelled meanwhile, or our lease was taken over: the result has no home.
@@ -342,14 +410,17 @@ class Worker:
             # at the lease; the event goes out before waiting for the watcher to end, so the
             # end is announced even if this run is cancelled meanwhile. asyncio.wait: it
             # neither swallows a cancel of this run nor raises the watcher's end.
-            watcher.cancel()
+            helpers = [watcher] if timer is None else [watcher, timer]
+            for helper in helpers:
+                helper.cancel()
             if outcome is not None:
                 await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
                                                      status=outcome))
-            await asyncio.wait([watcher])
-            if not watcher.cancelled() and watcher.exception() is not None:
-                log.warning("task %s: its cancel watcher failed: %r", task.id,
-                            watcher.exception())
+            await asyncio.wait(helpers)
+            for helper in helpers:
+                if not helper.cancelled() and helper.exception() is not None:
+                    log.warning("task %s: %s failed: %r", task.id, helper.get_name(),
+                                helper.exception())
 
     async def _input(self, ref: StoredReference) -> ReferenceImage:
         return ReferenceImage(await self._blobs.get(ref.key), ref.content_type, ref.width,
@@ -373,17 +444,29 @@ class Worker:
 
         return report
 
-    def _progress_reporter(self, task_id: str) -> ProgressCallback:
-        # Providers may report often; the row is written at most every progress_interval.
+    async def _webhook_started(self, task: Task) -> None:
+        try:
+            await self._store.webhook_started(task)
+        except Exception:  # a lost notice must not cost the task its run
+            log.exception("could not queue the started webhook of %s", task.id)
+
+    def _progress_reporter(self, task_id: str, webhook: Task | None = None) -> ProgressCallback:
+        """Providers may report often; the row is written at most every progress_interval.
+        `webhook`: the task, when its webhook wants `progress` (at most one delivery every
+        PROGRESS_INTERVAL_SECONDS, queued with the progress write itself)."""
         last_time, last_value = 0.0, -1
+        last_hook = -webhook_events.PROGRESS_INTERVAL_SECONDS
 
         async def report(progress: int) -> None:
-            nonlocal last_time, last_value
+            nonlocal last_time, last_value, last_hook
             now = time.monotonic()
             if progress <= last_value or now - last_time < self._config.progress_interval:
                 return
             last_time, last_value = now, progress
-            if await self._store.set_progress(task_id, self.owner, progress):
+            hook = None
+            if webhook is not None and now - last_hook >= webhook_events.PROGRESS_INTERVAL_SECONDS:
+                hook, last_hook = webhook, now
+            if await self._store.set_progress(task_id, self.owner, progress, hook):
                 await self._events.publish(TaskEvent(task_id, EventKind.PROGRESS,
                                                      progress=max(0, min(99, progress))))
 

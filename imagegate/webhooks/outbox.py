@@ -2,6 +2,13 @@
 in the same transaction that finishes the task, so it is never lost (and never sent for a
 finish that rolled back). The dispatcher (`sender.py`) delivers the rows later.
 
+`started` and `progress` notifications (when the request or key asked for them, see
+`domain/webhook_events.py`) are rows too: the start's is one INSERT after the claim, a
+progress one joins the transaction of the progress write it reports (at most one per
+`PROGRESS_INTERVAL_SECONDS` per task, so the worker's hot path gains no write of its own).
+
+Event names are those of `GET /v1/tasks/{id}/events` (`task.succeeded`, …).
+
 Statements only: the task store runs them as steps of its own transactions.
 """
 
@@ -44,8 +51,16 @@ class OutboxStatements:
         )
 
 
+STARTED = "task.started"
+PROGRESS = "task.progress"
+SUCCEEDED = "task.succeeded"
+FAILED = "task.failed"
+CANCELLED = "task.cancelled"
+
+
 def finish_steps(s: OutboxStatements, task: Task, event: str, now: float) -> list[Step]:
-    """The delivery of `event` for `task`: to the request's `webhook_url`, else the key's."""
+    """The delivery of `event` for `task`: to the request's `webhook_url`, else the key's
+    (none when neither has one)."""
     params = {"b_id": new_id("msg_"), "b_key_id": task.key_id, "b_task_id": task.id,
               "b_event": event, "b_now": now}
     url = (task.request or {}).get("webhook_url")

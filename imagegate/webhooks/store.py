@@ -207,7 +207,7 @@ class WebhookStore:
 
     async def list_for_key(
         self,
-        key_id: str,
+        key_id: str | None,
         limit: int,
         *,
         after: str | None = None,
@@ -215,14 +215,18 @@ class WebhookStore:
         task_id: str | None = None,
     ) -> list[Delivery]:
         """Newest first. `after` (an id from the previous page) continues with older
-        entries, `before` with newer ones; the result is always newest first."""
-        stmt = wd.select().where(wd.c.key_id == key_id)
+        entries, `before` with newer ones; the result is always newest first. `key_id`
+        None: every key's (the admin console's view)."""
+        stmt = wd.select()
+        if key_id is not None:
+            stmt = stmt.where(wd.c.key_id == key_id)
         if task_id is not None:
             stmt = stmt.where(wd.c.task_id == task_id)
         newer = before is not None
         cursor_id = before if newer else after
         if cursor_id is not None:
-            cursor = await self.get_for_key(cursor_id, key_id)
+            cursor = (await self.get_for_key(cursor_id, key_id) if key_id is not None
+                      else await self.get(cursor_id))
             if cursor is None:
                 param = "before" if newer else "after"
                 raise InvalidRequestError(f"No delivery found with id '{cursor_id}'",
@@ -244,12 +248,20 @@ class WebhookStore:
         out = [_delivery(r) for r in rows]
         return out[::-1] if newer else out
 
-    async def requeue(self, delivery_id: str, key_id: str, now: float | None = None) -> bool:
+    async def get(self, delivery_id: str) -> Delivery | None:
+        """Any key's delivery (the admin console's view)."""
+        rows = await self._db.read(wd.select().where(wd.c.id == delivery_id))
+        return _delivery(rows[0]) if rows else None
+
+    async def requeue(self, delivery_id: str, key_id: str | None,
+                      now: float | None = None) -> bool:
         """Put a failed delivery back in the queue for a fresh round of attempts (the same
-        id and body, so a receiver that saw it before can tell). False if it is not failed."""
+        id and body, so a receiver that saw it before can tell). False if it is not failed
+        (or, with a `key_id`, not that key's). `key_id` None: any key's (admin)."""
+        owner = () if key_id is None else (wd.c.key_id == key_id,)
         res = await self._db.write(
             wd.update()
-            .where(wd.c.id == delivery_id, wd.c.key_id == key_id, wd.c.status == FAILED)
+            .where(wd.c.id == delivery_id, *owner, wd.c.status == FAILED)
             .values(status=PENDING, attempts=0, next_attempt_at=time.time() if now is None
                     else now, lease_owner=None, lease_expires_at=None)
         )

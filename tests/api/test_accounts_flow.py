@@ -326,10 +326,10 @@ async def test_key_webhook_is_delivered_signed(tmp_path: Path) -> None:
         task_id = r.json()["task_id"]
         delivery = await app.settled_delivery(plaintext, task_id)
         assert delivery["status"] == "delivered" and delivery["attempts"] == 1
-        assert delivery["event"] == "image.task.succeeded" and delivery["url"] == rx.url
+        assert delivery["event"] == "task.succeeded" and delivery["url"] == rx.url
         assert len(rx.requests) == 1
         [payload] = rx.verified(settings["secret"])
-        assert payload["type"] == "image.task.succeeded"
+        assert payload["type"] == "task.succeeded"
         task = await app.task(plaintext, task_id)
         assert payload["data"]["id"] == task_id and payload["data"]["status"] == "succeeded"
         assert payload["data"]["result"] == task["result"]
@@ -384,7 +384,7 @@ async def test_a_cancelled_task_is_announced(tmp_path: Path) -> None:
         [delivery] = await app.deliveries(plaintext)
         # No worker runs here, so no dispatcher: the event is queued, not yet sent.
         assert (delivery["task_id"], delivery["event"], delivery["status"]) \
-            == (task_id, "image.task.cancelled", "pending")
+            == (task_id, "task.cancelled", "pending")
         assert rx.requests == []
 
 

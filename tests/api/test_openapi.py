@@ -64,6 +64,8 @@ def test_every_response_is_described(method_path: tuple[str, str]) -> None:
             assert json_schema == wanted, f"{method} {path} {status}: {json_schema}"
         elif path.startswith("/p/img/"):
             assert set(content) == {"image/png", "image/jpeg", "image/webp"}
+        elif path.endswith("/events"):  # Server-Sent Events only
+            assert set(content) == {"text/event-stream"}
         else:
             assert json_schema is not None and "$ref" in json_schema, (
                 f"{method} {path} {status} declares no response schema: {json_schema}")

@@ -199,4 +199,4 @@ async def test_finishing_queues_a_webhook(db: Database, make_key: MakeKey) -> No
                                    webhook_deliveries.c.event, webhook_deliveries.c.status))
     assert sorted((r["task_id"], r["url"]) for r in rows) == sorted(
         [(by_key.id, "https://hooks.test/k"), (by_request.id, "https://hooks.test/r")])
-    assert {(r["event"], r["status"]) for r in rows} == {("image.task.succeeded", "pending")}
+    assert {(r["event"], r["status"]) for r in rows} == {("task.succeeded", "pending")}

@@ -209,3 +209,32 @@ async def test_count_by_status(db: Database) -> None:
         await _create(store)
     await store.claim("w1", 60)
     assert await store.count_by_status() == {"queued": 2, "in_progress": 1}
+
+
+async def test_queue_position_follows_the_claim_order(db: Database) -> None:
+    store = TaskStore(db)
+    now = time.time()
+    ids = [await _create(store, now=now - 10 + i // 2) for i in range(4)]  # ties in pairs
+    tasks_ = [await _task(store, t) for t in ids]
+    order = sorted(tasks_, key=lambda t: (t.created_at, t.id))
+    assert [await store.queue_position(t) for t in order] == [0, 1, 2, 3]
+    claimed = await store.claim("w1", 30)
+    assert claimed is not None and claimed.id == order[0].id
+    assert [await store.queue_position(t) for t in order[1:]] == [0, 1, 2]
+
+
+async def test_recent_durations_of_a_model_and_tier(db: Database) -> None:
+    store = TaskStore(db)
+    for tier in ("1k", "2k", "1k"):
+        tid = new_id("img_")
+        await store.create(task_id=tid, key_id="key_a", operation="generate",
+                           model="gpt-image-2", request={"prompt": "x", "tier": tier},
+                           retention_seconds=3600)
+        task = await store.claim("w1", 30)
+        assert task is not None and task.id == tid
+        assert await store.succeed(task, "w1", {"images": []}, "sandbox")
+    durations = await store.recent_durations("gpt-image-2", "1k", 10)
+    assert len(durations) == 2 and all(0 <= d < 60 for d in durations)
+    assert len(await store.recent_durations("gpt-image-2", "2k", 10)) == 1
+    assert await store.recent_durations("dall-e-3", "1k", 10) == []
+    assert len(await store.recent_durations("gpt-image-2", "1k", 1)) == 1

@@ -262,6 +262,10 @@ def test_to_public_flexible(catalog: Catalog) -> None:
     }
     assert caps["max_reference_images"] == 9
     assert caps["n_max"] == {"1k": 10, "2k": 4, "4k": 4}
+    # Each ratio's pixels at each offered tier, from the size table.
+    assert caps["ratio_sizes"]["16:9"] == {"1k": "1536x864", "2k": "2048x1152",
+                                           "4k": "3840x2160"}
+    assert caps["ratio_sizes"]["9:16"]["2k"] == "1152x2048"
     assert "sizes" not in caps
     assert "styles" not in caps
 
@@ -276,6 +280,7 @@ def test_to_public_enumerated(catalog: Catalog) -> None:
     assert caps["max_prompt_chars"] == 4000
     assert "wxh_rules" not in caps
     assert "ratios_and_tiers" not in caps
+    assert "ratio_sizes" not in caps
 
 
 def test_model_spec_is_frozen(catalog: Catalog) -> None:
@@ -475,3 +480,23 @@ def test_missing_key_with_unknown_family() -> None:
 def test_malformed_values(override: dict[str, Any]) -> None:
     with pytest.raises(CatalogError):
         parse_catalog({"models": {"m": minimal_model(**override)}})
+
+
+def test_typical_seconds_per_tier() -> None:
+    """What `estimated_seconds` starts from: the 000 seed's 1/2/3 minutes for gpt-image-2."""
+    catalog = load_catalog()
+    spec = catalog.models["gpt-image-2"]
+    assert [spec.typical(t) for t in ("1k", "2k", "4k")] == [60, 120, 180]
+    assert catalog.models["dall-e-2"].typical("1k") == 10
+    # Unlisted tier: the largest listed figure; no table at all: the default.
+    assert catalog.models["gpt-image-1"].typical("4k") == 45
+    raw = minimal_model()
+    assert parse_catalog({"models": {"m": raw}}).models["m"].typical("1k") == 60
+
+
+@pytest.mark.parametrize("value", [{"8k": 10}, {"1k": 0}, {"1k": -5}, {"1k": "60"},
+                                   {"1k": True}, [60]])
+def test_bad_typical_seconds(value: Any) -> None:
+    raw = {**minimal_model(), "typical_seconds": value}
+    with pytest.raises(CatalogError, match="typical_seconds"):
+        parse_catalog({"models": {"m": raw}})

@@ -1,15 +1,17 @@
-"""`imagegate tasks list|get|wait|cancel` against a served sandbox (which has no task list
-yet: a clear refusal), against the fake of the task API the server is growing (the list, the
-event stream), and with `--dialect` against a seed service's fake."""
+"""`imagegate tasks list|get|wait|cancel` against a served sandbox, against the fake of the
+task API (the list, the event stream), and with `--dialect` against a seed service's fake."""
 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from imagegate.client import Client
 from tests.support.cli import ClientCli
 from tests.support.e2e import Server
 from tests.support.fake_procs import FakeProcess, fake_processes
@@ -64,7 +66,6 @@ def test_cancel_and_a_wait_that_ends_cancelled(run: ClientCli, slow: Server) -> 
 
 
 def test_refusals(run: ClientCli) -> None:
-    assert "has no task list" in run.error("tasks", "list", code=2)
     assert "task_not_found" in run.error("tasks", "get", "img_nope", code=2)
     assert "task_not_found" in run.error("tasks", "cancel", "img_nope", "--json", code=2)
     assert "status must be one of" in run.error("tasks", "list", "--status", "done", code=2)
@@ -104,3 +105,42 @@ def test_tasks_of_a_seed_service(run: ClientCli, apimart: FakeProcess, tmp_path:
     assert Path(waited["files"][0]).read_bytes()[:4] == b"\x89PNG"
     assert "has no cancel" in run.error("tasks", "cancel", task_id, "--dialect", "apimart",
                                         code=2, **env)
+
+
+def test_list_pages_a_real_server(server_factory: Any, tmp_path: Path) -> None:
+    """The client and `imagegate tasks list` page `GET /v1/tasks` of a real server (its
+    own key, so only these tasks): newest first, filters kept across pages, the `more:`
+    command continuing the same query."""
+    server = server_factory.start({"IMAGEGATE_SANDBOX_LATENCY": "0"})
+    with Client(server.base_url, server.key, poll_interval=0.2) as client:
+        made = [client.generate(f"p{i}", model="dall-e-3" if i % 3 == 0 else None,
+                                wait=False).id for i in range(8)]
+        for task_id in made:
+            client.tasks.wait(task_id, timeout=30)
+        newest_first = made[::-1]
+        ids: list[str] = []
+        after = None
+        for _ in range(10):
+            page = client.tasks.list(limit=3, after=after)
+            ids += [t.id for t in page.data]
+            if not page.has_more:
+                break
+            after = page.last_id
+        assert ids == newest_first
+        dalle = client.tasks.list(model="dall-e-3", status="succeeded", limit=100)
+        assert [t.id for t in dalle.data] == [t for t in newest_first
+                                              if made.index(t) % 3 == 0]
+        assert not dalle.has_more and all(t.model == "dall-e-3" for t in dalle.data)
+    run = ClientCli(server.base_url, server.key, tmp_path / "none.toml")
+    seen: list[str] = []
+    args = ["tasks", "list", "--model", "gpt-image-2", "--limit", "2"]
+    for _ in range(10):
+        result = run(*args)
+        seen += [line.split()[1] for line in result.stdout.splitlines()
+                 if line.split()[1:2] and line.split()[1].startswith("img_")]
+        more = [line for line in result.stderr.splitlines() if line.startswith("more: ")]
+        if not more:
+            break
+        args = shlex.split(more[0].removeprefix("more: "))[1:]
+        assert "--model" in args and "--limit" in args
+    assert seen == [t for t in newest_first if made.index(t) % 3 != 0]

@@ -1,6 +1,7 @@
 """`imagegate.client` against a served sandbox (`imagegate serve` as a subprocess): every
 method of `Client` and `AsyncClient`, all three URL forms of a result (and `b64_json`), the
-typed errors, and the fall-backs for a server without `/events` or `GET /v1/tasks`."""
+typed errors, the served `/events` stream, and the fall-back for a server without
+`GET /v1/tasks`."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from imagegate.client import (
     Task,
     TaskFailedError,
     TaskTimeoutError,
-    UnsupportedError,
 )
 from tests.support.e2e import Server, decode_image, free_port, task_count
 from tests.support.images import flat_png
@@ -121,13 +121,14 @@ def test_tasks_get_events_wait_and_the_fallbacks(server: Server) -> None:
     with client(server) as c:
         queued = c.generate("later", wait=False)
         assert queued.status == "queued"
-        events = list(c.tasks.events(queued.id))  # this server has no /events: polled
-        assert events[-1].type == "task.succeeded" and all(e.id is None for e in events)
+        events = list(c.tasks.events(queued.id))  # the served /events stream, ids and all
+        assert events[-1].type == "task.succeeded" and all(e.id is not None for e in events)
         assert c.tasks.wait(queued.id).status == "succeeded"
         got = c.tasks.get(queued.id)
         assert got.status == "succeeded" and got.expires_at is not None
-        with pytest.raises(UnsupportedError, match="has no task list"):
-            c.tasks.list()
+        # The server lists tasks (GET /v1/tasks): the newest is this one.
+        page = c.tasks.list(limit=1)
+        assert [t.id for t in page.data] == [queued.id] and page.last_id == queued.id
         with pytest.raises(NotFoundError, match="task_not_found"):
             c.tasks.get("img_nope")
 
@@ -207,8 +208,8 @@ def test_the_async_client_does_the_same(server: Server, tmp_path: Path) -> None:
             assert (await c.tasks.get(queued.id)).status == "succeeded"
             assert (await c.tasks.wait(queued.id)).status == "succeeded"
             assert (await c.tasks.cancel(queued.id)).status == "succeeded"  # already ended
-            with pytest.raises(UnsupportedError):
-                await c.tasks.list()
+            listed = await c.tasks.list(limit=1)
+            assert [t.id for t in listed.data] == [queued.id]
             with pytest.raises(BadRequestError):
                 await c.generate("x", size="1000x1000")
 

@@ -7,6 +7,8 @@ requeues the dead worker's tasks once their lease lapses; nothing else may run t
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from typing import Any
 
@@ -120,3 +122,52 @@ def test_kill9_mid_batch_then_restart(server_factory: ServerFactory) -> None:
 def _last_completion(before: dict[str, dict[str, Any]], done: set[str]) -> float:
     """The latest completion recorded before the kill: later runs finish after it."""
     return max(before[t]["completed_at"] for t in done)
+
+
+def test_kill9_during_inline_sync_requests_then_restart(server_factory: ServerFactory) -> None:
+    """A sync request's task runs in the process that took it, created already claimed (no
+    queue hop). It is still an ordinary leased row: `kill -9` mid-run, and the next process's
+    reaper requeues it and it finishes, run once more, charged once."""
+    env = {**CRASH_ENV, "IMAGEGATE_SANDBOX_LATENCY": "30"}
+    first = server_factory.start(env)
+    answers: list[int] = []
+
+    def call(i: int) -> None:
+        with contextlib.suppress(httpx.HTTPError), first.client(timeout=60) as c:
+            answers.append(c.post("/v1/images/generations", json={
+                "model": "gpt-image-2", "prompt": f"inline crash {i}", "size": SIZE,
+            }).status_code)
+
+    callers = [threading.Thread(target=call, args=(i,), daemon=True) for i in range(3)]
+    for t in callers:
+        t.start()
+    deadline = time.monotonic() + 30
+    while len(snap := _snapshot(first)) < 3:
+        assert time.monotonic() < deadline, f"the sync tasks never appeared: {snap}"
+        assert first.alive, first.output()
+        time.sleep(0.05)
+    # Created claimed: running in this process at once, never queued.
+    assert {(r["status"], r["attempts"]) for r in snap.values()} == {("in_progress", 1)}, snap
+
+    first.kill9()
+    for t in callers:
+        t.join(10)
+    assert answers == []  # every caller lost its connection with the process
+
+    second = server_factory.restart(first, {**CRASH_ENV, "IMAGEGATE_SANDBOX_LATENCY": "0.2"})
+    with second.client() as c:
+        deadline = time.monotonic() + 60
+        while True:
+            tasks = {tid: c.get(f"/v1/tasks/{tid}").json() for tid in snap}
+            if all(t["status"] in ("succeeded", "failed", "cancelled") for t in tasks.values()):
+                break
+            assert time.monotonic() < deadline, f"not finished after restart: {tasks}"
+            assert second.alive, second.output()
+            time.sleep(0.25)
+        assert {t["status"] for t in tasks.values()} == {"succeeded"}, tasks
+    after = _snapshot(second)
+    assert {r["attempts"] for r in after.values()} == {2}, after
+    settles = query_db(second.db_path,
+                       "SELECT task_id, COUNT(*) AS n FROM ledger WHERE kind = 'settle' "
+                       "GROUP BY task_id")
+    assert {r["task_id"]: r["n"] for r in settles} == dict.fromkeys(snap, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -177,3 +178,23 @@ def test_async_task_via_raw_response(sdk: OpenAI) -> None:
 
     with pytest.raises(openai.NotFoundError):
         sdk.get("/tasks/img_does_not_exist", cast_to=object)
+
+
+def test_async_alias_through_the_sdk_post_helper(basic_server: Server, sdk: OpenAI) -> None:
+    """`POST /v1/images/generations/async` as a client of another gateway calls it: the
+    SDK's raw `post` helper, then polling the `poll_url` with its `get` helper."""
+    raw = sdk.post("/images/generations/async", cast_to=httpx.Response,
+                   body={"prompt": "a lighthouse", "size": "1024x1024"})
+    assert raw.status_code == 202, raw.text
+    body = raw.json()
+    task_id = body["task_id"]
+    assert body["poll_url"] == f"{basic_server.base_url}/v1/images/tasks/{task_id}"
+    assert raw.headers["location"] == f"/v1/images/tasks/{task_id}"
+    assert int(raw.headers["retry-after"]) >= 1 and body["expires_at"] > body["created"]
+    task: Any = None
+    for _ in range(400):
+        task = sdk.get(f"/images/tasks/{task_id}", cast_to=object)
+        if task["status"] in TERMINAL:
+            break
+        time.sleep(0.05)
+    assert task["status"] == "succeeded" and len(task["result"]["data"]) == 1

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from imagegate.config import ChannelConfig
@@ -196,3 +199,71 @@ def test_retry_after_forms() -> None:
     later = email.utils.formatdate(time.time() + 120, usegmt=True)
     seconds = retry_after_seconds(later)
     assert seconds is not None and 100 < seconds <= 120
+
+
+class _Gathering:
+    """A loopback upstream that holds every request until `expected` are in flight at once
+    (or 20 s pass), then answers them all: the peak it saw is what the client let through."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.in_flight = self.peak = 0
+        self.all_here = asyncio.Event()
+
+    async def handle(self, _request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        if self.in_flight >= self.expected:
+            self.all_here.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(20):
+                await self.all_here.wait()
+        self.in_flight -= 1
+        return web.json_response({"data": []})
+
+
+@contextlib.asynccontextmanager
+async def _serve(handler: Any) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/v1/ping", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_channel_without_concurrency_has_no_hidden_cap() -> None:
+    """aiohttp's connector holds 100 connections unless told otherwise: a channel without
+    `concurrency` must hold as many upstream calls as there are tasks for it."""
+    upstream = _Gathering(150)
+    async with _serve(upstream.handle) as url:
+        client = UpstreamClient(channel(url))
+        try:
+            await asyncio.gather(*(client.get_json("/ping") for _ in range(150)))
+        finally:
+            await client.aclose()
+    assert upstream.peak == 150
+
+
+async def test_a_channels_concurrency_caps_its_connections() -> None:
+    upstream = _Gathering(10**6)  # never all here: each waits for a release instead
+    async with _serve(upstream.handle) as url:
+        client = UpstreamClient(channel(url, concurrency=5))
+        try:
+            calls = asyncio.gather(*(client.get_json("/ping") for _ in range(20)))
+            for _ in range(200):  # until the cap is reached (bounded)
+                if upstream.in_flight >= 5:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)  # room for a sixth, if the cap leaked
+            assert upstream.in_flight == 5
+            upstream.all_here.set()
+            await calls
+        finally:
+            await client.aclose()
+    assert upstream.peak == 5

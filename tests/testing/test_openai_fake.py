@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from typing import Any
 
 import aiohttp
@@ -19,9 +20,36 @@ AUTH = {"Authorization": "Bearer sk-fake"}
 
 
 async def generate(body: dict[str, Any]) -> tuple[int, Any]:
+    """(status, JSON answer); a streamed answer as its list of (event, data)."""
     async with FakeOpenAI() as fake, aiohttp.ClientSession(fake.url) as http:
         async with http.post("/v1/images/generations", json=body, headers=AUTH) as r:
+            if r.content_type == "text/event-stream":
+                return r.status, sse_events(await r.text())
             return r.status, await r.json(content_type=None)
+
+
+def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+async def test_streams_like_the_images_api() -> None:
+    status, events = await generate({"model": "gpt-image-1", "prompt": "p", "n": 2,
+                                     "stream": True, "partial_images": 2})
+    assert status == 200
+    assert [e for e, _ in events] == (["image_generation.partial_image"] * 2
+                                      + ["image_generation.completed"]) * 2
+    for name, data in events:
+        assert data["type"] == name
+        assert {"b64_json", "created_at", "size", "quality", "background",
+                "output_format"} <= set(data)
+        if name.endswith("partial_image"):
+            assert data["partial_image_index"] in (0, 1)
+        else:
+            assert set(data["usage"]) >= {"input_tokens", "output_tokens", "total_tokens"}
 
 
 def assert_refused(status: int, body: Any, param: str | None,

@@ -44,7 +44,7 @@ def insert_key(wdb: Database) -> Callable[..., Awaitable[str]]:
 @pytest.fixture
 def insert_delivery(wdb: Database) -> Callable[..., Awaitable[str]]:
     async def insert(key_id: str, url: str = "https://example.com/hook", *,
-                     task_id: str | None = None, event: str = "image.task.succeeded",
+                     task_id: str | None = None, event: str = "task.succeeded",
                      created_at: float | None = None, status: str = "pending",
                      next_attempt_at: float | None = None, **extra: Any) -> str:
         now = time.time() if created_at is None else created_at

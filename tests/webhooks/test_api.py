@@ -40,7 +40,7 @@ class Env:
         msg_id = f"msg_{key_id[-6:]}_{n:03d}"
         values: dict[str, Any] = {
             "id": msg_id, "key_id": key_id, "task_id": f"task_{n % 2}",
-            "event": "image.task.succeeded", "url": "https://example.com/h", "payload": None,
+            "event": "task.succeeded", "url": "https://example.com/h", "payload": None,
             "status": status, "attempts": 0, "next_attempt_at": time.time(),
             "created_at": 1_700_000_000 + n,
         }

@@ -144,7 +144,7 @@ async def test_delivered_once_with_signed_headers(h: Harness) -> None:
     assert headers["Content-Type"] == "application/json"
     assert headers["webhook-signature"].startswith("v1,")
     payload = rx.verified[0]
-    assert payload["type"] == "image.task.succeeded"
+    assert payload["type"] == "task.succeeded"
     assert payload["data"] == {"id": "task_1", "object": "image.task", "status": "succeeded"}
     assert payload["timestamp"].endswith("Z")
     assert body == (d.payload or "").encode() and json.loads(body) == payload

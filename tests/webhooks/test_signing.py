@@ -10,7 +10,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from imagegate.webhooks import signing
 
-BODY = b'{"type":"image.task.succeeded","data":{"id":"task_1"}}'
+BODY = b'{"type":"task.succeeded","data":{"id":"task_1"}}'
 
 
 def test_secret_format() -> None:
@@ -25,7 +25,7 @@ def test_reference_library_verifies_our_signature() -> None:
     headers = signing.headers(secret, "msg_abc", int(time.time()), BODY)
     assert headers["content-type"] == "application/json"
     assert headers["webhook-signature"].startswith("v1,")
-    assert Webhook(secret).verify(BODY, headers) == {"type": "image.task.succeeded",
+    assert Webhook(secret).verify(BODY, headers) == {"type": "task.succeeded",
                                                      "data": {"id": "task_1"}}
     assert signing.verify(secret, headers, BODY)
 

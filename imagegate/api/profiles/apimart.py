@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api import deps, openapi
-from imagegate.api.creation import Creation, CreationDep, idempotency_key
+from imagegate.api.creation import Creation, CreationDep, idempotency_key, with_deadline
 from imagegate.api.deps import LinksDep, SettingsDep, TasksDep, api_key, json_body
 from imagegate.api.edits import read_edit_input
 from imagegate.api.profiles.errors import apimart_error
@@ -47,7 +47,8 @@ STATUS_NAMES: dict[TaskStatus, str] = {
     TaskStatus.FAILED: "failed",
     TaskStatus.CANCELLED: "cancelled",
 }
-# Typical seconds per tier, from the 000 seed's table; what `estimated_time` reports.
+# Typical seconds per tier, from the 000 seed's table: what `estimated_time` reports when
+# the server has no estimate of its own (`TaskService.estimate`).
 ESTIMATED_SECONDS: dict[str, int] = {"1k": 60, "2k": 120, "4k": 180}
 MAX_BATCH = 100
 # Fields the seed's service does not have: dropped before normalizing, recorded as ignored.
@@ -91,6 +92,7 @@ def _prepare(catalog: Catalog, body: dict[str, Any], operation: str,
 
 async def _submit(request: Request, run: Creation, key: ApiKey,
                   image_request: ImageRequest) -> JSONResponse:
+    image_request = with_deadline(request, image_request, run.settings)
     task = await run.intake.create(key, image_request, idempotency_key=idempotency_key(request),
                                    route=request.url.path)
     return JSONResponse({"code": 200, "data": [{"status": "submitted", "task_id": task.id}]})
@@ -128,18 +130,25 @@ async def _image(links: ResultLinks, task: Task, index: int) -> dict[str, Any]:
     return {"url": [url], "expires_at": exp_ms // 1000}
 
 
-async def task_data(links: ResultLinks, task: Task, credits_per_unit: float
-                    ) -> dict[str, Any]:
+def estimated_time(task: Task, estimate: float | None) -> int:
+    """`estimated_time` (whole seconds): the server's estimate for the task's model × tier,
+    else the seed's figure for its tier."""
+    if estimate is not None:
+        return max(1, round(estimate))
+    return ESTIMATED_SECONDS.get(str(task.request.get("tier")), ESTIMATED_SECONDS["1k"])
+
+
+async def task_data(links: ResultLinks, task: Task, credits_per_unit: float,
+                    estimate: float | None = None) -> dict[str, Any]:
     """A task in the seed's shape. As the seed documents, `completed` and `actual_time`
     appear once the task has ended, `result` only when it completed, `error` only when it
-    carries one (failed, or cancelled with a reason)."""
+    carries one (failed, or cancelled with a reason). `estimate`: `TaskService.estimate`."""
     data: dict[str, Any] = {
         "id": task.id,
         "status": STATUS_NAMES[task.status],
         "progress": task.progress,
         "created": int(task.created_at),
-        "estimated_time": ESTIMATED_SECONDS.get(str(task.request.get("tier")),
-                                             ESTIMATED_SECONDS["1k"]),
+        "estimated_time": estimated_time(task, estimate),
         "cost": task_cost(task),
         "credits_cost": credits_cost(task, credits_per_unit),
     }
@@ -160,8 +169,9 @@ async def get_task(request: Request) -> JSONResponse:
     hottest path; see `api/tasks.py`). Another key's task is the same 404 as none."""
     task = await owned_task(request)
     per_unit = (await deps.settings(request)).credits_per_unit
-    return JSONResponse({"code": 200,
-                         "data": await task_data(await deps.links(request), task, per_unit)})
+    estimate = await (await deps.tasks(request)).estimate(task)
+    return JSONResponse({"code": 200, "data": await task_data(await deps.links(request), task,
+                                                              per_unit, estimate)})
 
 
 def _task_ids(body: dict[str, Any]) -> list[str]:
@@ -205,7 +215,8 @@ async def apimart_batch_tasks(request: Request, tasks: TasksDep, links: LinksDep
             error, _ = apimart_error(not_found(task_id))
             data.append({"id": task_id, "status": "failed", "progress": 0, "error": error})
         else:
-            data.append(await task_data(links, task, settings.credits_per_unit))
+            data.append(await task_data(links, task, settings.credits_per_unit,
+                                        await tasks.estimate(task)))
     return JSONResponse({"code": 200, "data": data})
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from imagegate.domain.request import ImageRequest, produced_fields
 from imagegate.domain.task import StoredImage, Task, TaskStatus
 from imagegate.storage.links import ResultLinks
+from imagegate.tasks.service import Outlook
 
 
 def file_id(task_id: str, index: int) -> str:
@@ -17,9 +18,11 @@ def file_id(task_id: str, index: int) -> str:
 
 
 async def _image_item(links: ResultLinks, task: Task, index: int, image: StoredImage,
-                      response_format: str) -> dict[str, Any]:
+                      response_format: str, inline: bool = True) -> dict[str, Any]:
     item: dict[str, Any] = {"file_id": file_id(task.id, index)}
-    if response_format == "b64_json":
+    if not inline:
+        item["url"], _ = links.signed_url(task, index)
+    elif response_format == "b64_json":
         item["b64_json"] = await links.b64(image)
         item["url"], _ = links.signed_url(task, index)
     elif response_format == "data_url":
@@ -31,11 +34,14 @@ async def _image_item(links: ResultLinks, task: Task, index: int, image: StoredI
     return item
 
 
-async def image_response(links: ResultLinks, task: Task) -> dict[str, Any]:
-    """The synchronous response body (also a succeeded task's `result`)."""
+async def image_response(links: ResultLinks, task: Task, *, inline: bool = True
+                         ) -> dict[str, Any]:
+    """The synchronous response body (also a succeeded task's `result`). `inline=False`
+    (task lists): every image as its signed URL, never its bytes, whatever
+    `response_format` asked, so a page of a hundred tasks stays small."""
     request = ImageRequest.from_json(task.request)
     data = [
-        await _image_item(links, task, i, image, request.response_format)
+        await _image_item(links, task, i, image, request.response_format, inline)
         for i, image in enumerate(task.images)
     ]
     made = produced_fields(request, task.result)
@@ -60,7 +66,12 @@ def submit_response(task: Task) -> dict[str, Any]:
     return {"created": int(task.created_at), "task_id": task.id, "data": []}
 
 
-async def task_object(links: ResultLinks, task: Task) -> dict[str, Any]:
+async def task_object(links: ResultLinks, task: Task, outlook: Outlook | None = None, *,
+                      inline: bool = True) -> dict[str, Any]:
+    """The task as `GET /v1/tasks/{id}` shows it. `outlook` (`TaskService.outlook`): its
+    queue position and estimate; without one both are null. `inline`: see
+    `image_response`."""
+    outlook = outlook or Outlook()
     body: dict[str, Any] = {
         "id": task.id,
         "task_id": task.id,
@@ -71,11 +82,15 @@ async def task_object(links: ResultLinks, task: Task) -> dict[str, Any]:
         "created_at": int(task.created_at),
         "completed_at": int(task.completed_at) if task.completed_at else None,
         "expires_at": int(task.expires_at),
+        "attempts": task.attempts,
+        "queue_position": outlook.queue_position,
+        "estimated_seconds": outlook.estimated_seconds,
+        "deadline_at": int(task.deadline_at) if task.deadline_at is not None else None,
         "result": None,
         "error": None,
     }
     if task.status is TaskStatus.SUCCEEDED:
-        body["result"] = await image_response(links, task)
+        body["result"] = await image_response(links, task, inline=inline)
     elif task.error is not None:
         body["error"] = task.error
     return body

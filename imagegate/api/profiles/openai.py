@@ -25,7 +25,7 @@ from fastapi import APIRouter, Request, Response
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api import openapi
-from imagegate.api.creation import Creation, CreationDep, idempotency_key
+from imagegate.api.creation import Creation, CreationDep, idempotency_key, with_deadline
 from imagegate.api.deps import CatalogDep, api_key, json_body
 from imagegate.api.edits import read_edit_input
 from imagegate.api.profiles import native
@@ -116,8 +116,9 @@ async def _run(request: Request, run: Creation, key: ApiKey, body: dict[str, Any
         spec = resolve_variation_model(body, run.catalog)
     else:
         spec = resolve_model(body, run.catalog)
-    image_request = normalize(openai_body(body, spec), run.catalog, operation=operation,
-                              references=refs, mask=mask)
+    image_request = with_deadline(
+        request, normalize(openai_body(body, spec), run.catalog, operation=operation,
+                           references=refs, mask=mask), run.settings)
     if image_request.stream:
         return await stream_response(run, key, image_request, openai_fields_only=True,
                                      idempotency_key=idempotency_key(request),

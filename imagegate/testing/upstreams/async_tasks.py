@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from imagegate.testing.upstreams import delivery_rules
 from imagegate.testing.upstreams.common import FakeUpstream, Fault, RecordedRequest
 
 Phase = Literal["queued", "running", "succeeded", "failed"]
@@ -79,7 +80,7 @@ class FakeTaskUpstream(FakeUpstream):
         """Accept a request the dialect's rules passed; `size` is the pixels it renders."""
         fields = record.fields()
         prompt = str(fields.get("prompt") or "")
-        width, height = size
+        n, (width, height) = delivery_rules.delivered(prompt, int(fields.get("n") or 1), size)
         failure: Failure | None = None
         if FORBIDDEN_WORD in prompt.lower():
             failure = Failure("content_policy",
@@ -89,7 +90,7 @@ class FakeTaskUpstream(FakeUpstream):
             failure = self._task_failures.pop(0)
         task = FakeTask(
             id=self.new_id(prefix), prompt=prompt, model=str(fields.get("model") or ""),
-            n=int(fields.get("n") or 1), width=width, height=height,
+            n=n, width=width, height=height,
             output_format=str(fields.get("output_format") or "png"),
             created=time.time(), started=time.monotonic(), failure=failure,
         )

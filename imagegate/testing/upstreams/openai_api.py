@@ -34,10 +34,11 @@ import time
 from collections.abc import Iterable
 from typing import Any, Literal
 
+import orjson
 import pyvips
 from aiohttp import web
 
-from imagegate.testing.upstreams import moderation_rules
+from imagegate.testing.upstreams import delivery_rules, moderation_rules
 from imagegate.testing.upstreams.common import FakeUpstream, RecordedRequest
 from imagegate.testing.upstreams.openai_rules import (
     Rejection,
@@ -86,8 +87,12 @@ class FakeOpenAI(FakeUpstream):
     def __init__(self, *, api_key: str = "sk-fake", latency: float = 0.0,
                  result_mode: ResultMode | None = None,
                  accepted_fields: Iterable[str] | None = None,
-                 reseller: bool = False, fixed_image: bytes | None = None) -> None:
+                 reseller: bool = False, fixed_image: bytes | None = None,
+                 refuse_streaming: bool = False) -> None:
+        """`refuse_streaming`: answer `stream: true` with a 400 naming `stream`, as an
+        upstream (or reseller) without streaming does."""
         super().__init__(api_key=api_key, latency=latency)
+        self.refuse_streaming = refuse_streaming
         self.result_mode = result_mode
         self.accepted_fields = frozenset(accepted_fields) if accepted_fields is not None else None
         self.reseller = reseller
@@ -217,6 +222,15 @@ class FakeOpenAI(FakeUpstream):
             model, size, n = self._validate(params, record, edit=edit)
         except Rejection as exc:
             return self.rejection_response(exc)
+        if str(params.get("stream")).lower() == "true":
+            if self.refuse_streaming:
+                return self.json_response({"error": {
+                    "message": "Unsupported parameter: 'stream' is not supported with this "
+                               "model.", "type": "invalid_request_error", "param": "stream",
+                    "code": "unsupported_parameter"}}, status=400)
+            self.submissions += 1
+            await self.delay()
+            return self._streamed(model, params, size, n, edit=edit)
         self.submissions += 1
         await self.delay()
         return self._answer(model, params, size, n)
@@ -241,13 +255,13 @@ class FakeOpenAI(FakeUpstream):
 
     def _answer(self, model: str, params: dict[str, Any], size: str, n: int) -> web.Response:
         fam = family(model) or "gpt"
-        w, h = parse_wxh(size) or (1024, 1024)
+        prompt = str(params["prompt"])
+        n, (w, h) = delivery_rules.delivered(prompt, n, parse_wxh(size) or (1024, 1024))
         fmt = str(params.get("output_format") or "png") if "gpt" in fam else "png"
         mode = self.result_mode
         if mode is None:  # OpenAI: gpt-image always base64, DALL·E a URL unless asked
             b64 = "gpt" in fam or params.get("response_format") == "b64_json"
             mode = "b64" if b64 else "url"
-        prompt = str(params["prompt"])
         data = [self._item(self.image(w, h, f"{prompt}:{i}", fmt), fmt, mode)
                 for i in range(n)]
         body: dict[str, Any] = {"created": int(time.time()), "data": data}
@@ -265,6 +279,33 @@ class FakeOpenAI(FakeUpstream):
             for item in data:
                 item["revised_prompt"] = f"revised: {prompt}"
         return self.json_response(body)
+
+    def _streamed(self, model: str, params: dict[str, Any], size: str, n: int, *,
+                  edit: bool) -> web.Response:
+        """OpenAI's Images API with `stream: true`: per image, `partial_images` events
+        `image_generation.partial_image` (`image_edit.*` for edits), then one
+        `image_generation.completed` with the image and `usage`, as Server-Sent Events."""
+        plain = self._answer(model, params, size, n).body
+        answer = orjson.loads(plain if isinstance(plain, bytes) else b"{}")
+        prefix = "image_edit" if edit else "image_generation"
+        common = {"created_at": answer["created"], "size": answer.get("size", size),
+                  "quality": answer.get("quality", "high"),
+                  "background": answer.get("background", "opaque"),
+                  "output_format": answer.get("output_format", "png")}
+        w, h = parse_wxh(size) or (1024, 1024)
+        count = int(params.get("partial_images") or 0)
+        chunks: list[bytes] = []
+        for i, item in enumerate(answer["data"]):
+            for k in range(count):
+                preview = self.image(w, h, f"{params['prompt']}:{i}:partial{k}",
+                                     common["output_format"])
+                chunks.append(_sse(f"{prefix}.partial_image", {
+                    "type": f"{prefix}.partial_image", "b64_json": self._b64(preview),
+                    "partial_image_index": k, **common}))
+            chunks.append(_sse(f"{prefix}.completed", {
+                "type": f"{prefix}.completed", "b64_json": item.get("b64_json"), **common,
+                "usage": answer.get("usage")}))
+        return web.Response(body=b"".join(chunks), content_type="text/event-stream")
 
     def _b64(self, data: bytes) -> str:
         if data is self.fixed_image and self._fixed_b64 is not None:
@@ -294,3 +335,7 @@ class FakeOpenAI(FakeUpstream):
         rgb = pyvips.Image.new_from_buffer(self.png(width, height, seed), "")
         saved = rgb.jpegsave_buffer(Q=80) if fmt == "jpeg" else rgb.webpsave_buffer(Q=80)
         return bytes(saved)
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
