@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     # -- where things live
     host: str = Field("127.0.0.1", description="Address `imagegate serve` binds to.")
     port: int = Field(8000, description="Port `imagegate serve` listens on.")
+    processes: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Server processes `imagegate serve` runs on this host, all on one port, "
+        "each with its own in-process workers (`--processes`). More than 1 needs PostgreSQL "
+        "and a blob store every process reads (local or s3).",
+    )
     data_dir: Path = Field(
         Path("./imagegate-data"),
         description="Directory for the SQLite database, result files and the signing secret.",

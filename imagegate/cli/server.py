@@ -10,7 +10,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +19,10 @@ from rich.markup import escape
 from imagegate import __version__
 from imagegate.accounts.keys import KeyStore
 from imagegate.cli.options import ConfigOpt, DataDirOpt, cli_settings
+from imagegate.cli.processes import STARTUP_FAILURE, child_command, spawner, watch_parent
+from imagegate.cli.processes import notes as processes_notes
+from imagegate.cli.processes import refusal as processes_refusal
+from imagegate.cli.supervisor import Supervisor, SupervisorConfig
 from imagegate.config import Settings, load_settings
 from imagegate.domain.catalog import load_catalog
 from imagegate.errors import BackendUnavailableError
@@ -27,6 +31,9 @@ from imagegate.moderation.sources import global_sources
 from imagegate.providers.factory import RoutePlan, plan_routes
 from imagegate.reload import reload_on_sighup
 from imagegate.wiring import build_backends, open_database, preflight
+
+if TYPE_CHECKING:
+    import uvicorn
 
 T = TypeVar("T")
 
@@ -122,8 +129,12 @@ def _banner(settings: Settings, plan: RoutePlan, new_key: str | None,
     console.print(f"  result files   : {_blob_place(settings)}")
     console.print("  task events    : "
                   + (f"Redis {_redact(settings.redis_url)}" if settings.redis_url
-                     else "in this process"))
+                     else "in this process" if settings.processes == 1
+                     else "in each process (no redis_url)"))
     console.print(f"  listening on   : http://{settings.host}:{settings.port}")
+    if settings.processes > 1:
+        console.print(f"  processes      : {settings.processes} on this port"
+                      + (", each with its own workers" if settings.run_workers else ""))
     if not settings.run_workers:
         console.print("  workers        : none here (run_workers = false: `imagegate worker` "
                       "processes run the tasks)")
@@ -146,6 +157,8 @@ def _banner(settings: Settings, plan: RoutePlan, new_key: str | None,
                       "once; keep it:[/bold green]")
         console.print(f"\n    {new_key}\n")
         console.print(f"  Create more with `{command('keys create NAME')}`.\n")
+    for note in processes_notes(settings):
+        console.print(f"  [yellow]note: {escape(note)}[/yellow]")
     warning = webhook_base_warning(settings) if settings.run_workers else None
     if warning:
         console.print(f"  [yellow]note: {escape(warning)}[/yellow]")
@@ -154,16 +167,32 @@ def _banner(settings: Settings, plan: RoutePlan, new_key: str | None,
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    processes: Annotated[int | None, typer.Option(
+        help="Server processes on this host and port, each with its workers (PostgreSQL "
+             "only; also $IMAGEGATE_PROCESSES).", show_default=False)] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
+    child_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Start the API server (with in-process workers unless run_workers = false)."""
-    import uvicorn
-
-    from imagegate.app import build_app
-
-    settings = cli_settings(config, host=host, port=port, data_dir=data_dir)
+    settings = cli_settings(config, host=host, port=port, data_dir=data_dir,
+                            processes=processes)
+    refused = None if child_fd is not None else processes_refusal(settings)
+    if refused:
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]configuration error:[/red] {escape(refused)}", highlight=False)
+        raise typer.Exit(2)
     configure_logging(settings.log_level, settings.log_json)
+
+    def reload_settings() -> Settings:
+        # SIGHUP re-reads the config file's blocklist entries with the same sources.
+        return load_settings(config, host=host, port=port, data_dir=data_dir)
+
+    if child_fd is not None:  # one of the processes of `--processes N` (cli/processes.py)
+        _serve_child(settings, reload_settings, socket.socket(fileno=child_fd),
+                     parent_pid or os.getppid())
+        return
 
     async def first_key(keys: KeyStore) -> str | None:
         if await keys.count() == 0:
@@ -182,20 +211,60 @@ def serve(
         check_setup(settings, api=True)
         new_key = _with_keys(settings, first_key)
         _banner(settings, plan, new_key, Console())
-        server = uvicorn.Server(uvicorn.Config(
-            # SIGHUP re-reads the config file's blocklist entries with the same sources.
-            build_app(settings, reload_settings=lambda: load_settings(
-                config, host=host, port=port, data_dir=data_dir)),
-            log_config=None,
-            access_log=settings.access_log,
-            timeout_graceful_shutdown=10,
-            # Forwarded headers are judged by imagegate itself (trusted_proxies, see
-            # api/origin.py); uvicorn's handling would rewrite the peer address it checks.
-            proxy_headers=False,
-        ))
+        if settings.processes == 1:
+            _server(settings, reload_settings).run(sockets=[sock])
+            return
+        command = child_command(sock.fileno(), config=config, host=host, port=port,
+                                data_dir=data_dir)
+        status = Supervisor(lambda _slot: spawner(sock, command),
+                            SupervisorConfig(settings.processes)).run()
+        if status:
+            raise typer.Exit(status)
+    finally:
+        sock.close()
+
+
+def _server(settings: Settings, reload_settings: Callable[[], Settings], *,
+            parent: int | None = None) -> uvicorn.Server:
+    """uvicorn serving the app. `parent`: this is a child of `--processes N`, which stops
+    (gracefully, as on SIGTERM) when that parent process is gone."""
+    import uvicorn
+
+    from imagegate.app import build_app
+
+    class Server(uvicorn.Server):
+        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            if parent is None:
+                return await super().serve(sockets)
+            watcher = asyncio.create_task(
+                watch_parent(parent, lambda: setattr(self, "should_exit", True)))
+            try:
+                await super().serve(sockets)
+            finally:
+                watcher.cancel()
+
+    return Server(uvicorn.Config(
+        build_app(settings, reload_settings=reload_settings),
+        log_config=None,
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=10,
+        # Forwarded headers are judged by imagegate itself (trusted_proxies, see
+        # api/origin.py); uvicorn's handling would rewrite the peer address it checks.
+        proxy_headers=False,
+    ))
+
+
+def _serve_child(settings: Settings, reload_settings: Callable[[], Settings],
+                 sock: socket.socket, parent: int) -> None:
+    """One server process of `--processes N`: serve the socket the parent bound. The parent
+    already did the one-time start-up (checks, migrations, the first key, the banner)."""
+    server = _server(settings, reload_settings, parent=parent)
+    try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+    if not server.started:  # the lifespan failed (it logged why): the parent counts it
+        raise typer.Exit(STARTUP_FAILURE)
 
 
 class _ProbeServer:
