@@ -45,8 +45,9 @@ def new_token(nbytes: int = 32) -> str:
 def new_owner_id() -> str:
     """A lease owner's name (a worker, a webhook dispatcher): host and pid say who holds a
     lease when an operator looks at the table; the random part keeps two owners in one
-    process apart."""
-    return f"{socket.gethostname()[:24]}-{os.getpid()}-{new_token(4)}"
+    process apart. Hex, not URL-safe base64: a `-` in it would make the pid unreadable
+    (`<host>-<pid>-<hex>` splits from the right)."""
+    return f"{socket.gethostname()[:24]}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True, slots=True)
