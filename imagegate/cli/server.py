@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from imagegate import __version__
 from imagegate.accounts.keys import KeyStore
+from imagegate.cli.memory import return_large_frees
 from imagegate.cli.options import ConfigOpt, DataDirOpt, cli_settings
 from imagegate.cli.processes import STARTUP_FAILURE, child_command, spawner, watch_parent
 from imagegate.cli.processes import notes as processes_notes
@@ -232,6 +233,8 @@ def _server(settings: Settings, reload_settings: Callable[[], Settings], *,
 
     from imagegate.app import build_app
 
+    return_large_frees()
+
     class Server(uvicorn.Server):
         async def serve(self, sockets: list[socket.socket] | None = None) -> None:
             if parent is None:
@@ -296,6 +299,7 @@ class _ProbeServer:
 
 def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Run task workers only (distributed deployments; share the database and blob store)."""
+    return_large_frees()
     from imagegate.app import build_probe_app
 
     settings = cli_settings(config, data_dir=data_dir)
