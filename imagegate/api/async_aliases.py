@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api import openapi
-from imagegate.api.creation import Creation, CreationDep, idempotency_key
+from imagegate.api.creation import Creation, CreationDep, idempotency_key, with_deadline
 from imagegate.api.deps import LinksDep, api_key, json_body
 from imagegate.api.edits import read_edit_input
 from imagegate.api.profiles import native
@@ -41,6 +41,7 @@ def _no_stream(image_request: ImageRequest) -> None:
 async def _submit(request: Request, run: Creation, links: ResultLinks, key: ApiKey,
                   image_request: ImageRequest) -> Response:
     _no_stream(image_request)
+    image_request = with_deadline(request, image_request, run.settings)
     task = await run.intake.create(key, image_request, idempotency_key=idempotency_key(request),
                                    route=request.url.path)
     path = f"/v1/images/tasks/{task.id}"

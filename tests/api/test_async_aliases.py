@@ -66,3 +66,21 @@ async def test_refusals_change_nothing(tmp_path: Path, body: dict[str, Any], sta
         assert await env.task_count() == 0
         r = await env.client.post("/v1/images/generations/async", json={"prompt": "x"})
         assert r.status_code == 401 and await env.task_count() == 0
+
+
+async def test_deadlines_apply_here_too(tmp_path: Path) -> None:
+    """`Cancel-After` and `deadline_seconds` work on every create route, these included;
+    a bad one is a 400 that creates nothing."""
+    async with open_env(tmp_path, sandbox_latency=30) as env:
+        r = await env.post(*GENERATE, headers={"Cancel-After": "90s"})
+        assert r.status_code == 202, r.text
+        answer = r.json()
+        task = (await env.client.get(answer["poll_url"], headers=env.auth)).json()
+        assert task["deadline_at"] == pytest.approx(task["created_at"] + 90, abs=2)
+        r = await env.post(GENERATE[0], {**GENERATE[1], "deadline_seconds": 60})
+        task = (await env.client.get(r.json()["poll_url"], headers=env.auth)).json()
+        assert task["deadline_at"] == pytest.approx(task["created_at"] + 60, abs=2)
+        before = await env.task_count()
+        r = await env.post(*GENERATE, headers={"Cancel-After": "soon"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "Cancel-After"
+        assert await env.task_count() == before
