@@ -170,7 +170,8 @@ def test_narrow_screen_dark_theme_and_keyboard(browser: Any, ui_server: Server) 
         page.keyboard.type(ui_server.key)
         page.keyboard.press("Enter")
         page.get_by_test_id("prompt").wait_for()
-        # Nothing wider than the screen.
+        # Nothing wider than the screen, once the history (a wide table) has loaded too.
+        wait_js(page, "document.querySelectorAll('#history-rows tr').length > 0")
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         ui.check()
     finally:
