@@ -20,6 +20,8 @@ from urllib.parse import unquote_to_bytes
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser
 
+from imagegate.api.header_values import split_unquoted, unquote
+
 MIB = 1024 * 1024
 
 # python_multipart refuses longer boundaries; RFC 2046 allows 70, every client stays below.
@@ -86,47 +88,19 @@ def _invalid(message: str, param: str | None = None) -> MultipartError:
 # --------------------------------------------------------------------------- header values
 
 
-def _split_params(value: str) -> list[str]:
-    """`a; b="x;y"; c` → ["a", 'b="x;y"', "c"]: split on `;` outside quoted strings."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == ";" and not quoted:
-            parts.append("".join(current).strip())
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current).strip())
-    return parts
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        # Only \" and \\ are unescaped: browsers send Windows paths with bare backslashes.
-        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return value
-
-
 def parse_header_params(value: str) -> tuple[str, dict[str, str]]:
     """`form-data; name="a"; filename="b"` → ("form-data", {"name": "a", "filename": "b"}).
 
     Parameter names are lower-cased; the first occurrence of a name wins.
     """
-    head, *rest = _split_params(value)
+    head, *rest = [p.strip() for p in split_unquoted(value, ";")]
     params: dict[str, str] = {}
     for item in rest:
         key, sep, raw = item.partition("=")
         key = key.strip().lower()
         if not sep or not key:
             continue
-        params.setdefault(key, _unquote(raw.strip()))
+        params.setdefault(key, unquote(raw.strip()))
     return head.strip().lower(), params
 
 

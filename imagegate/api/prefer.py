@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from starlette.datastructures import Headers
 
+from imagegate.api.header_values import split_unquoted, unquote
+
 
 @dataclass(frozen=True, slots=True)
 class Preferences:
@@ -35,44 +37,16 @@ class Preferences:
         return ", ".join(parts) or None
 
 
-def _split(value: str, separator: str) -> list[str]:
-    """`value` split on `separator` outside double-quoted strings."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
-def _unquote(value: str) -> str:
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return value
-
-
 def parse(values: list[str]) -> Preferences:
     """The preferences of every `Prefer` header value, in order."""
     seen: dict[str, str] = {}
     for header in values:
-        for item in _split(header, ","):
-            head = _split(item, ";")[0]
+        for item in split_unquoted(header, ","):
+            head = split_unquoted(item, ";")[0]
             name, has_value, value = head.partition("=")
             name = name.strip().lower()
             if name and name not in seen:
-                seen[name] = _unquote(value) if has_value else ""
+                seen[name] = unquote(value) if has_value else ""
     wait_text = seen.get("wait")
     # delta-seconds: ASCII digits only (a sign, a fraction or `٣` is not understood).
     wait = int(wait_text) if wait_text and wait_text.isascii() and wait_text.isdigit() else None

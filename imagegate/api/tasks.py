@@ -19,17 +19,15 @@ from starlette.datastructures import QueryParams
 
 from imagegate.api import deps
 from imagegate.api.deps import api_key
+from imagegate.api.paging import page_limit
 from imagegate.api.profiles import native
 from imagegate.api.responses import JSONResponse
-from imagegate.domain.numbers import parse_int
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import InvalidRequestError, NotFoundError
 from imagegate.storage.links import ResultLinks
 
 router = APIRouter(tags=["tasks"])
 
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
 _SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
 _STATUSES = tuple(s.value for s in TaskStatus)
 
@@ -70,16 +68,6 @@ async def cancel_task(request: Request) -> JSONResponse:
     return JSONResponse(await native.task_object(await deps.links(request), task, outlook))
 
 
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    value = parse_int(raw)
-    if value is None or not 1 <= value <= MAX_LIMIT:
-        raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_LIMIT}",
-                                  param="limit")
-    return value
-
-
 def _seconds(query: QueryParams, name: str) -> float | None:
     raw = query.get(name)
     if raw is None or raw == "":
@@ -95,7 +83,7 @@ async def task_page(request: Request, key_id: str | None) -> JSONResponse:
     `created_after`, `created_before`; `limit`, `after`): a key's own (`key_id`) or, for
     the admin list, everyone's. Results are shown as links, never inlined bytes."""
     query = request.query_params
-    limit = _limit(query.get("limit"))
+    limit = page_limit(query.get("limit"))
     status = query.get("status") or None
     if status is not None and status not in _STATUSES:
         raise InvalidRequestError(f"status must be one of {', '.join(_STATUSES)}",

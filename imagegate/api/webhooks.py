@@ -17,31 +17,19 @@ from fastapi import APIRouter, Request
 
 from imagegate.api import openapi
 from imagegate.api.deps import DispatcherDep, WebhookStoreDep, api_key
+from imagegate.api.paging import DEFAULT_LIMIT, MAX_LIMIT, page_limit
 from imagegate.api.responses import JSONResponse
-from imagegate.domain.numbers import parse_int
 from imagegate.errors import ConflictError, InvalidRequestError, NotFoundError
 from imagegate.webhooks.sender import WebhookDispatcher
 from imagegate.webhooks.store import Delivery, WebhookStore
 
 router = APIRouter(tags=["webhooks"])
 
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
 
 
 def _not_found(delivery_id: str) -> NotFoundError:
     return NotFoundError(f"No webhook delivery found with id '{delivery_id}'",
                          param="delivery_id", code="delivery_not_found")
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    value = parse_int(raw)
-    if value is None or not 1 <= value <= MAX_LIMIT:
-        raise InvalidRequestError(f"limit must be an integer from 1 to {MAX_LIMIT}",
-                                  param="limit")
-    return value
 
 
 _DELIVERY_WHY = {404: "No such delivery for this key"}
@@ -82,7 +70,7 @@ async def delivery_page(store: WebhookStore, key_id: str | None, request: Reques
     """One page of deliveries from the query's `limit`, `after`, `before` and `task_id`:
     the key's (`key_id`) or, for the admin console, every key's (None)."""
     query = request.query_params
-    limit = _limit(query.get("limit"))
+    limit = page_limit(query.get("limit"))
     after, before = query.get("after") or None, query.get("before") or None
     if after and before:
         raise InvalidRequestError("Pass either after or before, not both", param="before")

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from imagegate.providers.holding import Holding, ResultBudget, current, holding
 from imagegate.providers.upstream import UpstreamClient
-from tests.providers.test_upstream_client import channel
+from tests.providers.test_upstream_client import channel, serve_get
 
 pytestmark = pytest.mark.anyio
 
@@ -102,17 +102,8 @@ async def upstream_url() -> AsyncIterator[str]:
     async def answer(_request: web.Request) -> web.Response:
         return web.Response(body=ANSWER, content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get("/v1/result", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_get(answer, "/v1/result") as url:
+        yield url
 
 
 async def test_a_runs_answers_count_until_the_run_ends(upstream_url: str) -> None:

@@ -223,9 +223,10 @@ class _Gathering:
 
 
 @contextlib.asynccontextmanager
-async def _serve(handler: Any) -> AsyncIterator[str]:
+async def serve_get(handler: Any, path: str = "/v1/ping") -> AsyncIterator[str]:
+    """A loopback HTTP server answering GET `path` with `handler`; yields its base URL."""
     app = web.Application()
-    app.router.add_get("/v1/ping", handler)
+    app.router.add_get(path, handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
@@ -241,7 +242,7 @@ async def test_a_channel_without_concurrency_has_no_hidden_cap() -> None:
     """aiohttp's connector holds 100 connections unless told otherwise: a channel without
     `concurrency` must hold as many upstream calls as there are tasks for it."""
     upstream = _Gathering(150)
-    async with _serve(upstream.handle) as url:
+    async with serve_get(upstream.handle) as url:
         client = UpstreamClient(channel(url))
         try:
             await asyncio.gather(*(client.get_json("/ping") for _ in range(150)))
@@ -252,7 +253,7 @@ async def test_a_channel_without_concurrency_has_no_hidden_cap() -> None:
 
 async def test_a_channels_concurrency_caps_its_connections() -> None:
     upstream = _Gathering(10**6)  # never all here: each waits for a release instead
-    async with _serve(upstream.handle) as url:
+    async with serve_get(upstream.handle) as url:
         client = UpstreamClient(channel(url, concurrency=5))
         try:
             calls = asyncio.gather(*(client.get_json("/ping") for _ in range(20)))
