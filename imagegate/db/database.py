@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,6 +49,15 @@ class Raw:
     positions: tuple[str, ...]
     defaults: dict[str, Any]
     processors: tuple[Callable[[Any], Any] | None, ...] | None
+
+    def execute(self, driver: Any, params: Mapping[str, Any]) -> Any:
+        """Run on a sqlite3 connection; a driver error is raised as SQLAlchemy would raise
+        it (callers catch `sqlalchemy.exc.IntegrityError` for a lost insert race)."""
+        values = self.values(params)
+        try:
+            return driver.execute(self.sql, values)
+        except sqlite3.Error as exc:
+            raise sa.exc.DBAPIError.instance(self.sql, values, exc, sqlite3.Error) from exc
 
     def values(self, params: Mapping[str, Any]) -> list[Any]:
         defaults = self.defaults
@@ -284,8 +294,7 @@ class SqliteDatabase(Database):
         raw = self._raw(stmt) if params is not None else None
         if raw is None or params is None:
             return _execute(conn, stmt, params)
-        driver: Any = conn.connection.driver_connection
-        cursor = driver.execute(raw.sql, raw.values(params))
+        cursor = raw.execute(conn.connection.driver_connection, params)
         try:
             if cursor.description is None:
                 return WriteResult((), cursor.rowcount)
@@ -297,8 +306,7 @@ class SqliteDatabase(Database):
             cursor.close()
 
     def _read_raw(self, raw: Raw, params: Mapping[str, Any]) -> list[Row]:
-        driver: Any = self._reader().connection.driver_connection
-        cursor = driver.execute(raw.sql, raw.values(params))
+        cursor = raw.execute(self._reader().connection.driver_connection, params)
         try:
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
