@@ -35,6 +35,8 @@ class SighupReload:
         try:
             loop.add_signal_handler(hangup, self._fire)
         except (NotImplementedError, RuntimeError, ValueError):
+            # No signal handlers on this loop (Windows' proactor, an embedded loop): the
+            # reload is then reached through the admin API only.
             return self
         self._loop = loop
         return self

@@ -29,9 +29,8 @@ from imagegate.cli.connection import (
     DialectOpt,
     ProfileOpt,
     UrlOpt,
-    connection,
     failures,
-    need_key,
+    keyed_connection,
     resume_command,
 )
 from imagegate.cli.generate import (
@@ -87,8 +86,7 @@ def batch(
     dialect: DialectOpt = None,
 ) -> None:
     """Run every prompt of FILE; rerun the same command to resume after a stop or a crash."""
-    conn = connection(url, api_key, profile, dialect)
-    need_key(conn)
+    conn = keyed_connection(url, api_key, profile, dialect)
     folder = out if out is not None else file.with_suffix("")
     defaults = image_fields(model, size, resolution, n, output_format, quality, background)
     again = resume_command(conn, "batch", str(file), "--out", str(folder))

@@ -98,6 +98,15 @@ def need_key(conn: Connection) -> None:
                     "api_key (see docs/client.md)")
 
 
+def keyed_connection(url: str | None, api_key: str | None, profile: str | None,
+                     dialect: str | None) -> Connection:
+    """`connection`, for the commands that call the API (all but `profile`): a missing key
+    stops them before anything is sent."""
+    conn = connection(url, api_key, profile, dialect)
+    need_key(conn)
+    return conn
+
+
 def resume_command(conn: Connection, *args: str) -> str:
     return shlex.join(["imagegate", *args, *conn.flags])
 

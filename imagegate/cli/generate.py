@@ -19,9 +19,8 @@ from imagegate.cli.connection import (
     DialectOpt,
     ProfileOpt,
     UrlOpt,
-    connection,
     failures,
-    need_key,
+    keyed_connection,
     resume_command,
 )
 from imagegate.cli.taskbars import TaskBars
@@ -70,8 +69,7 @@ def generate(
     dialect: DialectOpt = None,
 ) -> None:
     """Generate (or, with --image, edit) images: submit, show progress, save the files."""
-    conn = connection(url, api_key, profile, dialect)
-    need_key(conn)
+    conn = keyed_connection(url, api_key, profile, dialect)
     if mask and not image:
         typer.echo("error: --mask needs at least one --image", err=True)
         raise typer.Exit(2)

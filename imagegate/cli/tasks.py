@@ -20,9 +20,8 @@ from imagegate.cli.connection import (
     DialectOpt,
     ProfileOpt,
     UrlOpt,
-    connection,
     failures,
-    need_key,
+    keyed_connection,
     resume_command,
 )
 from imagegate.cli.generate import JsonOut, TimeoutOpt
@@ -53,8 +52,7 @@ def tasks_list(
     dialect: DialectOpt = None,
 ) -> None:
     """Your tasks, newest first (needs a server with GET /v1/tasks)."""
-    conn = connection(url, api_key, profile, dialect)
-    need_key(conn)
+    conn = keyed_connection(url, api_key, profile, dialect)
     with failures(), conn.client() as client:
         page = client.tasks.list(status=status, model=model, created_after=created_after,
                                  created_before=created_before, limit=limit, after=after)
@@ -85,8 +83,7 @@ def tasks_get(
     dialect: DialectOpt = None,
 ) -> None:
     """One task: status, progress, result or error."""
-    conn = connection(url, api_key, profile, dialect)
-    need_key(conn)
+    conn = keyed_connection(url, api_key, profile, dialect)
     with failures(), conn.client() as client:
         task = client.tasks.get(task_id)
     _print(task, as_json)
@@ -103,8 +100,7 @@ def tasks_wait(
     dialect: DialectOpt = None,
 ) -> None:
     """Wait for a task to end, showing its progress; exit 1 if it failed."""
-    conn = connection(url, api_key, profile, dialect)
-    need_key(conn)
+    conn = keyed_connection(url, api_key, profile, dialect)
     paths: list[Path] = []
     with failures(), conn.client() as client:
         try:
@@ -138,8 +134,7 @@ def tasks_cancel(
     dialect: DialectOpt = None,
 ) -> None:
     """Cancel a task (refunded; a task that already ended is left as it is)."""
-    conn = connection(url, api_key, profile, dialect)
-    need_key(conn)
+    conn = keyed_connection(url, api_key, profile, dialect)
     with failures(), conn.client() as client:
         task = client.tasks.cancel(task_id)
     _print(task, as_json)
