@@ -13,7 +13,7 @@ from imagegate.api.creation import Creation, CreationDep, idempotency_key, with_
 from imagegate.api.deps import api_key, json_body
 from imagegate.api.prefer import Preferences, preferences
 from imagegate.api.profiles import native
-from imagegate.api.responses import JSONResponse
+from imagegate.api.responses import JSONResponse, json_response
 from imagegate.api.stream import stream_response
 from imagegate.domain.normalize import normalize, opt_bool
 from imagegate.domain.request import ImageRequest
@@ -78,8 +78,8 @@ async def run_request(request: Request, run: Creation, key: ApiKey, body: dict[s
     done = await run.tasks.result(task, job, timeout=wait)
     if done.status is TaskStatus.SUCCEEDED:
         applied = prefs.applied(wait, answered_async=False)
-        return JSONResponse(await native.image_response(run.links, done),
-                            headers={"Preference-Applied": applied} if applied else None)
+        return await json_response(await native.image_response(run.links, done, streamed=True),
+                                   headers={"Preference-Applied": applied} if applied else None)
     # Still running after the wait: hand over the task instead of holding the line.
     return accepted(retry_after, done, prefs.applied(wait, answered_async=True))
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from starlette.datastructures import QueryParams
 
 from imagegate.api import deps
 from imagegate.api.deps import api_key
 from imagegate.api.paging import page_limit
 from imagegate.api.profiles import native
-from imagegate.api.responses import JSONResponse
+from imagegate.api.responses import JSONResponse, json_response
 from imagegate.domain.task import Task, TaskStatus
 from imagegate.errors import InvalidRequestError, NotFoundError
 from imagegate.storage.links import ResultLinks
@@ -48,15 +48,15 @@ async def owned_task(request: Request) -> Task:
     return task
 
 
-async def get_task(request: Request) -> JSONResponse:
+async def get_task(request: Request) -> Response:
     """Also serves the older path /v1/images/tasks/{id}: the same object."""
     task = await owned_task(request)
     links: ResultLinks = await deps.links(request)
     outlook = await (await deps.tasks(request)).outlook(task)
-    return JSONResponse(await native.task_object(links, task, outlook))
+    return await json_response(await native.task_object(links, task, outlook, streamed=True))
 
 
-async def cancel_task(request: Request) -> JSONResponse:
+async def cancel_task(request: Request) -> Response:
     """Idempotent: cancelling a finished or already-cancelled task returns it unchanged."""
     key = await api_key(request)
     task_id: str = request.path_params["task_id"]
@@ -65,7 +65,8 @@ async def cancel_task(request: Request) -> JSONResponse:
     if task is None:
         raise not_found(task_id)
     outlook = await service.outlook(task)
-    return JSONResponse(await native.task_object(await deps.links(request), task, outlook))
+    return await json_response(await native.task_object(await deps.links(request), task,
+                                                        outlook, streamed=True))
 
 
 def _seconds(query: QueryParams, name: str) -> float | None:

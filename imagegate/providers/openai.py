@@ -33,6 +33,7 @@ from imagegate.config import ChannelConfig
 from imagegate.domain.catalog import Catalog, ModelSpec, load_catalog
 from imagegate.domain.images import GeneratedImage, PartialImage
 from imagegate.errors import ProviderError, ProviderRejectedError
+from imagegate.providers import big_json
 from imagegate.providers import openai_wire as wire
 from imagegate.providers.base import (
     SYNC_CALL,
@@ -61,7 +62,7 @@ class OpenAIProvider(Provider):
         self.downloader = downloader
         # The model rules (size rule, family) come from the catalog the service runs with.
         self.catalog = catalog if catalog is not None else load_catalog()
-        self.client = UpstreamClient(channel)
+        self.client = UpstreamClient(channel, loads=big_json.loads)
 
     async def aclose(self) -> None:
         await self.client.aclose()

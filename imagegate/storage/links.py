@@ -25,6 +25,11 @@ _INLINE_B64 = 16 * 1024 * 1024
 _ORIGINS = 64
 
 
+def data_url_head(image: StoredImage) -> str:
+    """What comes before the base64 in the image's `data:` URL."""
+    return f"data:{image.content_type};base64,"
+
+
 class ResultLinks:
     """`url_mode = "absolute"` needs a base: `public_base_url` when configured, else the
     origin the client reached the server at (`for_origin`, per request). Without either (a
@@ -103,7 +108,7 @@ class ResultLinks:
                 else await asyncio.to_thread(pybase64.b64encode_as_string, data))
 
     async def data_url(self, image: StoredImage) -> str:
-        return f"data:{image.content_type};base64,{await self.b64(image)}"
+        return data_url_head(image) + await self.b64(image)
 
     def verify(self, task_id: str, index: int, exp_ms: int, sig: str) -> bool:
         """Whether a signed URL's parts are genuine and unexpired (constant-time compare)."""

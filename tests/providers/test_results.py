@@ -150,6 +150,9 @@ async def test_download_over_cap(fake: FakeOpenAI, client: UpstreamClient,
     "data:image/png,notbase64",
     "!!! not base64 !!!",
     "   ",
+    # Non-ASCII inside base64: pybase64 refuses the str itself, then the cleaned bytes.
+    "iVBORw0KGgo\u00e9AAAANSUhEUg",
+    "iVBORw0KGgo\u2028AAAANSUhEUg==",
 ])
 async def test_non_images_and_garbage(client: UpstreamClient, downloader: ResultDownloader,
                                       value: str) -> None:

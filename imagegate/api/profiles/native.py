@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from imagegate.api.responses import InlineImage
 from imagegate.domain.request import ResponseShape, produced_fields
 from imagegate.domain.task import StoredImage, Task, TaskStatus
-from imagegate.storage.links import ResultLinks
+from imagegate.storage.links import ResultLinks, data_url_head
 from imagegate.tasks.service import Outlook
 
 
@@ -18,15 +19,17 @@ def file_id(task_id: str, index: int) -> str:
 
 
 async def _image_item(links: ResultLinks, task: Task, index: int, image: StoredImage,
-                      response_format: str, inline: bool = True) -> dict[str, Any]:
+                      response_format: str, inline: bool = True, streamed: bool = False
+                      ) -> dict[str, Any]:
     item: dict[str, Any] = {"file_id": file_id(task.id, index)}
     if not inline:
         item["url"], _ = links.signed_url(task, index)
     elif response_format == "b64_json":
-        item["b64_json"] = await links.b64(image)
+        item["b64_json"] = InlineImage(links, image) if streamed else await links.b64(image)
         item["url"], _ = links.signed_url(task, index)
-    elif response_format == "data_url":
-        item["url"] = await links.data_url(image)
+    elif response_format == "data_url" or links.url_mode == "data":
+        item["url"] = (InlineImage(links, image, data_url_head(image)) if streamed
+                       else await links.data_url(image))
     else:
         item["url"], _ = await links.url(task, index)
     if image.revised_prompt:
@@ -34,14 +37,17 @@ async def _image_item(links: ResultLinks, task: Task, index: int, image: StoredI
     return item
 
 
-async def image_response(links: ResultLinks, task: Task, *, inline: bool = True
-                         ) -> dict[str, Any]:
+async def image_response(links: ResultLinks, task: Task, *, inline: bool = True,
+                         streamed: bool = False) -> dict[str, Any]:
     """The synchronous response body (also a succeeded task's `result`). `inline=False`
     (task lists): every image as its signed URL, never its bytes, whatever
-    `response_format` asked, so a page of a hundred tasks stays small."""
+    `response_format` asked, so a page of a hundred tasks stays small. `streamed=True`: each
+    image's base64 as an `InlineImage`, for a body sent by `responses.json_response` (which
+    writes it from the blob in pieces); otherwise as a str, for bodies used whole (webhook
+    payloads, events)."""
     request = ResponseShape.from_json(task.request)
     data = [
-        await _image_item(links, task, i, image, request.response_format, inline)
+        await _image_item(links, task, i, image, request.response_format, inline, streamed)
         for i, image in enumerate(task.images)
     ]
     made = produced_fields(request, task.result)
@@ -67,9 +73,9 @@ def submit_response(task: Task) -> dict[str, Any]:
 
 
 async def task_object(links: ResultLinks, task: Task, outlook: Outlook | None = None, *,
-                      inline: bool = True) -> dict[str, Any]:
+                      inline: bool = True, streamed: bool = False) -> dict[str, Any]:
     """The task as `GET /v1/tasks/{id}` shows it. `outlook` (`TaskService.outlook`): its
-    queue position and estimate; without one both are null. `inline`: see
+    queue position and estimate; without one both are null. `inline`, `streamed`: see
     `image_response`."""
     outlook = outlook or Outlook()
     body: dict[str, Any] = {
@@ -90,7 +96,7 @@ async def task_object(links: ResultLinks, task: Task, outlook: Outlook | None = 
         "error": None,
     }
     if task.status is TaskStatus.SUCCEEDED:
-        body["result"] = await image_response(links, task, inline=inline)
+        body["result"] = await image_response(links, task, inline=inline, streamed=streamed)
     elif task.error is not None:
         body["error"] = task.error
     return body

@@ -30,7 +30,7 @@ from imagegate.api.deps import CatalogDep, api_key, json_body
 from imagegate.api.edits import read_edit_input
 from imagegate.api.profiles import native
 from imagegate.api.profiles.errors import render_error
-from imagegate.api.responses import JSONResponse
+from imagegate.api.responses import JSONResponse, json_response
 from imagegate.api.stream import stream_response
 from imagegate.config import Settings
 from imagegate.domain.catalog import ModelSpec
@@ -85,8 +85,9 @@ def openai_body(body: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
 
 
 async def image_response(links: ResultLinks, task: Task, spec: ModelSpec) -> dict[str, Any]:
-    """The native response with every field OpenAI does not send left out."""
-    full = await native.image_response(links, task)
+    """The native response with every field OpenAI does not send left out (base64 as
+    `InlineImage`s: the body is sent by `json_response`)."""
+    full = await native.image_response(links, task, streamed=True)
     wanted = "b64_json" if task.request.get("response_format") == "b64_json" else "url"
     data = [{k: item[k] for k in (wanted, "revised_prompt") if k in item}
             for item in full["data"]]
@@ -131,7 +132,7 @@ async def _run(request: Request, run: Creation, key: ApiKey, body: dict[str, Any
         raise TaskCancelledError(f"Task {done.id} was cancelled before it finished")
     if done.status is not TaskStatus.SUCCEEDED:
         return _still_running(request, run.settings, done)
-    return JSONResponse(await image_response(run.links, done, spec))
+    return await json_response(await image_response(run.links, done, spec))
 
 
 _IMAGES_OK: openapi.Responses = {

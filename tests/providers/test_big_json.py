@@ -1,0 +1,98 @@
+"""big_json.loads gives exactly what orjson.loads gives (or its error), on answers with long
+base64 strings where the fast path applies and on the quirky ones where it must not."""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+import pybase64
+import pytest
+
+from imagegate.errors import ProviderError
+from imagegate.providers import big_json, openai_wire
+
+B64 = pybase64.b64encode_as_string(os.urandom(300_000))  # 400,000 characters
+B64_B = pybase64.b64encode_as_string(os.urandom(100_002))
+
+
+def same(raw: bytes) -> object:
+    got = big_json.loads(raw)
+    assert got == orjson.loads(raw)
+    return got
+
+
+@pytest.mark.parametrize("raw", [
+    orjson.dumps({"created": 1, "data": [{"b64_json": B64, "revised_prompt": "a cat"}],
+                  "usage": {"total_tokens": 3}}),
+    # n > 1, with spaces and line breaks between the tokens
+    b'{ "data" : [ {"b64_json" :\n "' + B64.encode() + b'" } ,\r\n{ "b64_json":"'
+    + B64_B.encode() + b'", "revised_prompt": "b"} ] }',
+    # reseller quirks: b64_json "" beside a url; a url list; a data: URL as the url
+    orjson.dumps({"data": [{"b64_json": "", "url": "https://x/1.png"},
+                           {"url": ["", "https://x/2.png"]},
+                           {"url": "data:image/png;base64," + B64}]}),
+    # the key "b64_json" as a string value and inside a prompt, before the real one
+    orjson.dumps({"response_format": "b64_json", "note": 'say "b64_json": "x"',
+                  "data": [{"revised_prompt": '"b64_json": "' + "Q" * 70_000,
+                            "b64_json": B64}]}),
+    # a long string under any key is cut the same way
+    orjson.dumps({"data": [{"b64_json": B64, "other": "Z" * 80_000}]}),
+])
+def test_same_as_orjson(raw: bytes) -> None:
+    same(raw)
+
+
+def test_fast_path_is_taken_for_a_plain_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole document never reaches orjson (the point of the module), and the answer
+    still reads the same through parse_answer."""
+    raw = orjson.dumps({"note": 'quoted "b64_json" and a backslash \\',
+                        "data": [{"b64_json": B64}, {"b64_json": B64_B}]})
+    seen: list[int] = []
+    real = orjson.loads
+
+    def spy(data: bytes) -> object:
+        seen.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(big_json.orjson, "loads", spy)
+    got = big_json.loads(raw)
+    assert seen and max(seen) < 1_000
+    monkeypatch.undo()
+    assert openai_wire.parse_answer(got, "c") == openai_wire.parse_answer(orjson.loads(raw),
+                                                                          "c")
+
+
+@pytest.mark.parametrize("raw", [
+    # an escaped slash (PHP's json_encode): orjson unescapes it
+    b'{"data": [{"b64_json": "' + B64.replace("/", "\\/").encode() + b'"}]}',
+    # a key-like text inside a long string that is itself a value
+    b'{"data": [{"revised_prompt": "x \\"b64_json\\": \\"' + b"A" * 70_000 + b'", '
+    b'"b64_json": "' + B64.encode() + b'"}]}',
+    # duplicate keys: orjson keeps the last
+    b'{"data": [{"b64_json": "' + B64.encode() + b'", "b64_json": "' + B64_B.encode()
+    + b'"}]}',
+    # non-ASCII inside the long string
+    b'{"data": [{"b64_json": "' + B64[:70_000].encode() + "é".encode() + b'"}]}',
+])
+def test_quirks_fall_back_to_the_same_answer(raw: bytes) -> None:
+    same(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"data": [{"b64_json": "' + B64.encode() + b'"}]',       # cut short
+    b'{"data": [{"b64_json": "' + B64.encode() + b'" "x"}]}',   # not JSON after the value
+    b'{"data": [{"b64_json": "' + B64.encode() + b'\n"}]}',     # a raw line break
+    b'{"data": [{"b64_json": "' + B64.encode(),                # no closing quote
+])
+def test_invalid_json_is_refused_as_orjson_refuses_it(raw: bytes) -> None:
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(raw)
+    with pytest.raises(orjson.JSONDecodeError):
+        big_json.loads(raw)
+
+
+def test_parse_answer_errors_are_unchanged() -> None:
+    raw = orjson.dumps({"data": [{"b64_json": B64}, "not an object"]})
+    with pytest.raises(ProviderError, match="not an object"):
+        openai_wire.parse_answer(big_json.loads(raw), "c")
