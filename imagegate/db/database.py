@@ -5,20 +5,20 @@ executed differs per backend:
 
 - PostgreSQL: SQLAlchemy's async engine on asyncpg (a native asyncio driver).
 - SQLite: SQLAlchemy's *sync* engine on the stdlib driver. Writes run on one dedicated thread
-  (SQLite has one writer anyway, so this also serializes them without a lock), one hop per
-  transaction. Reads run inline on the event loop: in WAL mode a reader never waits for a
-  writer, and a primary-key lookup takes ~10 µs. Measured on the 2-core dev machine, the
-  aiosqlite driver this replaced made 5 thread hand-offs per statement and took ~1.6 ms per
-  task read, which capped task polling near 500 requests/s; a read here takes ~0.05 ms.
+  (SQLite has one writer anyway, so this also serializes them without a lock), which commits
+  the transactions queued meanwhile together (`sqlite_writer.py`: group commit, each
+  transaction still its own). Reads run inline on the event loop: in WAL mode a reader never
+  waits for a writer, and a primary-key lookup takes ~10 µs. Measured on the 2-core dev
+  machine, the aiosqlite driver this replaced made 5 thread hand-offs per statement and took
+  ~1.6 ms per task read, which capped task polling near 500 requests/s; a read here takes
+  ~0.05 ms.
 """
 
 from __future__ import annotations
 
 import abc
-import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from imagegate.db.sqlite_writer import SqliteWriter
 from imagegate.secret_files import private_dir, private_file
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -213,32 +214,12 @@ class SqliteDatabase(Database):
             poolclass=sa.pool.NullPool,
         )
         sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagegate-sqlite")
-        self._write_conn: sa.Connection | None = None
+        self._writer = SqliteWriter(self.engine.connect)
         self._read_conn: sa.Connection | None = None
         # Prebuilt statements (those read with params) compiled once to SQL text: running the
         # text on the raw driver costs ~10 µs against ~70 µs through SQLAlchemy's execute.
         # Keyed by the statement object, which its owner keeps for its lifetime.
         self._compiled: dict[int, tuple[sa.Executable, Raw | None]] = {}
-
-    async def _on_writer(self, fn: Callable[[sa.Connection], T]) -> T:
-        def run() -> T:
-            if self._write_conn is None:
-                self._write_conn = self.engine.connect()
-            conn = self._write_conn
-            try:
-                if not conn.in_transaction():
-                    # Begun explicitly, so commit() reaches the driver even when every
-                    # statement went around SQLAlchemy (`_execute_raw`).
-                    conn.begin()
-                value = fn(conn)
-                conn.commit()
-                return value
-            except BaseException:
-                conn.rollback()
-                raise
-
-        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
 
     def _reader(self) -> sa.Connection:
         if self._read_conn is None:
@@ -314,22 +295,16 @@ class SqliteDatabase(Database):
             cursor.close()
 
     async def write(self, stmt: sa.Executable, params: Params = None) -> WriteResult:
-        return await self._on_writer(lambda conn: self._execute_raw(conn, stmt, params))
+        return await self._writer.run(lambda conn: self._execute_raw(conn, stmt, params))
 
     async def transaction(self, steps: Sequence[Step]) -> list[WriteResult]:
-        return await self._on_writer(lambda conn: _run_steps(conn, steps, self._execute_raw))
+        return await self._writer.run(lambda conn: _run_steps(conn, steps, self._execute_raw))
 
     async def migrate(self) -> None:
-        await self._on_writer(_upgrade)
+        await self._writer.run(_upgrade, alone=True)
 
     async def aclose(self) -> None:
-        def close() -> None:
-            if self._write_conn is not None:
-                self._write_conn.close()
-                self._write_conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._writer, close)
-        self._writer.shutdown(wait=True)
+        await self._writer.aclose()
         if self._read_conn is not None:
             self._read_conn.close()
             self._read_conn = None
