@@ -210,8 +210,8 @@ class TaskStore:
             "deadline_at": None if deadline is None else now + float(deadline),
         }
         task = _row_to_task(values)
-        steps = [*billing.hold_steps(self._bill, task, now), Step(self._insert, values),
-                 *extra_steps]
+        steps = billing.key_last(self._bill, [*billing.hold_steps(self._bill, task, now),
+                                              Step(self._insert, values), *extra_steps])
         try:
             await self._db.transaction(steps)
         except ConditionFailed as exc:
@@ -402,7 +402,7 @@ class TaskStore:
 
     async def _finish(self, steps: list[Step]) -> bool:
         try:
-            await self._db.transaction(steps)
+            await self._db.transaction(billing.key_last(self._bill, steps))
         except ConditionFailed:
             return False
         return True
