@@ -54,6 +54,13 @@ def _translate(raw: Raw, values: Sequence[Any], exc: Exception) -> sa.exc.DBAPIE
     return sa.exc.DBAPIError(raw.sql, values, exc)
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """A connection's reset on its way back to the pool. asyncpg's default resets the session
+    (advisory locks, cursors, LISTENs, settings: one more round trip per use); this pool
+    runs prebuilt statements only and changes none of those. An open transaction is still
+    rolled back: asyncpg does that before calling this."""
+
+
 def _rowcount(status: str) -> int:
     """Rows a command touched, from its status: "UPDATE 3", "INSERT 0 1", "DELETE 0"."""
     tail = status.rsplit(" ", 1)[-1]
@@ -90,7 +97,8 @@ class PostgresRaw:
         async with self._opening:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(self._dsn, min_size=0,
-                                                       max_size=self._max_size)
+                                                       max_size=self._max_size,
+                                                       reset=_keep_session)
             return self._pool
 
     async def read(self, raw: Raw, params: Mapping[str, Any]) -> list[Row]:
