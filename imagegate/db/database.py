@@ -74,10 +74,13 @@ class Database(abc.ABC):
         """Run one statement in its own committed transaction."""
 
     @abc.abstractmethod
-    async def transaction(self, steps: Sequence[Step]) -> list[WriteResult]:
+    async def transaction(self, steps: Sequence[Step], *, new_work: bool = False
+                          ) -> list[WriteResult]:
         """Run `steps` in order in one transaction: all commit, or (on an exception or a
         failed `require`) none do. The statements are fixed up front, so a transaction never
-        holds a connection across an await on something else."""
+        holds a connection across an await on something else. `new_work`: it admits new
+        work (a task's creation), and may wait behind the transactions of work admitted
+        before (SQLite's one writer orders them so; see `sqlite_writer.py`)."""
 
     @abc.abstractmethod
     async def migrate(self) -> None:
@@ -134,7 +137,8 @@ class PostgresDatabase(Database):
         async with self.engine.begin() as conn:
             return _write_result(await conn.execute(stmt, params))
 
-    async def transaction(self, steps: Sequence[Step]) -> list[WriteResult]:
+    async def transaction(self, steps: Sequence[Step], *, new_work: bool = False
+                          ) -> list[WriteResult]:
         if self._raw is not None:
             raws = [(self._statements.get(s.stmt) if s.params is not None else None, s)
                     for s in steps]
@@ -233,8 +237,10 @@ class SqliteDatabase(Database):
     async def write(self, stmt: sa.Executable, params: Params = None) -> WriteResult:
         return await self._writer.run(lambda conn: self._execute_raw(conn, stmt, params))
 
-    async def transaction(self, steps: Sequence[Step]) -> list[WriteResult]:
-        return await self._writer.run(lambda conn: _run_steps(conn, steps, self._execute_raw))
+    async def transaction(self, steps: Sequence[Step], *, new_work: bool = False
+                          ) -> list[WriteResult]:
+        return await self._writer.run(lambda conn: _run_steps(conn, steps, self._execute_raw),
+                                      new_work=new_work)
 
     async def migrate(self) -> None:
         await self._writer.run(_upgrade, alone=True)

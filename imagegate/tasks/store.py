@@ -213,7 +213,8 @@ class TaskStore:
         steps = billing.key_last(self._bill, [*billing.hold_steps(self._bill, task, now),
                                               Step(self._insert, values), *extra_steps])
         try:
-            await self._db.transaction(steps)
+            # New work: on SQLite it waits behind the writes of tasks already running.
+            await self._db.transaction(steps, new_work=True)
         except ConditionFailed as exc:
             if exc.label == billing.HOLD:
                 raise await self._refusal(key_id, hold) from None

@@ -180,3 +180,29 @@ async def test_close_runs_what_was_queued_first(setup: Any) -> None:
     await writer.aclose()
     assert await asyncio.gather(*jobs) == [1, 2, 3, 4, 5]
     assert children(engine) == [1, 2, 3, 4, 5]
+
+
+async def test_work_already_admitted_goes_before_new_work(setup: Any) -> None:
+    """Queued together, the transactions of running work commit before those admitting new
+    work, each kind in its own order; nothing is lost or run twice."""
+    writer, engine, _ = setup
+    order: list[str] = []
+
+    def note(name: str, child: int) -> Callable[[sa.Connection], str]:
+        def fn(conn: sa.Connection) -> str:
+            insert(child)(conn)
+            order.append(name)
+            return name
+        return fn
+
+    busy, release = await hold(writer)
+    jobs = [asyncio.ensure_future(writer.run(note("new1", 1), new_work=True)),
+            asyncio.ensure_future(writer.run(note("old1", 2))),
+            asyncio.ensure_future(writer.run(note("new2", 3), new_work=True)),
+            asyncio.ensure_future(writer.run(note("old2", 4)))]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*jobs) == ["new1", "old1", "new2", "old2"]
+    await busy
+    assert order == ["old1", "old2", "new1", "new2"]
+    assert children(engine) == [1, 2, 3, 4]
