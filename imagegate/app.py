@@ -120,6 +120,8 @@ class ImagegateApp(FastAPI):
     (`HotRoutesMiddleware`, set by `build_app`)."""
 
     front: ASGIApp
+    # The same object as `state.backends`, for `api/deps.py` to read without State's lookup.
+    backends: Backends | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self  # endpoints reach the backends through request.app
@@ -136,6 +138,8 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
         own = backends is None
         app.state.backends = backends or await build_backends(
             settings, reload_settings=reload_settings)
+        if isinstance(app, ImagegateApp):
+            app.backends = app.state.backends
         hangup = reload_on_sighup(app.state.backends.moderation)
         try:
             yield
@@ -159,7 +163,7 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     if backends is not None:
-        app.state.backends = backends
+        app.state.backends = app.backends = backends
     app.add_exception_handler(ImagegateError, _imagegate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     routers = (async_aliases.router, images.router, edits.router, variations.router,

@@ -52,7 +52,11 @@ class ChannelConfig(BaseModel):
     concurrency: int | None = Field(None, ge=1)
     connect_timeout: float = Field(10.0, gt=0)
     timeout: float = Field(600.0, gt=0)  # one upstream HTTP request (a sync generation)
-    poll_interval: float = Field(3.0, gt=0)  # async task APIs
+    # async task APIs: the first poll's delay and the shortest wait between polls; the
+    # waits grow with the task's expected run time and age (providers/cadence.py) up to
+    # `poll_interval_max` (None: 10 x poll_interval)
+    poll_interval: float = Field(3.0, gt=0)
+    poll_interval_max: float | None = Field(None, gt=0)
     task_timeout: float = Field(1800.0, gt=0)  # an async upstream task, submit to result
     official: bool = False
     # openai_compatible: the request fields this upstream accepts (None: the adapter's default)
@@ -86,6 +90,15 @@ class ChannelConfig(BaseModel):
 
     def upstream_model(self, model: str) -> str:
         return self.model_map.get(model, model)
+
+    @property
+    def max_poll_interval(self) -> float:
+        """The longest wait between two polls of an async upstream task: `poll_interval_max`,
+        by default ten times `poll_interval` (so a channel that polls often also backs off
+        to a short cap), never below `poll_interval`."""
+        configured = self.poll_interval_max
+        longest = 10 * self.poll_interval if configured is None else configured
+        return max(self.poll_interval, longest)
 
 
 class Settings(BaseSettings):

@@ -32,7 +32,7 @@ from imagegate.accounts.idempotency import IdempotencyStore
 from imagegate.accounts.keys import KeyStore
 from imagegate.accounts.limits import RateLimiter
 from imagegate.accounts.usage import UsageReporter
-from imagegate.api.origin import Network, parse_networks
+from imagegate.api.origin import ProxyTrust, parse_networks
 from imagegate.api.profiles.native import task_object
 from imagegate.config import Settings
 from imagegate.db.database import Database, read_scalar
@@ -125,7 +125,7 @@ class Backends:
     # images (the ingestor) draw on this one budget.
     body_budget: MemoryBudget
     # Reverse proxies whose forwarded headers the API believes (absolute result URLs).
-    trusted_proxies: tuple[Network, ...] = ()
+    trusted_proxies: ProxyTrust = field(default_factory=ProxyTrust)
     worker: Worker | None = None
     dispatcher: WebhookDispatcher | None = None
     # `/readyz`: what must answer for this process to take traffic, by name.
@@ -326,7 +326,7 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database,
         # than one generated into (or read from) its data directory.
         admin_token=(secret_files.admin_token(settings) if with_api
                      else secrets.token_urlsafe(32)),
-        trusted_proxies=parse_networks(settings.trusted_proxies),
+        trusted_proxies=ProxyTrust(parse_networks(settings.trusted_proxies)),
         body_budget=body_budget,
         checks=checks,
     )

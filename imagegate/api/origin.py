@@ -30,23 +30,40 @@ def parse_networks(values: Sequence[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            text: str = value.decode("latin-1")
-            return text
-    return None
+class ProxyTrust:
+    """`trusted_proxies`: whether a peer address is one of them, each address's verdict
+    remembered. Parsing the address was two thirds of working out a request's origin, and a
+    server sees the same few peers (its proxies, its clients) again and again."""
+
+    # Verdicts kept at most; past it the memo starts over (a scan of many addresses cannot
+    # grow it without bound).
+    _MEMO = 4096
+
+    def __init__(self, networks: Sequence[Network] = ()) -> None:
+        self.networks = tuple(networks)
+        self._memo: dict[str, bool] = {}
+
+    def trusts(self, host: str) -> bool:
+        if not self.networks:
+            return False
+        verdict = self._memo.get(host)
+        if verdict is None:
+            verdict = self._judge(host)
+            if len(self._memo) >= self._MEMO:
+                self._memo.clear()
+            self._memo[host] = verdict
+        return verdict
+
+    def _judge(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address.version == net.version and address in net for net in self.networks)
 
 
-def _trusted(scope: Scope, networks: Sequence[Network]) -> bool:
-    client = scope.get("client")
-    if not client or not networks:
-        return False
-    try:
-        address = ipaddress.ip_address(client[0])
-    except ValueError:
-        return False
-    return any(address.version == net.version and address in net for net in networks)
+def _latin1(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
 
 
 def _first(value: str | None) -> str:
@@ -54,17 +71,27 @@ def _first(value: str | None) -> str:
     return (value or "").split(",")[0].strip()
 
 
-def request_origin(scope: Scope, trusted: Sequence[Network]) -> str:
+def request_origin(scope: Scope, trusted: ProxyTrust) -> str:
     """`scheme://host` as the client used it, forwarded headers honoured only from a
     trusted peer; a Host that is not a plain host[:port] falls back to the listening
     address rather than be copied into links."""
     scheme = str(scope.get("scheme", "http"))
-    host = _header(scope, b"host") or ""
-    if _trusted(scope, trusted):
-        proto = _first(_header(scope, b"x-forwarded-proto")).lower()
+    # One pass over the headers for the three this needs (the first of each counts).
+    raw_host = proto_header = forwarded_header = None
+    for key, value in scope.get("headers", ()):
+        if key == b"host":
+            raw_host = raw_host if raw_host is not None else value
+        elif key == b"x-forwarded-proto":
+            proto_header = proto_header if proto_header is not None else value
+        elif key == b"x-forwarded-host":
+            forwarded_header = forwarded_header if forwarded_header is not None else value
+    host = raw_host.decode("latin-1") if raw_host is not None else ""
+    client = scope.get("client")
+    if client and trusted.trusts(client[0]):
+        proto = _first(_latin1(proto_header)).lower()
         if proto in _SCHEMES:
             scheme = proto
-        forwarded_host = _first(_header(scope, b"x-forwarded-host"))
+        forwarded_host = _first(_latin1(forwarded_header))
         if forwarded_host:
             host = forwarded_host
     if not _HOST.match(host):

@@ -8,11 +8,13 @@ run with params (compiled once, `RawStatements`, with SQLAlchemy's own casts ren
 `$1::VARCHAR`); everything else (migrations, statements built per call) stays on
 SQLAlchemy's engine.
 
-What callers see is unchanged: errors come as SQLAlchemy's (`IntegrityError` for a
-constraint, `DBAPIError` otherwise), a transaction commits whole or not at all. A
-connection found dead when its transaction begins (the server restarted since it was
-pooled) is dropped and the call tried once more on a new one: nothing of it had run. A
-failure after that is raised, never retried, since a statement may have taken effect.
+What callers see is unchanged, and the rules are the engine path's (`PostgresDatabase`):
+errors come as SQLAlchemy's (`IntegrityError` for a constraint, `DBAPIError` otherwise); a
+single statement runs without BEGIN/COMMIT (atomic by itself, one round trip); a
+transaction commits whole or not at all. A connection the server dropped since it was
+pooled (a restart) is replaced and the call tried once more only where nothing of it can
+have run: a read, or a transaction whose BEGIN failed. A write is never retried, since it
+may have taken effect.
 """
 
 from __future__ import annotations
@@ -107,6 +109,15 @@ class PostgresRaw:
 
         return await self._with_connection(run, transaction=False)
 
+    async def write(self, raw: Raw, params: Mapping[str, Any]) -> WriteResult:
+        """One statement, atomic by itself: no BEGIN/COMMIT around it (one round trip).
+        Never retried: its effect may have landed before a connection broke."""
+
+        async def run(conn: asyncpg.Connection) -> WriteResult:
+            return await _execute(conn, raw, params)
+
+        return await self._with_connection(run, transaction=False, retry=False)
+
     async def transaction(self, steps: Sequence[tuple[Raw, Mapping[str, Any], str | None]]
                           ) -> list[WriteResult]:
         """The steps in one transaction; a `require` label whose statement matched no row
@@ -124,7 +135,7 @@ class PostgresRaw:
         return await self._with_connection(run, transaction=True)
 
     async def _with_connection(self, run: Callable[[asyncpg.Connection], Awaitable[T]], *,
-                               transaction: bool) -> T:
+                               transaction: bool, retry: bool = True) -> T:
         pool = await self._get_pool()
         for attempt in (1, 2):
             async with pool.acquire() as conn:
@@ -141,8 +152,9 @@ class PostgresRaw:
                     # nothing: either is tried once more, on a new connection, when the
                     # server had dropped this one. Past BEGIN a statement may have taken
                     # effect, so nothing there is ever retried.
-                    retry = attempt == 1 and _dead(exc) and not (transaction and started)
-                    if not retry:
+                    again = (retry and attempt == 1 and _dead(exc)
+                             and not (transaction and started))
+                    if not again:
                         if isinstance(exc, _DEAD):  # as SQLAlchemy's, like every DB error
                             raise sa.exc.DBAPIError(None, None, exc,
                                                     connection_invalidated=True) from exc

@@ -7,7 +7,7 @@ Surfaces (native, openai, apimart profiles; JSON or multipart) turn their input 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from imagegate.domain.images import MIME_TYPES, ImageFormat
 
@@ -121,7 +121,7 @@ class ImageRequest:
     def produced_background(self) -> str:
         """The background made when no upstream says otherwise: `auto` makes an opaque one
         (a transparent one is only made when asked for)."""
-        return "opaque" if self.background == "auto" else self.background
+        return made_background(self.background)
 
     def to_json(self) -> dict[str, Any]:
         """What the task row stores; `from_json` is its exact inverse."""
@@ -204,7 +204,47 @@ class ImageRequest:
         )
 
 
-def produced_fields(request: ImageRequest, result: dict[str, Any] | None) -> dict[str, str]:
+class MadeAsAsked(Protocol):
+    """What `produced_fields` reads of a request: an `ImageRequest` or a `ResponseShape`."""
+
+    @property
+    def size_label(self) -> str: ...
+    @property
+    def quality(self) -> str: ...
+    @property
+    def output_format(self) -> str: ...
+    @property
+    def produced_background(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseShape:
+    """The few fields of a stored request that rendering its response needs, read from the
+    task row's JSON without building the whole `ImageRequest` (which was a tenth of a task
+    poll)."""
+
+    response_format: str
+    size_label: str
+    quality: str
+    background: str
+    output_format: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ResponseShape:
+        return cls(data["response_format"], data["size_label"], data["quality"],
+                   data["background"], data["output_format"])
+
+    @property
+    def produced_background(self) -> str:
+        return made_background(self.background)
+
+
+def made_background(asked: str) -> str:
+    """`auto` makes an opaque background; a transparent one is only made when asked for."""
+    return "opaque" if asked == "auto" else asked
+
+
+def produced_fields(request: MadeAsAsked, result: dict[str, Any] | None) -> dict[str, str]:
     """`size`, `quality`, `background` and `output_format` as a response reports them: what
     was made, never `auto`. An upstream's own report (kept in the task's `result` by the
     worker) wins over the request's resolved values."""

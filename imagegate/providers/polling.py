@@ -15,12 +15,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import base64
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from imagegate.config import ChannelConfig
+from imagegate.domain.catalog import Catalog
 from imagegate.domain.images import GeneratedImage, ReferenceImage
 from imagegate.errors import CONTENT_POLICY, ProviderError, ProviderRejectedError
 from imagegate.providers.base import (
@@ -32,6 +34,7 @@ from imagegate.providers.base import (
     no_partials,
     refuse_variation,
 )
+from imagegate.providers.cadence import Cadence
 from imagegate.providers.results import ResultDownloader
 from imagegate.providers.upstream import UpstreamClient, bad_response, is_content_policy
 
@@ -116,11 +119,17 @@ class AsyncTaskProvider(Provider):
     remote = True
     poll_error_limit = POLL_ERROR_LIMIT
 
-    def __init__(self, channel: ChannelConfig, downloader: ResultDownloader) -> None:
+    def __init__(self, channel: ChannelConfig, downloader: ResultDownloader, *,
+                 catalog: Catalog | None = None, rng: random.Random | None = None) -> None:
+        """`catalog`: the models' typical run times, which pace the polls (None: the
+        cadence knows no typical time and only grows with the task's age). `rng`: the
+        jitter's source (tests pass a seeded one)."""
         self.channel = channel
         self.name = channel.name
         self.downloader = downloader
         self.client = UpstreamClient(channel)
+        self.catalog = catalog
+        self.rng = rng or random.Random()
 
     @abc.abstractmethod
     async def submit(self, job: ProviderJob) -> tuple[str, TaskState | None]:
@@ -174,14 +183,22 @@ class AsyncTaskProvider(Provider):
             # anything is sent, so nothing upstream can charge for it.
             raise refuse_variation((self.name, self.channel.adapter))
         upstream_id = self._resumable_id(job)
+        resumed = upstream_id is not None
         state: TaskState | None = None
         if upstream_id is None:
             upstream_id, state = await self.submit(job)
             # Before anything else: from here on the upstream may charge for this task.
             await job.remember_upstream(self.name, upstream_id)
         if state is None or state.phase != "succeeded":
-            state = await self._wait(upstream_id, progress)
+            state = await self._wait(upstream_id, progress, self.cadence(job), resumed)
         return await self._download(state, job.request.n)
+
+    def cadence(self, job: ProviderJob) -> Cadence:
+        """This job's polling cadence: the channel's bounds and its model × tier's typical
+        run time (`providers/cadence.py`)."""
+        spec = self.catalog.get(job.request.model) if self.catalog is not None else None
+        expected = spec.typical(job.request.tier) if spec is not None else 0.0
+        return Cadence.for_channel(self.channel, expected)
 
     def _resumable_id(self, job: ProviderJob) -> str | None:
         # Never SYNC_CALL: the worker fails an interrupted sync call before building a job.
@@ -189,14 +206,19 @@ class AsyncTaskProvider(Provider):
             return job.upstream_task_id
         return None
 
-    async def _wait(self, upstream_id: str, progress: ProgressCallback) -> TaskState:
+    async def _wait(self, upstream_id: str, progress: ProgressCallback, cadence: Cadence,
+                    resumed: bool) -> TaskState:
         # On a resume the clock restarts: the original submit time is not known here, and
         # giving up early would abandon a task the upstream may still charge for.
-        deadline = time.monotonic() + self.channel.task_timeout
-        interval = self.channel.poll_interval
-        errors, reported = 0, -1
+        start = time.monotonic()
+        deadline = start + self.channel.task_timeout
+        errors, reported, polls = 0, -1, 0
+        if not resumed:
+            # A task just submitted is not done yet; a resumed one may have finished while
+            # nobody looked, so it is polled at once.
+            await asyncio.sleep(min(cadence.wait(0.0, 0, self.rng), self.channel.task_timeout))
         while True:
-            delay = interval
+            polls += 1
             try:
                 # A poll that hangs must not outlive the task's deadline (the channel's
                 # request timeout is sized for a sync generation, not for a status check).
@@ -217,6 +239,7 @@ class AsyncTaskProvider(Provider):
                 if pct > reported:
                     reported = pct
                     await progress(pct)
+                delay = cadence.wait(time.monotonic() - start, polls, self.rng)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._timed_out(upstream_id)

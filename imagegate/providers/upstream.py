@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -22,6 +22,7 @@ from imagegate.config import ChannelConfig
 from imagegate.errors import CONTENT_POLICY, ProviderError, ProviderRejectedError
 from imagegate.providers import holding
 
+T = TypeVar("T")
 MiB = 1024 * 1024
 # A JSON answer holds up to n base64 images; 10 x 4K PNGs fit comfortably below this.
 DEFAULT_MAX_RESPONSE_BYTES = 512 * MiB
@@ -92,10 +93,14 @@ class UpstreamClient:
     def url_for(self, path: str) -> str:
         return self.base_url + path
 
-    async def post_json(
+    # post_json, post_form and get_json hand back `_send`'s coroutine rather than awaiting
+    # it in a frame of their own: an `openai_compatible` call is held for the whole
+    # generation (a minute or more, thousands at once), and every suspended frame on its
+    # way down stays allocated that long.
+    def post_json(
         self, path: str, body: dict[str, Any], *, params: dict[str, str] | None = None
-    ) -> Any:
-        return await self._json("POST", self.url_for(path), json=body, params=params)
+    ) -> Coroutine[Any, Any, Any]:
+        return self._send("POST", self.url_for(path), self._parsed, json=body, params=params)
 
     async def post_json_events(self, path: str, body: dict[str, Any],
                                on_event: Callable[[str, Any], Awaitable[None]]) -> None:
@@ -141,11 +146,11 @@ class UpstreamClient:
             raise ProviderError(f"{name}: could not reach the upstream ({type(exc).__name__})",
                                 code="upstream_unavailable") from None
 
-    async def post_form(self, path: str, form: aiohttp.FormData) -> Any:
-        return await self._json("POST", self.url_for(path), data=form)
+    def post_form(self, path: str, form: aiohttp.FormData) -> Coroutine[Any, Any, Any]:
+        return self._send("POST", self.url_for(path), self._parsed, data=form)
 
-    async def get_json(self, path: str) -> Any:
-        return await self._json("GET", self.url_for(path))
+    def get_json(self, path: str) -> Coroutine[Any, Any, Any]:
+        return self._send("GET", self.url_for(path), self._parsed)
 
     async def get_bytes(self, url: str, max_bytes: int) -> bytes:
         """Download a result from this channel's own origin, refusing more than max_bytes."""
@@ -153,16 +158,16 @@ class UpstreamClient:
             # Only the operator's configured host skips the SSRF guard (see ResultDownloader).
             raise ProviderError("result URL is not on the channel's origin",
                                 code="upstream_bad_result")
-        status, headers, body = await self._send("GET", url, cap=max_bytes)
+        return await self._send("GET", url, self._download, cap=max_bytes)
+
+    def _download(self, status: int, _headers: Mapping[str, str], body: bytes) -> bytes:
         if not 200 <= status < 300:
             raise ProviderError(f"{self.channel.name}: result download answered HTTP {status}",
                                 code="upstream_bad_result")
-        del headers
         return body
 
-    async def _json(self, method: str, url: str, **kwargs: Any) -> Any:
-        status, headers, body = await self._send(method, url, cap=self.max_response_bytes,
-                                                 **kwargs)
+    def _parsed(self, status: int, headers: Mapping[str, str], body: bytes) -> Any:
+        """A JSON answer's value, or the error a non-2xx answer stands for."""
         if not 200 <= status < 300:
             raise translate(status, body, headers, secret=self.channel.secret())
         try:
@@ -171,8 +176,12 @@ class UpstreamClient:
             raise bad_response(self.channel.name, "the answer is not JSON") from None
 
     async def _send(
-        self, method: str, url: str, *, cap: int, **kwargs: Any
-    ) -> tuple[int, Mapping[str, str], bytes]:
+        self, method: str, url: str, answer: Callable[[int, Mapping[str, str], bytes], T], *,
+        cap: int | None = None, **kwargs: Any
+    ) -> T:
+        """One request; `answer(status, headers, body)` makes the result of the whole body
+        (read within `cap` bytes, default `max_response_bytes`)."""
+        cap = self.max_response_bytes if cap is None else cap
         session = self._open()
         name = self.channel.name
         try:
@@ -195,13 +204,14 @@ class UpstreamClient:
                     if held is not None and len(body) > taken:
                         await held.take(len(body) - taken)
                         taken = len(body)
-                return response.status, response.headers, bytes(body)
+                status, headers = response.status, response.headers
         except TimeoutError:  # aiohttp's timeouts are TimeoutErrors (and ClientErrors)
             raise ProviderError(f"{name}: the upstream did not answer in time",
                                 code="upstream_timeout") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise ProviderError(f"{name}: could not reach the upstream ({type(exc).__name__})",
                                 code="upstream_unavailable") from None
+        return answer(status, headers, bytes(body))
 
 
 def _event_json(channel: str, data: bytes) -> Any:

@@ -21,6 +21,8 @@ UrlMode = Literal["relative", "absolute", "data"]
 # pybase64 encodes ~15 MB/ms: a 4K PNG (~10 MB) takes under a millisecond on the event loop,
 # less than the hop to a thread; only bigger files go to one.
 _INLINE_B64 = 16 * 1024 * 1024
+# Origins whose bound links `for_origin` keeps.
+_ORIGINS = 64
 
 
 class ResultLinks:
@@ -35,6 +37,9 @@ class ResultLinks:
         self.url_mode: UrlMode = url_mode
         self._public = public_base_url or ""
         self._base = self._public
+        # The bound copies `for_origin` made, by origin: a server is reached at a few
+        # origins, and a poll should not pay for a copy.
+        self._bound: dict[str, ResultLinks] = {}
 
     @property
     def needs_origin(self) -> bool:
@@ -45,8 +50,14 @@ class ResultLinks:
         """These links for a client that reached the server at `origin`."""
         if not self.needs_origin:
             return self
-        bound = copy.copy(self)
-        bound._base = origin
+        bound = self._bound.get(origin)
+        if bound is None:
+            bound = copy.copy(self)
+            bound._base = origin
+            bound._bound = {}
+            if len(self._bound) >= _ORIGINS:  # Host headers are the client's to choose
+                self._bound.clear()
+            self._bound[origin] = bound
         return bound
 
     def link(self, path: str) -> str:

@@ -15,6 +15,8 @@ import time
 # Expiries are rounded up to this grid so the same image keeps the same URL for a while:
 # browsers and CDNs can then cache it instead of seeing a new URL on every poll.
 _GRID_MS = 3_600_000
+# Signed paths `UrlSigner.path` keeps.
+_MEMO = 4096
 
 
 class UrlSigner:
@@ -23,6 +25,10 @@ class UrlSigner:
             raise ValueError("the signing secret must be at least 16 bytes")
         self._secret = secret
         self._ttl_ms = ttl_seconds * 1000
+        # Signed paths handed out, by (task, index, expiry): expiries sit on an hourly grid,
+        # so a task polled every second gets the same path an hour long, and the HMAC was a
+        # tenth of a poll. Bounded: past `_MEMO` entries it starts over.
+        self._paths: dict[tuple[str, int, int], str] = {}
 
     def _mac(self, task_id: str, index: int, exp_ms: int) -> str:
         msg = f"{task_id}\n{index}\n{exp_ms}".encode()
@@ -38,7 +44,14 @@ class UrlSigner:
         return exp
 
     def path(self, task_id: str, index: int, exp_ms: int) -> str:
-        return f"/p/img/{task_id}/{index}?exp={exp_ms}&sig={self._mac(task_id, index, exp_ms)}"
+        key = (task_id, index, exp_ms)
+        found = self._paths.get(key)
+        if found is None:
+            found = f"/p/img/{task_id}/{index}?exp={exp_ms}&sig={self._mac(task_id, index, exp_ms)}"
+            if len(self._paths) >= _MEMO:
+                self._paths.clear()
+            self._paths[key] = found
+        return found
 
     def verify(self, task_id: str, index: int, exp_ms: int, sig: str, now: float | None = None
                ) -> bool:

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import collections
 import contextlib
 import enum
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from imagegate.config import Settings
@@ -59,33 +57,52 @@ class TaskEvent:
 
 class Subscription:
     """The events of one task since `subscribe` returned. Registered before the caller reads
-    the row, so a change between the read and the wait is never missed."""
+    the row, so a change between the read and the wait is never missed. One reader at a
+    time (each subscriber reads its own).
+
+    A worker holds one per running task (its cancel watch), thousands at once while an
+    upstream holds their calls, and almost none ever receives an event: so nothing is
+    allocated until something arrives or someone waits (an empty deque and an
+    `asyncio.Event`, itself a deque of waiters, were ~1.5 KB per held task)."""
+
+    __slots__ = ("_events", "_waiter", "task_id")
 
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
-        self._events: collections.deque[TaskEvent] = collections.deque(
-            maxlen=MAX_QUEUED_EVENTS)
-        self._arrived = asyncio.Event()
+        self._events: list[TaskEvent] | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def deliver(self, event: TaskEvent) -> None:
         """Called by the bus (on the subscriber's event loop)."""
-        self._events.append(event)
-        self._arrived.set()
+        events = self._events
+        if events is None:
+            events = self._events = []
+        elif len(events) >= MAX_QUEUED_EVENTS:
+            del events[0]  # the oldest go first, as a bounded deque would drop them
+        events.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
-    async def next(self, timeout: float) -> list[TaskEvent]:
-        """The events that arrived since the last call, waiting up to `timeout` seconds for
-        the first one; [] when none came (time to re-read the row)."""
+    async def next(self, timeout: float | None) -> list[TaskEvent]:
+        """The events that arrived since the last call, waiting up to `timeout` seconds
+        (None: until one comes) for the first one; [] when none came (time to re-read the
+        row)."""
         if not self._events:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that
-                # lands as the event arrives, and a cancelled watcher then waits on.
-                async with asyncio.timeout(timeout):
-                    await self._arrived.wait()
+                if timeout is None:
+                    await waiter
+                else:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel
+                    # that lands as the event arrives, and a cancelled watcher waits on.
+                    async with asyncio.timeout(timeout):
+                        await waiter
             except TimeoutError:
                 return []
-        self._arrived.clear()
-        taken = list(self._events)
-        self._events.clear()
+            finally:
+                self._waiter = None
+        taken, self._events = self._events or [], None
         return taken
 
 
@@ -158,16 +175,8 @@ class MemoryEventBus(EventBus):
     async def publish(self, event: TaskEvent) -> None:
         self._local.deliver(event)
 
-    @asynccontextmanager
-    async def _subscribe(self, task_id: str) -> AsyncIterator[Subscription]:
-        sub, _first = self._local.add(task_id)
-        try:
-            yield sub
-        finally:
-            self._local.remove(sub)
-
     def subscribe(self, task_id: str) -> AbstractAsyncContextManager[Subscription]:
-        return self._subscribe(task_id)
+        return _LocalSubscription(self._local, task_id)
 
     async def work_queued(self) -> None:
         with contextlib.suppress(asyncio.QueueFull):
@@ -185,3 +194,24 @@ class MemoryEventBus(EventBus):
 def memory_bus(_settings: Settings) -> EventBus:
     """Events inside this process only (the embedded default, no `redis_url`)."""
     return MemoryEventBus()
+
+
+class _LocalSubscription:
+    """`async with` for the memory bus: a plain object rather than an
+    `@asynccontextmanager` generator, whose suspended frame cost ~0.7 KB per running task."""
+
+    __slots__ = ("_local", "_sub", "_task_id")
+
+    def __init__(self, local: LocalSubscribers, task_id: str) -> None:
+        self._local = local
+        self._task_id = task_id
+        self._sub: Subscription | None = None
+
+    async def __aenter__(self) -> Subscription:
+        self._sub, _first = self._local.add(self._task_id)
+        return self._sub
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._sub is not None:
+            self._local.remove(self._sub)
+            self._sub = None

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from starlette.types import Scope
 
-from imagegate.api.origin import parse_networks, request_origin
+from imagegate.api.origin import ProxyTrust, parse_networks, request_origin
 from imagegate.app import build_app
 from imagegate.config import Settings
 from imagegate.wiring import build_backends
@@ -21,7 +21,7 @@ from imagegate.wiring import build_backends
 pytestmark = pytest.mark.anyio
 
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "img.example.com"}
-LOOPBACK = parse_networks(["127.0.0.0/8", "::1/128"])
+LOOPBACK = ProxyTrust(parse_networks(["127.0.0.0/8", "::1/128"]))
 
 
 @asynccontextmanager
@@ -131,4 +131,15 @@ def test_request_origin(headers: dict[str, str], client: str, expected: str) -> 
 
 def test_request_origin_without_a_server_address() -> None:
     assert request_origin(_scope({}, server=None), LOOPBACK) == "http://localhost"
-    assert request_origin(_scope({"host": "h"}, scheme="https"), ()) == "https://h"
+    assert request_origin(_scope({"host": "h"}, scheme="https"), ProxyTrust()) == "https://h"
+
+
+def test_proxy_trust_remembers_verdicts_within_a_bound() -> None:
+    trust = ProxyTrust(parse_networks(["10.0.0.0/8"]))
+    assert trust.trusts("10.1.2.3") and trust.trusts("10.1.2.3")
+    assert not trust.trusts("192.0.2.1") and not trust.trusts("not-an-address")
+    for i in range(5000):  # more peers than the memo keeps: answers stay right
+        assert trust.trusts(f"10.0.{i // 256}.{i % 256}")
+        assert not trust.trusts(f"192.168.{i // 256}.{i % 256}")
+    assert len(trust._memo) <= 4096
+    assert not ProxyTrust().trusts("127.0.0.1")

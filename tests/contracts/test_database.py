@@ -64,3 +64,30 @@ async def test_concurrent_transactions_each_stand_alone(db: Database) -> None:
                for i, r in enumerate(results) if i not in (3, 7))
     keys = {r["idem_key"] for r in await db.read(sa.select(idempotency_keys.c.idem_key))}
     assert keys == {"taken"} | {f"{p}{i}" for i in range(12) if i not in (3, 7) for p in "ab"}
+
+
+async def _kill_other_connections(db: Database) -> int:
+    """Terminate every other server connection of this database (as a restart would)."""
+    rows = await db.read(sa.text(
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    return int(rows[0]["n"])
+
+
+@pytest.mark.parametrize("settle", [0.0, 0.3])
+async def test_connections_the_server_closed_are_replaced(db: Database, settle: float) -> None:
+    """PostgreSQL has no pool pre-ping (three round trips per checkout): a dead pooled
+    connection is dropped at checkout once asyncpg has seen it close, and a read that meets
+    one before that runs again on a fresh connection."""
+    if db.dialect != "postgresql":
+        pytest.skip("pooled server connections are PostgreSQL's")
+    await db.write(INSERT, row("k1"))
+    # Several connections in the pool at once, so the one doing the killing has company.
+    await asyncio.gather(*(db.read(COUNT) for _ in range(6)))
+    assert await _kill_other_connections(db) >= 1
+    await asyncio.sleep(settle)
+    counts = await asyncio.gather(*(db.read(COUNT) for _ in range(6)))
+    assert [c[0]["count_1"] for c in counts] == [1] * 6
+    if settle:  # writes are not run twice (a commit may have landed): they rely on checkout
+        await db.write(INSERT, row("k2"))
+        assert (await db.read(COUNT))[0]["count_1"] == 2

@@ -8,7 +8,7 @@ import pytest
 
 from imagegate.domain.catalog import load_catalog
 from imagegate.domain.normalize import normalize
-from imagegate.domain.request import produced_fields
+from imagegate.domain.request import ResponseShape, produced_fields
 
 CATALOG = load_catalog()
 
@@ -41,3 +41,19 @@ def test_an_upstream_report_wins_when_it_names_a_made_value(
         result: dict[str, Any] | None, expected: tuple[str, str]) -> None:
     made = produced_fields(normalize({"prompt": "p", "model": "gpt-image-1"}, CATALOG), result)
     assert (made["quality"], made["background"]) == expected
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"quality": "low", "background": "transparent", "model": "gpt-image-1"},
+    {"model": "dall-e-3", "quality": "hd", "response_format": "b64_json"},
+    {"size": "16:9", "output_format": "webp", "response_format": "data_url"},
+])
+@pytest.mark.parametrize("result", [None, {"quality": "high", "background": "transparent",
+                                           "size": "1536x1024"}])
+def test_a_response_shape_renders_as_the_whole_request_does(
+        body: dict[str, Any], result: dict[str, Any] | None) -> None:
+    # Polls render from the stored JSON's ResponseShape, the sync answer from the request.
+    request = normalize({"prompt": "p", **body}, CATALOG)
+    shape = ResponseShape.from_json(request.to_json())
+    assert shape.response_format == request.response_format
+    assert produced_fields(shape, result) == produced_fields(request, result)

@@ -67,3 +67,17 @@ async def test_a_url_never_outlives_its_task() -> None:
     task = _task(expires_in=120)
     _, exp = ResultLinks(SIGNER, await _blobs()).signed_url(task, 0)
     assert exp <= task.expires_at * 1000
+
+
+async def test_links_bound_to_an_origin_are_kept_per_origin_and_bounded() -> None:
+    links = ResultLinks(SIGNER, await _blobs())
+    a = links.for_origin("http://a.example")
+    assert links.for_origin("http://a.example") is a
+    b = links.for_origin("https://b.example:8443")
+    assert b is not a
+    assert a.signed_url(_task(), 0)[0].startswith("http://a.example/p/img/img_1/0?")
+    assert b.signed_url(_task(), 0)[0].startswith("https://b.example:8443/p/img/img_1/0?")
+    for i in range(200):  # Host headers are the client's: the memo must not grow with them
+        assert links.for_origin(f"http://h{i}.example").link("/x") == f"http://h{i}.example/x"
+    assert len(links._bound) <= 64
+    assert links.link("/x") == "/x"  # the unbound links are untouched

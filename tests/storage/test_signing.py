@@ -44,3 +44,16 @@ def test_expiry() -> None:
 def test_short_secret_refused() -> None:
     with pytest.raises(ValueError):
         UrlSigner(b"short", 60)
+
+
+def test_a_remembered_path_is_the_one_signed_afresh_and_the_memo_is_bounded() -> None:
+    s = UrlSigner(SECRET, 3600)
+    exp = s.expiry()
+    first = s.path("img_1", 0, exp)
+    assert s.path("img_1", 0, exp) == first
+    assert s.path("img_1", 0, exp + 1) != first and s.path("img_1", 1, exp) != first
+    for i in range(5000):  # more than the memo keeps
+        task, index, exp_i, sig = _parts(s.path(f"img_{i}", i % 3, exp))
+        assert s.verify(task, index, exp_i, sig)
+    assert len(s._paths) <= 4096
+    assert s.path("img_1", 0, exp) == first == UrlSigner(SECRET, 3600).path("img_1", 0, exp)

@@ -6,7 +6,13 @@ import asyncio
 
 import pytest
 
-from imagegate.tasks.events import EventKind, Subscription, TaskEvent
+from imagegate.tasks.events import (
+    MAX_QUEUED_EVENTS,
+    EventKind,
+    MemoryEventBus,
+    Subscription,
+    TaskEvent,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -39,3 +45,60 @@ async def test_next_returns_what_arrived_and_then_waits_again() -> None:
     events = await sub.next(0.01)
     assert [e.kind for e in events] == [EventKind.PROGRESS, EventKind.TERMINAL]
     assert await sub.next(0.01) == []
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2])
+async def test_a_cancel_of_a_wait_without_timeout_is_honoured(turns: int) -> None:
+    """The worker's cancel watcher waits with no timeout (no timer per held run)."""
+    sub = Subscription("img_1")
+    waiting = asyncio.create_task(sub.next(None))
+    await asyncio.sleep(0)
+    sub.deliver(TaskEvent("img_1", EventKind.TERMINAL, status="cancelled"))
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    if waiting.cancel():
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, 5)
+        # The event is not lost with the cancelled wait: the next look returns it.
+        assert [e.kind for e in await sub.next(0.01)] == [EventKind.TERMINAL]
+    else:
+        assert [e.kind for e in waiting.result()] == [EventKind.TERMINAL]
+
+
+async def test_a_wait_without_timeout_ends_when_an_event_comes() -> None:
+    sub = Subscription("img_1")
+    waiting = asyncio.create_task(sub.next(None))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    sub.deliver(TaskEvent("img_1", EventKind.STARTED))
+    assert [e.kind for e in await asyncio.wait_for(waiting, 5)] == [EventKind.STARTED]
+    # And it can wait again after that.
+    again = asyncio.create_task(sub.next(None))
+    await asyncio.sleep(0)
+    sub.deliver(TaskEvent("img_1", EventKind.PROGRESS, progress=40))
+    assert [e.progress for e in await asyncio.wait_for(again, 5)] == [40]
+
+
+async def test_a_subscriber_that_never_reads_keeps_only_the_newest_events() -> None:
+    sub = Subscription("img_1")
+    for pct in range(MAX_QUEUED_EVENTS + 10):
+        sub.deliver(TaskEvent("img_1", EventKind.PROGRESS, progress=pct))
+    events = await sub.next(0.01)
+    assert len(events) == MAX_QUEUED_EVENTS
+    assert events[0].progress == 10 and events[-1].progress == MAX_QUEUED_EVENTS + 9
+
+
+async def test_the_memory_bus_forgets_a_subscriber_when_its_block_ends() -> None:
+    bus = MemoryEventBus()
+    with pytest.raises(RuntimeError):
+        async with bus.subscribe("img_1") as sub:
+            await bus.publish(TaskEvent("img_1", EventKind.STARTED))
+            assert [e.kind for e in await sub.next(0.01)] == [EventKind.STARTED]
+            raise RuntimeError("the subscriber's own failure")
+    await bus.publish(TaskEvent("img_1", EventKind.PROGRESS, progress=1))
+    assert await sub.next(0.01) == []  # no longer delivered to
+    async with bus.subscribe("img_1") as first, bus.subscribe("img_1") as second:
+        await bus.publish(TaskEvent("img_1", EventKind.PROGRESS, progress=2))
+        assert [e.progress for e in await first.next(0.01)] == [2]
+        assert [e.progress for e in await second.next(0.01)] == [2]

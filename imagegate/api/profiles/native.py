@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegate.domain.request import ImageRequest, produced_fields
+from imagegate.domain.request import ResponseShape, produced_fields
 from imagegate.domain.task import StoredImage, Task, TaskStatus
 from imagegate.storage.links import ResultLinks
 from imagegate.tasks.service import Outlook
@@ -39,7 +39,7 @@ async def image_response(links: ResultLinks, task: Task, *, inline: bool = True
     """The synchronous response body (also a succeeded task's `result`). `inline=False`
     (task lists): every image as its signed URL, never its bytes, whatever
     `response_format` asked, so a page of a hundred tasks stays small."""
-    request = ImageRequest.from_json(task.request)
+    request = ResponseShape.from_json(task.request)
     data = [
         await _image_item(links, task, i, image, request.response_format, inline)
         for i, image in enumerate(task.images)
