@@ -30,7 +30,14 @@ class Creation:
         self.links: ResultLinks = links
 
 
-CreationDep = Annotated[Creation, Depends(Creation)]
+async def creation(settings: SettingsDep, catalog: CatalogDep, intake: IntakeDep,
+                   tasks: TasksDep, links: LinksDep) -> Creation:
+    # A coroutine, not `Depends(Creation)`: FastAPI runs a plain callable (a class too) in
+    # its thread pool: a thread hand-off and wake-up on every create request.
+    return Creation(settings, catalog, intake, tasks, links)
+
+
+CreationDep = Annotated[Creation, Depends(creation)]
 
 
 def idempotency_key(request: Request) -> str | None:

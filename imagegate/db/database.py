@@ -5,94 +5,41 @@ executed differs per backend:
 
 - PostgreSQL: SQLAlchemy's async engine on asyncpg (a native asyncio driver).
 - SQLite: SQLAlchemy's *sync* engine on the stdlib driver. Writes run on one dedicated thread
-  (SQLite has one writer anyway, so this also serializes them without a lock), one hop per
-  transaction. Reads run inline on the event loop: in WAL mode a reader never waits for a
-  writer, and a primary-key lookup takes ~10 µs. Measured on the 2-core dev machine, the
-  aiosqlite driver this replaced made 5 thread hand-offs per statement and took ~1.6 ms per
-  task read, which capped task polling near 500 requests/s; a read here takes ~0.05 ms.
+  (SQLite has one writer anyway, so this also serializes them without a lock), which commits
+  the transactions queued meanwhile together (`sqlite_writer.py`: group commit, each
+  transaction still its own). Reads run inline on the event loop: in WAL mode a reader never
+  waits for a writer, and a primary-key lookup takes ~10 µs. Measured on the 2-core dev
+  machine, the aiosqlite driver this replaced made 5 thread hand-offs per statement and took
+  ~1.6 ms per task read, which capped task polling near 500 requests/s; a read here takes
+  ~0.05 ms.
 """
 
 from __future__ import annotations
 
 import abc
-import asyncio
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from imagegate.db.postgres_raw import PostgresRaw, dsn_of
+from imagegate.db.sqlite_writer import SqliteWriter
+from imagegate.db.statements import ConditionFailed as ConditionFailed
+from imagegate.db.statements import Params as Params
+from imagegate.db.statements import Raw as Raw
+from imagegate.db.statements import RawStatements
+from imagegate.db.statements import Row as Row
+from imagegate.db.statements import Step as Step
+from imagegate.db.statements import WriteResult as WriteResult
 from imagegate.secret_files import private_dir, private_file
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every process of one deployment.
 _PG_MIGRATION_LOCK = 0x1A9E6A7E
-
-T = TypeVar("T")
-Row = Mapping[Any, Any]
-Params = Mapping[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Raw:
-    """A prebuilt statement as the SQLite driver runs it: its SQL, the order its parameters
-    go in, the defaults of those it may be run without, and the bind processors to apply
-    (None: none has one)."""
-
-    sql: str
-    positions: tuple[str, ...]
-    defaults: dict[str, Any]
-    processors: tuple[Callable[[Any], Any] | None, ...] | None
-
-    def execute(self, driver: Any, params: Mapping[str, Any]) -> Any:
-        """Run on a sqlite3 connection; a driver error is raised as SQLAlchemy would raise
-        it (callers catch `sqlalchemy.exc.IntegrityError` for a lost insert race)."""
-        values = self.values(params)
-        try:
-            return driver.execute(self.sql, values)
-        except sqlite3.Error as exc:
-            raise sa.exc.DBAPIError.instance(self.sql, values, exc, sqlite3.Error) from exc
-
-    def values(self, params: Mapping[str, Any]) -> list[Any]:
-        defaults = self.defaults
-        values = [params[p] if p in params else defaults[p] for p in self.positions]
-        if self.processors is not None:
-            values = [v if proc is None or v is None else proc(v)
-                      for v, proc in zip(values, self.processors, strict=True)]
-        return values
-
-
-@dataclass(frozen=True, slots=True)
-class WriteResult:
-    rows: Sequence[Row]  # RETURNING rows, if the statement had a RETURNING clause
-    rowcount: int
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One statement of a `transaction`. With `require` set, a step that matches no row
-    rolls the whole transaction back and raises `ConditionFailed(require)`: this is how a
-    conditional update ("balance >= hold", "status is still queued") guards the statements
-    after it without a read-modify-write."""
-
-    stmt: sa.Executable
-    params: Params = None
-    require: str | None = None
-
-
-class ConditionFailed(Exception):
-    """A `Step.require` matched no row; nothing of the transaction was kept."""
-
-    def __init__(self, label: str) -> None:
-        super().__init__(label)
-        self.label = label
-
 
 Execute = Callable[[sa.Connection, sa.Executable, Params], "WriteResult"]
 
@@ -127,10 +74,13 @@ class Database(abc.ABC):
         """Run one statement in its own committed transaction."""
 
     @abc.abstractmethod
-    async def transaction(self, steps: Sequence[Step]) -> list[WriteResult]:
+    async def transaction(self, steps: Sequence[Step], *, new_work: bool = False
+                          ) -> list[WriteResult]:
         """Run `steps` in order in one transaction: all commit, or (on an exception or a
         failed `require`) none do. The statements are fixed up front, so a transaction never
-        holds a connection across an await on something else."""
+        holds a connection across an await on something else. `new_work`: it admits new
+        work (a task's creation), and may wait behind the transactions of work admitted
+        before (SQLite's one writer orders them so; see `sqlite_writer.py`)."""
 
     @abc.abstractmethod
     async def migrate(self) -> None:
@@ -172,8 +122,17 @@ class PostgresDatabase(Database):
         # COMMIT/ROLLBACK around it, one round trip instead of three (asyncpg's BEGIN and
         # COMMIT were a quarter of a relayed request's CPU). The pool is `engine`'s.
         self._single: AsyncEngine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Prebuilt statements run on asyncpg directly (`postgres_raw.py`), by the same
+        # rules; without a plain DSN for the URL everything goes through the engine.
+        dsn = dsn_of(self.engine.url)
+        self._raw = None if dsn is None else PostgresRaw(dsn)
+        self._statements = RawStatements(self.engine.dialect)
 
     async def read(self, stmt: sa.Executable, params: Params = None) -> Sequence[Row]:
+        if params is not None and self._raw is not None:
+            raw = self._statements.get(stmt)
+            if raw is not None:
+                return await self._raw.read(raw, params)
         try:
             return await self._read(stmt, params)
         except sa.exc.DBAPIError as exc:
@@ -187,10 +146,21 @@ class PostgresDatabase(Database):
             return [r._mapping for r in result.fetchall()]
 
     async def write(self, stmt: sa.Executable, params: Params = None) -> WriteResult:
+        if params is not None and self._raw is not None:
+            raw = self._statements.get(stmt)
+            if raw is not None:
+                return await self._raw.write(raw, params)
         async with self._single.connect() as conn:
             return _write_result(await conn.execute(stmt, params))
 
-    async def transaction(self, steps: Sequence[Step]) -> list[WriteResult]:
+    async def transaction(self, steps: Sequence[Step], *, new_work: bool = False
+                          ) -> list[WriteResult]:
+        if self._raw is not None:
+            raws = [(self._statements.get(s.stmt) if s.params is not None else None, s)
+                    for s in steps]
+            if all(raw is not None for raw, _ in raws):
+                return await self._raw.transaction(
+                    [(raw, s.params or {}, s.require) for raw, s in raws if raw is not None])
         async with self.engine.begin() as conn:
             return await conn.run_sync(_run_steps, steps)
 
@@ -199,6 +169,8 @@ class PostgresDatabase(Database):
             await conn.run_sync(_upgrade)
 
     async def aclose(self) -> None:
+        if self._raw is not None:
+            await self._raw.aclose()
         await self.engine.dispose()
 
 
@@ -236,69 +208,18 @@ class SqliteDatabase(Database):
             poolclass=sa.pool.NullPool,
         )
         sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagegate-sqlite")
-        self._write_conn: sa.Connection | None = None
+        self._writer = SqliteWriter(self.engine.connect)
         self._read_conn: sa.Connection | None = None
-        # Prebuilt statements (those read with params) compiled once to SQL text: running the
-        # text on the raw driver costs ~10 µs against ~70 µs through SQLAlchemy's execute.
-        # Keyed by the statement object, which its owner keeps for its lifetime.
-        self._compiled: dict[int, tuple[sa.Executable, Raw | None]] = {}
-
-    async def _on_writer(self, fn: Callable[[sa.Connection], T]) -> T:
-        def run() -> T:
-            if self._write_conn is None:
-                self._write_conn = self.engine.connect()
-            conn = self._write_conn
-            try:
-                if not conn.in_transaction():
-                    # Begun explicitly, so commit() reaches the driver even when every
-                    # statement went around SQLAlchemy (`_execute_raw`).
-                    conn.begin()
-                value = fn(conn)
-                conn.commit()
-                return value
-            except BaseException:
-                conn.rollback()
-                raise
-
-        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        self._statements = RawStatements(self.engine.dialect)
 
     def _reader(self) -> sa.Connection:
         if self._read_conn is None:
             self._read_conn = self.engine.connect()
         return self._read_conn
 
-    def _raw(self, stmt: sa.Executable) -> Raw | None:
-        hit = self._compiled.get(id(stmt))
-        if hit is not None and hit[0] is stmt:
-            return hit[1]  # None: compiled once and found unfit, not compiled again
-        if len(self._compiled) >= 1024:
-            # Only statements built once belong here; one built per call with params by
-            # mistake must not grow this forever.
-            self._compiled.clear()
-        raw = self._compile(stmt)
-        self._compiled[id(stmt)] = (stmt, raw)
-        return raw
-
-    def _compile(self, stmt: sa.Executable) -> Raw | None:
-        dialect = self.engine.dialect
-        compiled = stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
-        positions = compiled.positiontup
-        # Plain statements only: no type processing on results (true of every column type
-        # this schema uses on SQLite). Binds may have processors (Float's float()): they
-        # are applied here as SQLAlchemy would.
-        if positions is None or compiled._result_columns is None:  # pragma: no cover
-            return None
-        if compiled.post_compile_params or compiled.literal_execute_params:
-            return None  # `IN (...)` expands per call: SQLAlchemy's job
-        processors = tuple(compiled.binds[name].type._cached_bind_processor(dialect)
-                           for name in positions)
-        return Raw(str(compiled), tuple(positions), dict(compiled.params),
-                   processors if any(processors) else None)
-
     async def read(self, stmt: sa.Executable, params: Params = None) -> Sequence[Row]:
         if params is not None:
-            raw = self._raw(stmt)
+            raw = self._statements.get(stmt)
             if raw is not None:
                 return self._read_raw(raw, params)
         conn = self._reader()
@@ -314,7 +235,7 @@ class SqliteDatabase(Database):
         """A write on the writer thread. Statements built once (those run with `params`) go
         to the driver as their compiled SQL: ~10 µs against ~70 µs through SQLAlchemy, and a
         task's finish is half a dozen of them."""
-        raw = self._raw(stmt) if params is not None else None
+        raw = self._statements.get(stmt) if params is not None else None
         if raw is None or params is None:
             return _execute(conn, stmt, params)
         cursor = raw.execute(conn.connection.driver_connection, params)
@@ -337,22 +258,18 @@ class SqliteDatabase(Database):
             cursor.close()
 
     async def write(self, stmt: sa.Executable, params: Params = None) -> WriteResult:
-        return await self._on_writer(lambda conn: self._execute_raw(conn, stmt, params))
+        return await self._writer.run(lambda conn: self._execute_raw(conn, stmt, params))
 
-    async def transaction(self, steps: Sequence[Step]) -> list[WriteResult]:
-        return await self._on_writer(lambda conn: _run_steps(conn, steps, self._execute_raw))
+    async def transaction(self, steps: Sequence[Step], *, new_work: bool = False
+                          ) -> list[WriteResult]:
+        return await self._writer.run(lambda conn: _run_steps(conn, steps, self._execute_raw),
+                                      new_work=new_work)
 
     async def migrate(self) -> None:
-        await self._on_writer(_upgrade)
+        await self._writer.run(_upgrade, alone=True)
 
     async def aclose(self) -> None:
-        def close() -> None:
-            if self._write_conn is not None:
-                self._write_conn.close()
-                self._write_conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._writer, close)
-        self._writer.shutdown(wait=True)
+        await self._writer.aclose()
         if self._read_conn is not None:
             self._read_conn.close()
             self._read_conn = None

@@ -210,10 +210,11 @@ class TaskStore:
             "deadline_at": None if deadline is None else now + float(deadline),
         }
         task = _row_to_task(values)
-        steps = [*billing.hold_steps(self._bill, task, now), Step(self._insert, values),
-                 *extra_steps]
+        steps = billing.key_last(self._bill, [*billing.hold_steps(self._bill, task, now),
+                                              Step(self._insert, values), *extra_steps])
         try:
-            await self._db.transaction(steps)
+            # New work: on SQLite it waits behind the writes of tasks already running.
+            await self._db.transaction(steps, new_work=True)
         except ConditionFailed as exc:
             if exc.label == billing.HOLD:
                 raise await self._refusal(key_id, hold) from None
@@ -402,7 +403,7 @@ class TaskStore:
 
     async def _finish(self, steps: list[Step]) -> bool:
         try:
-            await self._db.transaction(steps)
+            await self._db.transaction(billing.key_last(self._bill, steps))
         except ConditionFailed:
             return False
         return True

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from imagegate.db.database import Database, Step
+from imagegate.db.database import ConditionFailed, Database, Step
 from imagegate.db.tables import idempotency_keys
 
 pytestmark = pytest.mark.anyio
@@ -41,6 +42,30 @@ async def test_a_failed_transaction_changes_nothing(db: Database) -> None:
     assert (await db.read(COUNT))[0]["count_1"] == 2
 
 
+async def test_concurrent_transactions_each_stand_alone(db: Database) -> None:
+    """Many transactions at once (SQLite commits those queued together in one group): each
+    caller learns its own outcome, and a failed one keeps nothing, whatever else commits."""
+    await db.write(INSERT, row("taken"))
+    missing = idempotency_keys.update().where(idempotency_keys.c.idem_key == "nobody").values(
+        task_id="x")
+
+    def steps(i: int) -> list[Step]:
+        if i == 3:  # its first insert is kept in no case: the second one clashes
+            return [Step(INSERT, row(f"a{i}")), Step(INSERT, row("taken"))]
+        if i == 7:  # a failed condition after a write
+            return [Step(INSERT, row(f"a{i}")), Step(missing, require="missing")]
+        return [Step(INSERT, row(f"a{i}")), Step(INSERT, row(f"b{i}"))]
+
+    results = await asyncio.gather(*(db.transaction(steps(i)) for i in range(12)),
+                                   return_exceptions=True)
+    assert isinstance(results[3], sa.exc.IntegrityError)
+    assert isinstance(results[7], ConditionFailed) and results[7].label == "missing"
+    assert all(isinstance(r, list) and [x.rowcount for x in r] == [1, 1]
+               for i, r in enumerate(results) if i not in (3, 7))
+    keys = {r["idem_key"] for r in await db.read(sa.select(idempotency_keys.c.idem_key))}
+    assert keys == {"taken"} | {f"{p}{i}" for i in range(12) if i not in (3, 7) for p in "ab"}
+
+
 async def _kill_other_connections(db: Database) -> int:
     """Terminate every other server connection of this database (as a restart would)."""
     rows = await db.read(sa.text(
@@ -56,8 +81,6 @@ async def test_connections_the_server_closed_are_replaced(db: Database, settle: 
     one before that runs again on a fresh connection."""
     if db.dialect != "postgresql":
         pytest.skip("pooled server connections are PostgreSQL's")
-    import asyncio
-
     await db.write(INSERT, row("k1"))
     # Several connections in the pool at once, so the one doing the killing has company.
     await asyncio.gather(*(db.read(COUNT) for _ in range(6)))
