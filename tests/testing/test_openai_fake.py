@@ -304,3 +304,28 @@ async def test_variation_image_must_be_a_square_png_under_4_mb() -> None:
         assert why in error["message"]
     status, body, _ = await vary({"n": "1"}, image=None)
     assert_refused(status, body, "image", "missing_required_parameter")
+
+
+@pytest.mark.parametrize("body", [
+    {"model": "gpt-image-1", "prompt": "p", "n": 2},
+    {"model": "dall-e-3", "prompt": "p", "size": "1024x1024", "response_format": "b64_json"},
+    {"model": "gpt-image-1", "prompt": "p", "stream": True, "partial_images": 1},
+])
+async def test_a_fixed_image_is_answered_whole_from_its_shared_copy(body: dict[str, Any]) -> None:
+    """bench_relay's fake answers one fixed image, written in slices from one shared copy:
+    the answer is the same JSON, with a Content-Length, the image byte for byte."""
+    image = bytes(range(256)) * 1000 + b"tail"  # 256,004 bytes: several 64 KiB slices
+    async with FakeOpenAI(fixed_image=image) as fake, aiohttp.ClientSession(fake.url) as http:
+        async with http.post("/v1/images/generations", json=body, headers=AUTH) as r:
+            assert r.status == 200
+            raw = await r.read()
+            if r.content_type == "text/event-stream":
+                done = [d for e, d in sse_events(raw.decode()) if e.endswith("completed")]
+                assert [base64.b64decode(d["b64_json"]) for d in done] == [image]
+                return
+            assert r.content_length == len(raw)
+    answer = json.loads(raw)
+    assert [base64.b64decode(item["b64_json"]) for item in answer["data"]] == \
+        [image] * body.get("n", 1)
+    if body["model"] == "dall-e-3":
+        assert answer["data"][0]["revised_prompt"] == "revised: p"

@@ -37,6 +37,8 @@ from typing import Any, Literal
 import orjson
 import pyvips
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import Payload
 
 from imagegate.testing.upstreams import delivery_rules, moderation_rules
 from imagegate.testing.upstreams.common import FakeUpstream, RecordedRequest
@@ -98,6 +100,7 @@ class FakeOpenAI(FakeUpstream):
         self.reseller = reseller
         self.fixed_image = fixed_image
         self._fixed_b64 = base64.b64encode(fixed_image).decode() if fixed_image else None
+        self._fixed_b64_bytes = self._fixed_b64.encode() if self._fixed_b64 else b""
         # The moderation classifier's terms and colours (moderation_rules), replaceable.
         self.moderation_terms = dict(moderation_rules.DEFAULT_TERMS)
         self.moderation_colours = dict(moderation_rules.DEFAULT_COLOURS)
@@ -278,14 +281,34 @@ class FakeOpenAI(FakeUpstream):
         elif fam == "dall-e-3":
             for item in data:
                 item["revised_prompt"] = f"revised: {prompt}"
-        return self.json_response(body)
+        return self._fixed_answer(body) or self.json_response(body)
+
+    def _fixed_answer(self, body: dict[str, Any]) -> web.Response | None:
+        """The answer with `fixed_image`'s base64 written from the one shared copy, or None
+        when it holds none. A bench's burst has thousands of 2.9 MB answers waiting for a
+        relay that reads a few at a time; serialized per request they were a copy each (and
+        the transport's), and the fake was once killed for memory at 21 GB."""
+        token = "imagegate-fake-fixed-image-b64"
+        swapped = [item for item in body["data"] if item.get("b64_json") is self._fixed_b64]
+        if not swapped:
+            return None
+        for item in swapped:
+            item["b64_json"] = token
+        parts = orjson.dumps(body).split(token.encode())
+        pieces = [parts[0]]
+        for tail in parts[1:]:
+            pieces += [self._fixed_b64_bytes, tail]
+        return web.Response(body=_Pieces(pieces), content_type="application/json")
 
     def _streamed(self, model: str, params: dict[str, Any], size: str, n: int, *,
                   edit: bool) -> web.Response:
         """OpenAI's Images API with `stream: true`: per image, `partial_images` events
         `image_generation.partial_image` (`image_edit.*` for edits), then one
         `image_generation.completed` with the image and `usage`, as Server-Sent Events."""
-        plain = self._answer(model, params, size, n).body
+        response = self._answer(model, params, size, n)
+        plain = response.body
+        if isinstance(plain, _Pieces):
+            plain = b"".join(plain.pieces)
         answer = orjson.loads(plain if isinstance(plain, bytes) else b"{}")
         prefix = "image_edit" if edit else "image_generation"
         common = {"created_at": answer["created"], "size": answer.get("size", size),
@@ -339,3 +362,25 @@ class FakeOpenAI(FakeUpstream):
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class _Pieces(Payload):
+    """A JSON body sent as pieces (some shared by every answer), each in slices of 64 KiB:
+    aiohttp's writer waits for the connection to drain after each, so an answer waiting
+    for a slow reader holds a slice, not a copy of the body."""
+
+    _SLICE = 64 * 1024
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        super().__init__(pieces, content_type="application/json")
+        self.pieces = pieces
+        self._size = sum(map(len, pieces))
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return b"".join(self.pieces).decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        for piece in self.pieces:
+            view = memoryview(piece)
+            for start in range(0, len(view), self._SLICE):
+                await writer.write(view[start:start + self._SLICE])
