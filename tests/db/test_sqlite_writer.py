@@ -84,6 +84,19 @@ async def hold(writer: SqliteWriter) -> tuple[asyncio.Future[None], threading.Ev
     return job, release
 
 
+async def in_one_group(writer: SqliteWriter, *fns: Callable[[sa.Connection], Any]
+                       ) -> list[Any]:
+    """Run `fns` queued together behind a busy writer (one group); their results or
+    exceptions, in order."""
+    busy, release = await hold(writer)
+    jobs = [asyncio.ensure_future(writer.run(fn)) for fn in fns]
+    await asyncio.sleep(0)  # every job queued before the thread is let go
+    release.set()
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    await busy
+    return results
+
+
 async def test_transactions_queued_together_commit_once(setup: Any) -> None:
     writer, engine, commits = setup
     busy, release = await hold(writer)
@@ -104,14 +117,7 @@ async def test_a_failing_transaction_is_its_callers_alone(setup: Any) -> None:
         conn.exec_driver_sql("INSERT INTO child VALUES (100, 1)")
         conn.exec_driver_sql("INSERT INTO child VALUES (1, 1)")  # taken by the first job
 
-    busy, release = await hold(writer)
-    jobs = [asyncio.ensure_future(writer.run(insert(1))),
-            asyncio.ensure_future(writer.run(two_then_fail)),
-            asyncio.ensure_future(writer.run(insert(2)))]
-    await asyncio.sleep(0)
-    release.set()
-    first, failed, last = await asyncio.gather(*jobs, return_exceptions=True)
-    await busy
+    first, failed, last = await in_one_group(writer, insert(1), two_then_fail, insert(2))
     assert (first, last) == (1, 2)
     assert isinstance(failed, sa.exc.IntegrityError)
     assert children(engine) == [1, 2]  # nothing of the failed one, 100 included
@@ -119,14 +125,8 @@ async def test_a_failing_transaction_is_its_callers_alone(setup: Any) -> None:
 
 async def test_a_failed_group_commit_is_retried_one_by_one(setup: Any) -> None:
     writer, engine, _ = setup
-    busy, release = await hold(writer)
-    jobs = [asyncio.ensure_future(writer.run(insert(1))),
-            asyncio.ensure_future(writer.run(insert(2, parent=99))),  # fails at COMMIT
-            asyncio.ensure_future(writer.run(insert(3)))]
-    await asyncio.sleep(0)
-    release.set()
-    first, orphan, last = await asyncio.gather(*jobs, return_exceptions=True)
-    await busy
+    # The middle one fails at COMMIT (no parent 99).
+    first, orphan, last = await in_one_group(writer, insert(1), insert(2, parent=99), insert(3))
     assert (first, last) == (1, 3)
     assert isinstance(orphan, sa.exc.IntegrityError)
     assert "FOREIGN KEY" in str(orphan)
@@ -145,14 +145,7 @@ async def test_a_transaction_whose_group_was_rolled_back_runs_again_alone(setup:
             driver.rollback()
             raise sqlite3.OperationalError("database or disk is full")
 
-    busy, release = await hold(writer)
-    jobs = [asyncio.ensure_future(writer.run(insert(1))),
-            asyncio.ensure_future(writer.run(rolls_everything_back)),
-            asyncio.ensure_future(writer.run(insert(2)))]
-    await asyncio.sleep(0)
-    release.set()
-    assert await asyncio.gather(*jobs, return_exceptions=True) == [1, None, 2]
-    await busy
+    assert await in_one_group(writer, insert(1), rolls_everything_back, insert(2)) == [1, None, 2]
     assert children(engine) == [1, 2]
 
 
