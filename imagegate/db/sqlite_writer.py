@@ -98,7 +98,22 @@ class SqliteWriter:
         if thread is None:
             return
         self._jobs.put(None)
-        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        # Waited for without the loop's default executor: that is the CPU pool
+        # (`wiring.cpu_pool`), which another set of backends on this loop may already have
+        # shut down (two in one process: tests, `--processes` children are separate).
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+
+        def end() -> None:
+            if not ended.done():  # a cancelled close has stopped waiting
+                ended.set_result(None)
+
+        def wait() -> None:
+            thread.join()
+            loop.call_soon_threadsafe(end)
+
+        threading.Thread(target=wait, name=f"{self._name}-close", daemon=True).start()
+        await ended
 
     # -- the thread
     def _serve(self) -> None:

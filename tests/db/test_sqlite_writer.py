@@ -175,6 +175,23 @@ async def test_close_runs_what_was_queued_first(setup: Any) -> None:
     assert children(engine) == [1, 2, 3, 4, 5]
 
 
+async def test_close_needs_no_default_executor(setup: Any) -> None:
+    """Two sets of backends on one loop (the tests' API + worker): the other's close may
+    have shut down the loop's default executor, its CPU pool, before this one closes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    writer, engine, _ = setup
+    assert await writer.run(insert(1)) == 1
+    pool = ThreadPoolExecutor(1)
+    asyncio.get_running_loop().set_default_executor(pool)
+    pool.shutdown()
+    try:
+        await writer.aclose()
+    finally:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(1))
+    assert children(engine) == [1]
+
+
 async def test_work_already_admitted_goes_before_new_work(setup: Any) -> None:
     """Queued together, the transactions of running work commit before those admitting new
     work, each kind in its own order; nothing is lost or run twice."""
