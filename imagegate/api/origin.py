@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 from starlette.types import Scope
 
+from imagegate.domain.memo import BoundedMemo
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # A host name or an IP literal (bracketed for IPv6), with an optional port: nothing that could
@@ -35,24 +37,12 @@ class ProxyTrust:
     remembered. Parsing the address was two thirds of working out a request's origin, and a
     server sees the same few peers (its proxies, its clients) again and again."""
 
-    # Verdicts kept at most; past it the memo starts over (a scan of many addresses cannot
-    # grow it without bound).
-    _MEMO = 4096
-
     def __init__(self, networks: Sequence[Network] = ()) -> None:
         self.networks = tuple(networks)
-        self._memo: dict[str, bool] = {}
+        self._memo: BoundedMemo[str, bool] = BoundedMemo(4096)
 
     def trusts(self, host: str) -> bool:
-        if not self.networks:
-            return False
-        verdict = self._memo.get(host)
-        if verdict is None:
-            verdict = self._judge(host)
-            if len(self._memo) >= self._MEMO:
-                self._memo.clear()
-            self._memo[host] = verdict
-        return verdict
+        return bool(self.networks) and self._memo.get(host, self._judge)
 
     def _judge(self, host: str) -> bool:
         try:

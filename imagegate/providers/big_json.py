@@ -55,7 +55,6 @@ def loads(raw: bytes) -> Any:
         return orjson.loads(raw)  # the same answer or the same error as without the cut
     view = memoryview(raw)
     placed: set[str] = set()
-    nonce_text = nonce
 
     def restore(value: Any) -> Any:
         if isinstance(value, str):
@@ -63,13 +62,13 @@ def loads(raw: bytes) -> Any:
                 placed.add(value)
                 start, end = tokens[value]
                 return str(view[start:end], "ascii")
-            if nonce_text in value:
+            if nonce in value:
                 raise _NotWhole
             return value
         if isinstance(value, list):
             return [restore(v) for v in value]
         if isinstance(value, dict):
-            if any(nonce_text in k for k in value):
+            if any(nonce in k for k in value):
                 raise _NotWhole
             return {k: restore(v) for k, v in value.items()}
         return value

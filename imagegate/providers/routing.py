@@ -69,7 +69,6 @@ class ChannelStats:
     last_error: str | None
 
 
-
 class ChannelSlot:
     """`Channel.slot()`'s `async with`: a plain object rather than an
     `@asynccontextmanager` generator, whose suspended frame stayed allocated (~0.5 KB) for
@@ -85,6 +84,7 @@ class ChannelSlot:
 
     async def __aexit__(self, *_exc: object) -> None:
         self._channel.give_slot()
+
 
 class Channel:
     """One configured upstream at run time."""

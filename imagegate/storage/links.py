@@ -12,6 +12,7 @@ from typing import Literal
 
 import pybase64
 
+from imagegate.domain.memo import BoundedMemo
 from imagegate.domain.task import StoredImage, Task
 from imagegate.storage.base import BlobStore
 from imagegate.storage.signing import UrlSigner
@@ -44,7 +45,7 @@ class ResultLinks:
         self._base = self._public
         # The bound copies `for_origin` made, by origin: a server is reached at a few
         # origins, and a poll should not pay for a copy.
-        self._bound: dict[str, ResultLinks] = {}
+        self._bound: BoundedMemo[str, ResultLinks] = BoundedMemo(_ORIGINS)
 
     @property
     def needs_origin(self) -> bool:
@@ -55,14 +56,12 @@ class ResultLinks:
         """These links for a client that reached the server at `origin`."""
         if not self.needs_origin:
             return self
-        bound = self._bound.get(origin)
-        if bound is None:
-            bound = copy.copy(self)
-            bound._base = origin
-            bound._bound = {}
-            if len(self._bound) >= _ORIGINS:  # Host headers are the client's to choose
-                self._bound.clear()
-            self._bound[origin] = bound
+        return self._bound.get(origin, self._bind)  # Host headers are the client's to choose
+
+    def _bind(self, origin: str) -> ResultLinks:
+        bound = copy.copy(self)
+        bound._base = origin
+        bound._bound = BoundedMemo(_ORIGINS)
         return bound
 
     def link(self, path: str) -> str:

@@ -12,11 +12,13 @@ import hmac
 import math
 import time
 
+from imagegate.domain.memo import BoundedMemo
+
 # Expiries are rounded up to this grid so the same image keeps the same URL for a while:
 # browsers and CDNs can then cache it instead of seeing a new URL on every poll.
 _GRID_MS = 3_600_000
 # Signed paths `UrlSigner.path` keeps.
-_MEMO = 4096
+_PATHS = 4096
 
 
 class UrlSigner:
@@ -27,8 +29,8 @@ class UrlSigner:
         self._ttl_ms = ttl_seconds * 1000
         # Signed paths handed out, by (task, index, expiry): expiries sit on an hourly grid,
         # so a task polled every second gets the same path an hour long, and the HMAC was a
-        # tenth of a poll. Bounded: past `_MEMO` entries it starts over.
-        self._paths: dict[tuple[str, int, int], str] = {}
+        # tenth of a poll.
+        self._paths: BoundedMemo[tuple[str, int, int], str] = BoundedMemo(_PATHS)
 
     def _mac(self, task_id: str, index: int, exp_ms: int) -> str:
         msg = f"{task_id}\n{index}\n{exp_ms}".encode()
@@ -44,14 +46,11 @@ class UrlSigner:
         return exp
 
     def path(self, task_id: str, index: int, exp_ms: int) -> str:
-        key = (task_id, index, exp_ms)
-        found = self._paths.get(key)
-        if found is None:
-            found = f"/p/img/{task_id}/{index}?exp={exp_ms}&sig={self._mac(task_id, index, exp_ms)}"
-            if len(self._paths) >= _MEMO:
-                self._paths.clear()
-            self._paths[key] = found
-        return found
+        return self._paths.get((task_id, index, exp_ms), self._signed_path)
+
+    def _signed_path(self, key: tuple[str, int, int]) -> str:
+        task_id, index, exp_ms = key
+        return f"/p/img/{task_id}/{index}?exp={exp_ms}&sig={self._mac(task_id, index, exp_ms)}"
 
     def verify(self, task_id: str, index: int, exp_ms: int, sig: str, now: float | None = None
                ) -> bool:
