@@ -30,8 +30,9 @@ from imagegate.domain.task import StoredImage
 from imagegate.storage.links import ResultLinks
 
 # Raw bytes per piece sent (a multiple of 3; 64 KiB of base64): little held per waiting
-# client, and every buffer under glibc's mmap threshold, which `cli/memory.py` fixes at
-# 128 KiB: a larger piece is a fresh mmap, page faults and munmap each time. Measured on
+# client, and every buffer under glibc's initial mmap threshold (128 KiB) even in a process
+# (tests, embedding) that never freed a big block: a larger piece was then a fresh mmap, page
+# faults and munmap each time (`cli/memory.py`). Measured on
 # 2.2 MB: 0.4 ms to encode in these pieces from 96 KiB reads against 3.7 ms in 128 KiB
 # pieces from 256 KiB reads (1.3 ms whole).
 _PIECE = 48 * 1024

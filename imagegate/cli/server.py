@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from imagegate import __version__
 from imagegate.accounts.keys import KeyStore
-from imagegate.cli.memory import return_large_frees
+from imagegate.cli.memory import trimming_heap
 from imagegate.cli.options import ConfigOpt, DataDirOpt, cli_settings
 from imagegate.cli.processes import STARTUP_FAILURE, child_command, spawner, watch_parent
 from imagegate.cli.processes import notes as processes_notes
@@ -233,18 +233,17 @@ def _server(settings: Settings, reload_settings: Callable[[], Settings], *,
 
     from imagegate.app import build_app
 
-    return_large_frees()
-
     class Server(uvicorn.Server):
         async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-            if parent is None:
-                return await super().serve(sockets)
-            watcher = asyncio.create_task(
-                watch_parent(parent, lambda: setattr(self, "should_exit", True)))
-            try:
-                await super().serve(sockets)
-            finally:
-                watcher.cancel()
+            async with trimming_heap():
+                if parent is None:
+                    return await super().serve(sockets)
+                watcher = asyncio.create_task(
+                    watch_parent(parent, lambda: setattr(self, "should_exit", True)))
+                try:
+                    await super().serve(sockets)
+                finally:
+                    watcher.cancel()
 
     return Server(uvicorn.Config(
         build_app(settings, reload_settings=reload_settings),
@@ -299,7 +298,6 @@ class _ProbeServer:
 
 def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Run task workers only (distributed deployments; share the database and blob store)."""
-    return_large_frees()
     from imagegate.app import build_probe_app
 
     settings = cli_settings(config, data_dir=data_dir)
@@ -335,7 +333,8 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
             warning = webhook_base_warning(settings)
             if warning:
                 err.print(f"[yellow]note: {escape(warning)}[/yellow]")
-            await stop.wait()
+            async with trimming_heap():
+                await stop.wait()
         finally:
             hangup.close()
             if probe is not None:

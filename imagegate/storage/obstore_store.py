@@ -111,8 +111,8 @@ class ObstoreBlobStore(BlobStore):
 
 async def _chunks(result: Any) -> AsyncIterator[bytes]:
     # 96 KiB pieces: large enough to keep the per-chunk overhead small, small enough that a
-    # slow client holds little memory per download, and under glibc's mmap threshold (fixed
-    # at 128 KiB by `cli/memory.py`): a 256 KiB piece was an mmap, its page faults and an
+    # slow client holds little memory per download, and under glibc's initial mmap threshold
+    # (128 KiB; `cli/memory.py`): a 256 KiB piece could be an mmap, its page faults and an
     # munmap every time, several times the cost of the copy itself.
     async for chunk in result.stream(min_chunk_size=_CHUNK):
         yield bytes(chunk)
