@@ -62,7 +62,7 @@ class OpenAIProvider(Provider):
         self.downloader = downloader
         # The model rules (size rule, family) come from the catalog the service runs with.
         self.catalog = catalog if catalog is not None else load_catalog()
-        self.client = UpstreamClient(channel, loads=big_json.loads)
+        self.client = UpstreamClient(channel, loads=big_json.loads_images)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -18,6 +18,7 @@ import aiohttp
 from imagegate.domain.catalog import Catalog, ModelSpec
 from imagegate.domain.images import ReferenceImage, format_of
 from imagegate.domain.request import PRODUCED_BACKGROUNDS, PRODUCED_QUALITIES, ImageRequest
+from imagegate.providers.big_json import Base64Text
 from imagegate.providers.upstream import bad_response
 
 GPT_IMAGE_QUALITIES = ("auto", "low", "medium", "high")
@@ -36,9 +37,10 @@ VARIATION_MAX_BYTES = 4 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class ResultItem:
-    """One entry of `data[]`: the image as the upstream gave it (b64 or URL)."""
+    """One entry of `data[]`: the image as the upstream gave it (b64 or URL), or already
+    decoded where the answer was parsed by `big_json.loads_images`."""
 
-    value: str
+    value: str | Base64Text
     revised_prompt: str | None = None
 
 
@@ -169,10 +171,12 @@ def parse_answer(answer: Any, channel: str) -> tuple[list[ResultItem], dict[str,
     for entry in answer["data"]:
         if not isinstance(entry, dict):
             raise bad_response(channel, "a data[] entry is not an object")
-        value = _first_text(entry.get("b64_json")) or _first_text(entry.get("url"))
+        b64 = entry.get("b64_json")
+        value = b64 if isinstance(b64, Base64Text) else (
+            _first_text(b64) or _first_text(_text(entry.get("url"))))
         if not value:
             raise bad_response(channel, "a data[] entry has neither b64_json nor url")
-        revised = entry.get("revised_prompt")
+        revised = _text(entry.get("revised_prompt"))
         items.append(ResultItem(value, revised if isinstance(revised, str) and revised else None))
     if not items:
         raise bad_response(channel, "data[] is empty")
@@ -188,6 +192,12 @@ def reported_choices(answer: Any) -> tuple[str | None, str | None]:
     quality, background = answer.get("quality"), answer.get("background")
     return (quality if quality in PRODUCED_QUALITIES else None,
             background if background in PRODUCED_BACKGROUNDS else None)
+
+
+def _text(value: Any) -> Any:
+    # Any long string of the answer may have been decoded (it looked like base64): wherever a
+    # text is meant, the text it was.
+    return value.text() if isinstance(value, Base64Text) else value
 
 
 def _first_text(value: Any) -> str:

@@ -28,6 +28,7 @@ from imagegate.domain.images import GeneratedImage
 from imagegate.errors import ProviderError
 from imagegate.ingest.images import ImageRejected, check_header, check_trailer, decode
 from imagegate.net.fetch import Fetcher, FetchError
+from imagegate.providers.big_json import Base64Text
 from imagegate.providers.upstream import UpstreamClient
 
 _WHITESPACE = re.compile(rb"\s+")
@@ -46,15 +47,16 @@ class ResultDownloader:
         self._decode_slots = asyncio.Semaphore(decode_concurrency)
 
     async def load(
-        self, value: str, *, client: UpstreamClient, revised_prompt: str | None = None
+        self, value: str | Base64Text, *, client: UpstreamClient,
+        revised_prompt: str | None = None
     ) -> GeneratedImage:
         name = client.channel.name
-        value = value.strip()
-        is_url = value.startswith(("http://", "https://")) or (
-            value.startswith("/") and not _base64_image(value))
-        data = await self._download(value, client) if is_url else None
-        if data is None:
-            data = self._inline(value, name)
+        if isinstance(value, Base64Text):  # decoded with the answer (`big_json`)
+            data = value.data
+            if len(data) > self.max_bytes:
+                raise _too_large(name, self.max_bytes)
+        else:
+            data = await self._bytes(value.strip(), client)
         try:
             info = check_header(data, max_pixels=self.max_pixels)
             check_trailer(data, info)
@@ -70,6 +72,13 @@ class ResultDownloader:
             height=info.height,
             revised_prompt=revised_prompt or None,
         )
+
+    async def _bytes(self, value: str, client: UpstreamClient) -> bytes:
+        is_url = value.startswith(("http://", "https://")) or (
+            value.startswith("/") and not _base64_image(value))
+        if is_url:
+            return await self._download(value, client)
+        return self._inline(value, client.channel.name)
 
     def _inline(self, value: str, name: str) -> bytes:
         """A `data:` URL or bare base64. Decoded on the event loop: pybase64's SIMD decoder

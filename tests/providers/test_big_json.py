@@ -1,9 +1,12 @@
 """big_json.loads gives exactly what orjson.loads gives (or its error), on answers with long
-base64 strings where the fast path applies and on the quirky ones where it must not."""
+base64 strings where the fast path applies and on the quirky ones where it must not;
+big_json.loads_images the same once its decoded strings (`Base64Text`) are read as text."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 import pybase64
@@ -16,9 +19,23 @@ B64 = pybase64.b64encode_as_string(os.urandom(300_000))  # 400,000 characters
 B64_B = pybase64.b64encode_as_string(os.urandom(100_002))
 
 
-def same(raw: bytes) -> object:
-    got = big_json.loads(raw)
-    assert got == orjson.loads(raw)
+LOADERS = pytest.mark.parametrize("loads", [big_json.loads, big_json.loads_images],
+                                  ids=["loads", "loads_images"])
+
+
+def as_text(value: Any) -> Any:
+    if isinstance(value, big_json.Base64Text):
+        return value.text()
+    if isinstance(value, list):
+        return [as_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: as_text(v) for k, v in value.items()}
+    return value
+
+
+def same(raw: bytes, loads: Callable[[bytes], Any] = big_json.loads) -> object:
+    got = loads(raw)
+    assert as_text(got) == orjson.loads(raw)
     return got
 
 
@@ -39,8 +56,9 @@ def same(raw: bytes) -> object:
     # a long string under any key is cut the same way
     orjson.dumps({"data": [{"b64_json": B64, "other": "Z" * 80_000}]}),
 ])
-def test_same_as_orjson(raw: bytes) -> None:
-    same(raw)
+@LOADERS
+def test_same_as_orjson(raw: bytes, loads: Callable[[bytes], Any]) -> None:
+    same(raw, loads)
 
 
 def test_fast_path_is_taken_for_a_plain_answer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,8 +93,9 @@ def test_fast_path_is_taken_for_a_plain_answer(monkeypatch: pytest.MonkeyPatch) 
     # non-ASCII inside the long string
     b'{"data": [{"b64_json": "' + B64[:70_000].encode() + "é".encode() + b'"}]}',
 ])
-def test_quirks_fall_back_to_the_same_answer(raw: bytes) -> None:
-    same(raw)
+@LOADERS
+def test_quirks_fall_back_to_the_same_answer(raw: bytes, loads: Callable[[bytes], Any]) -> None:
+    same(raw, loads)
 
 
 @pytest.mark.parametrize("raw", [
@@ -85,14 +104,54 @@ def test_quirks_fall_back_to_the_same_answer(raw: bytes) -> None:
     b'{"data": [{"b64_json": "' + B64.encode() + b'\n"}]}',     # a raw line break
     b'{"data": [{"b64_json": "' + B64.encode(),                # no closing quote
 ])
-def test_invalid_json_is_refused_as_orjson_refuses_it(raw: bytes) -> None:
+@LOADERS
+def test_invalid_json_is_refused_as_orjson_refuses_it(raw: bytes,
+                                                     loads: Callable[[bytes], Any]) -> None:
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(raw)
     with pytest.raises(orjson.JSONDecodeError):
-        big_json.loads(raw)
+        loads(raw)
 
 
 def test_parse_answer_errors_are_unchanged() -> None:
     raw = orjson.dumps({"data": [{"b64_json": B64}, "not an object"]})
     with pytest.raises(ProviderError, match="not an object"):
         openai_wire.parse_answer(big_json.loads(raw), "c")
+
+
+def test_loads_images_decodes_the_long_base64_strings_only() -> None:
+    prose = "a lighthouse at dusk, " * 4_000  # long, but spaces are not base64
+    raw = orjson.dumps({"data": [{"b64_json": B64, "revised_prompt": prose},
+                                 {"url": "data:image/png;base64," + B64_B}]})
+    got: Any = same(raw, big_json.loads_images)
+    image = got["data"][0]["b64_json"]
+    assert isinstance(image, big_json.Base64Text)
+    assert image.data == pybase64.b64decode(B64) and image.text() == B64
+    assert got["data"][0]["revised_prompt"] == prose
+    assert isinstance(got["data"][1]["url"], str)  # a data: URL is not bare base64
+
+
+def test_loads_images_builds_no_str_of_an_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = orjson.dumps({"data": [{"b64_json": B64}]})
+    seen: list[int] = []
+    real = orjson.loads
+
+    def spy(data: bytes) -> object:
+        seen.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(big_json.orjson, "loads", spy)
+    got = big_json.loads_images(raw)
+    assert seen and max(seen) < 1_000
+    assert isinstance(got["data"][0]["b64_json"], big_json.Base64Text)
+
+
+def test_parse_answer_takes_decoded_images_and_reads_other_fields_as_text() -> None:
+    long_prompt = "Q" * 70_000  # valid base64 by chance: decoded by loads_images
+    raw = orjson.dumps({"data": [{"b64_json": B64, "revised_prompt": long_prompt},
+                                 {"b64_json": "", "url": "https://x/1.png"}]})
+    items, _usage = openai_wire.parse_answer(big_json.loads_images(raw), "c")
+    assert isinstance(items[0].value, big_json.Base64Text)
+    assert items[0].value.data == pybase64.b64decode(B64)
+    assert items[0].revised_prompt == long_prompt
+    assert items[1].value == "https://x/1.png"

@@ -14,6 +14,7 @@ from imagegate.config import ChannelConfig
 from imagegate.errors import ProviderError
 from imagegate.net.fetch import Fetcher
 from imagegate.net.guard import AddressPolicy
+from imagegate.providers.big_json import Base64Text
 from imagegate.providers.results import ResultDownloader
 from imagegate.providers.upstream import UpstreamClient
 from imagegate.testing.upstreams.openai_api import FakeOpenAI
@@ -222,3 +223,24 @@ async def test_jpeg_padding_after_eoi_is_accepted(client: UpstreamClient,
                                                   downloader: ResultDownloader) -> None:
     data = _image("jpeg") + b"\x00" * 16
     assert (await downloader.load(b64(data), client=client)).data == data
+
+
+def decoded(data: bytes) -> Base64Text:
+    text = b64(data).encode()
+    return Base64Text(data, memoryview(text))
+
+
+async def test_an_image_decoded_with_the_answer_is_checked_like_any_other(
+        fake: FakeOpenAI, client: UpstreamClient, fetcher: Fetcher) -> None:
+    png = fake.png(96, 64, "a")
+    downloader = ResultDownloader(fetcher, max_bytes=len(png))
+    image = await downloader.load(decoded(png), client=client)
+    assert (image.data, image.width, image.height) == (png, 96, 64)
+    with pytest.raises(ProviderError, match="limit"):
+        await ResultDownloader(fetcher, max_bytes=len(png) - 1).load(decoded(png),
+                                                                     client=client)
+    with pytest.raises(ProviderError) as info:  # cut short: the trailer check refuses it
+        await downloader.load(decoded(png[:-7]), client=client)
+    assert info.value.code == "upstream_bad_result"
+    with pytest.raises(ProviderError):  # not an image at all
+        await downloader.load(decoded(b"hello world"), client=client)
