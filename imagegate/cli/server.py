@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from imagegate import __version__
 from imagegate.accounts.keys import KeyStore
+from imagegate.cli.collector import tune_collector
 from imagegate.cli.memory import trimming_heap
 from imagegate.cli.options import ConfigOpt, DataDirOpt, cli_settings
 from imagegate.cli.processes import STARTUP_FAILURE, child_command, spawner, watch_parent
@@ -235,6 +236,7 @@ def _server(settings: Settings, reload_settings: Callable[[], Settings], *,
 
     class Server(uvicorn.Server):
         async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            tune_collector()
             async with trimming_heap():
                 if parent is None:
                     return await super().serve(sockets)
@@ -333,6 +335,7 @@ def worker(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
             warning = webhook_base_warning(settings)
             if warning:
                 err.print(f"[yellow]note: {escape(warning)}[/yellow]")
+            tune_collector()
             async with trimming_heap():
                 await stop.wait()
         finally:
