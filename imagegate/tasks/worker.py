@@ -17,7 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from imagegate.domain import webhook_events
@@ -274,19 +274,18 @@ class Worker:
                                                  status=TaskStatus.CANCELLED.value))
         return len(expired)
 
-    async def _enforce_deadline(self, task: Task) -> None:
+    async def _enforce_deadline(self, task_id: str, deadline_at: float) -> None:
         """Cancel the task at its deadline, and stop this run: whatever the provider is
         waiting on (an upstream's task: none of the seeds' dialects can cancel one) is
         abandoned. The cancel is conditional, so a success recorded at the same moment
         either wins whole or changes nothing."""
-        assert task.deadline_at is not None
-        await asyncio.sleep(max(0.0, task.deadline_at - time.time()))
-        if not await self._store.expire(task.id):
+        await asyncio.sleep(max(0.0, deadline_at - time.time()))
+        if not await self._store.expire(task_id):
             return  # finished meanwhile, or cancelled by someone else (the watcher's case)
-        log.info("task %s passed its deadline; its run stops", task.id)
-        await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
+        log.info("task %s passed its deadline; its run stops", task_id)
+        await self._events.publish(TaskEvent(task_id, EventKind.TERMINAL,
                                              status=TaskStatus.CANCELLED.value))
-        job = self._running.get(task.id)
+        job = self._running.get(task_id)
         if job is not None and job is not asyncio.current_task():
             job.cancel()
 
@@ -330,106 +329,113 @@ class Worker:
     async def _run(self, task: Task) -> None:
         # The upstream answers this run reads count against `results` until it ends
         # (`providers/holding.py`): by then its images are stored and the task recorded.
+        # One frame for the run, not a `_run` awaiting a `_run_task`: it stays suspended as
+        # long as an upstream holds the call, thousands at once.
         with holding(self._results):
-            await self._run_task(task)
-
-    async def _run_task(self, task: Task) -> None:
-        started = time.monotonic()
-        if task.deadline_at is not None and task.deadline_at <= time.time():
-            # Claimed after its deadline: cancelled before anything is sent anywhere.
-            await self._enforce_deadline(task)
-            return
-        watcher = asyncio.create_task(self._watch_for_cancel(task.id),
-                                      name=f"imagegate-watch-{task.id}")
-        timer = None if task.deadline_at is None else asyncio.create_task(
-            self._enforce_deadline(task), name=f"imagegate-deadline-{task.id}")
-        outcome: str | None = None
-        await self._events.publish(TaskEvent(task.id, EventKind.STARTED))
-        try:
-            if task.upstream_task_id == SYNC_CALL:
-                # A crash cut off a synchronous upstream call: the upstream may have made (and
-                # billed) the image, so it is not made again; the client is refunded.
-                raise ProviderError(
-                    "The upstream call was interrupted by a restart; it was not repeated, to "
-                    "avoid paying twice. Nothing was charged; please submit again",
-                    retryable=False, code="upstream_interrupted",
+            started = time.monotonic()
+            if task.deadline_at is not None and task.deadline_at <= time.time():
+                # Claimed after its deadline: cancelled before anything is sent anywhere.
+                await self._enforce_deadline(task.id, task.deadline_at)
+                return
+            watcher = asyncio.create_task(self._watch_for_cancel(task.id),
+                                          name=f"imagegate-watch-{task.id}")
+            timer = None if task.deadline_at is None else asyncio.create_task(
+                self._enforce_deadline(task.id, task.deadline_at),
+                name=f"imagegate-deadline-{task.id}")
+            outcome: str | None = None
+            await self._events.publish(TaskEvent(task.id, EventKind.STARTED))
+            try:
+                if task.upstream_task_id == SYNC_CALL:
+                    # A crash cut off a synchronous upstream call: the upstream may have made (and
+                    # billed) the image, so it is not made again; the client is refunded.
+                    raise ProviderError(
+                        "The upstream call was interrupted by a restart; it was not repeated, to "
+                        "avoid paying twice. Nothing was charged; please submit again",
+                        retryable=False, code="upstream_interrupted",
+                    )
+                request = ImageRequest.from_json(task.request)
+                wanted = request.webhook_events or webhook_events.DEFAULT
+                if webhook_events.STARTED in wanted:
+                    await self._webhook_started(task)
+                provider = self._providers.for_model(request.model)
+                job = ProviderJob(
+                    task.id,
+                    request,
+                    task.attempts,
+                    references=tuple([await self._input(r) for r in request.reference_images]),
+                    mask=await self._input(request.mask_image) if request.mask_image else None,
+                    upstream_channel=task.provider if task.upstream_task_id else None,
+                    upstream_task_id=task.upstream_task_id,
+                    remember_upstream=self._upstream_recorder(task.id),
                 )
-            request = ImageRequest.from_json(task.request)
-            wanted = request.webhook_events or webhook_events.DEFAULT
-            if webhook_events.STARTED in wanted:
-                await self._webhook_started(task)
-            provider = self._providers.for_model(request.model)
-            job = ProviderJob(
-                task.id,
-                request,
-                task.attempts,
-                references=tuple([await self._input(r) for r in request.reference_images]),
-                mask=await self._input(request.mask_image) if request.mask_image else None,
-                upstream_channel=task.provider if task.upstream_task_id else None,
-                upstream_task_id=task.upstream_task_id,
-                remember_upstream=self._upstream_recorder(task.id),
-            )
-            progress = self._progress_reporter(
-                task.id, task if webhook_events.PROGRESS in wanted else None)
-            partial = self._partial_reporter(task.id)
-            result = await provider.generate(job, progress, partial)
-            served_by = result.channel or provider.name
-            images = await self._store_images(task, result, request.revises_prompt)
-            delivery = bill_delivery(
-                self._catalog.get(request.model) if self._catalog is not None else None,
-                request, [(i.width, i.height) for i in images], unit_price=task.unit_price,
-                hold=task.hold_amount, reported_quality=result.quality)
-            if await self._store.succeed(task, self.owner,
-                                         _result(images, result, request, delivery),
-                                         served_by, charged=delivery.charged,
-                                         tier=delivery.tier, note=delivery.memo(request)):
-                outcome = "succeeded"
-                if self._estimates is not None:
-                    self._estimates.record(task.model, str(request.tier),
-                                           time.time() - (task.started_at or task.created_at))
-                log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
-            else:
-                # Cancelled meanwhile, or our lease was taken over: the result has no home.
-                for image in images:
-                    await self._blobs.delete(image.key)
-        except asyncio.CancelledError:
-            raise
-        except _LeaseLost:
-            log.info("task %s was cancelled or taken over; its run stops", task.id)
-        except ImagegateError as exc:
-            log.info("task %s failed: %s", task.id, exc.message)
-            if await self._store.fail(task, self.owner, exc.to_json()):
-                outcome = "failed"
-            if exc.code == CONTENT_POLICY and self._on_refused is not None:
+                # The row's request, parsed (~2 KB), is not kept while the upstream holds
+                # the call: `request` says the same (its `to_json` is the exact inverse), and
+                # the task gets it back from there once the call ends, however it ends.
+                task = replace(task, request={})
+                progress = self._progress_reporter(
+                    task.id, (task, request) if webhook_events.PROGRESS in wanted else None)
+                partial = self._partial_reporter(task.id)
                 try:
-                    await self._on_refused(task.key_id, task.model)
-                except Exception:  # counting it must never undo the failure just recorded
-                    log.exception("could not count the content-policy refusal of %s", task.id)
-        except Exception:
-            log.exception("task %s failed unexpectedly", task.id)
-            if await self._store.fail(
-                task,
-                self.owner,
-                {"message": "The image could not be generated because of an internal error",
-                 "type": "server_error", "param": None, "code": "internal_error"},
-            ):
-                outcome = "failed"
-        finally:
-            # The watcher is cancelled first, so our own TERMINAL event cannot make it look
-            # at the lease; the event goes out before waiting for the watcher to end, so the
-            # end is announced even if this run is cancelled meanwhile. asyncio.wait: it
-            # neither swallows a cancel of this run nor raises the watcher's end.
-            helpers = [watcher] if timer is None else [watcher, timer]
-            for helper in helpers:
-                helper.cancel()
-            if outcome is not None:
-                await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
-                                                     status=outcome))
-            await asyncio.wait(helpers)
-            for helper in helpers:
-                if not helper.cancelled() and helper.exception() is not None:
-                    log.warning("task %s: %s failed: %r", task.id, helper.get_name(),
-                                helper.exception())
+                    result = await provider.generate(job, progress, partial)
+                finally:
+                    task = replace(task, request=request.to_json())
+                served_by = result.channel or provider.name
+                images = await self._store_images(task, result, request.revises_prompt)
+                delivery = bill_delivery(
+                    self._catalog.get(request.model) if self._catalog is not None else None,
+                    request, [(i.width, i.height) for i in images], unit_price=task.unit_price,
+                    hold=task.hold_amount, reported_quality=result.quality)
+                if await self._store.succeed(task, self.owner,
+                                             _result(images, result, request, delivery),
+                                             served_by, charged=delivery.charged,
+                                             tier=delivery.tier, note=delivery.memo(request)):
+                    outcome = "succeeded"
+                    if self._estimates is not None:
+                        self._estimates.record(task.model, str(request.tier),
+                                               time.time() - (task.started_at or task.created_at))
+                    log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
+                else:
+                    # Cancelled meanwhile, or our lease was taken over: the result has no home.
+                    for image in images:
+                        await self._blobs.delete(image.key)
+            except asyncio.CancelledError:
+                raise
+            except _LeaseLost:
+                log.info("task %s was cancelled or taken over; its run stops", task.id)
+            except ImagegateError as exc:
+                log.info("task %s failed: %s", task.id, exc.message)
+                if await self._store.fail(task, self.owner, exc.to_json()):
+                    outcome = "failed"
+                if exc.code == CONTENT_POLICY and self._on_refused is not None:
+                    try:
+                        await self._on_refused(task.key_id, task.model)
+                    except Exception:  # counting it must never undo the failure just recorded
+                        log.exception("could not count the content-policy refusal of %s", task.id)
+            except Exception:
+                log.exception("task %s failed unexpectedly", task.id)
+                if await self._store.fail(
+                    task,
+                    self.owner,
+                    {"message": "The image could not be generated because of an internal error",
+                     "type": "server_error", "param": None, "code": "internal_error"},
+                ):
+                    outcome = "failed"
+            finally:
+                # The watcher is cancelled first, so our own TERMINAL event cannot make it look
+                # at the lease; the event goes out before waiting for the watcher to end, so the
+                # end is announced even if this run is cancelled meanwhile. asyncio.wait: it
+                # neither swallows a cancel of this run nor raises the watcher's end.
+                helpers = [watcher] if timer is None else [watcher, timer]
+                for helper in helpers:
+                    helper.cancel()
+                if outcome is not None:
+                    await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
+                                                         status=outcome))
+                await asyncio.wait(helpers)
+                for helper in helpers:
+                    if not helper.cancelled() and helper.exception() is not None:
+                        log.warning("task %s: %s failed: %r", task.id, helper.get_name(),
+                                    helper.exception())
 
     async def _input(self, ref: StoredReference) -> ReferenceImage:
         return ReferenceImage(await self._blobs.get(ref.key), ref.content_type, ref.width,
@@ -459,9 +465,11 @@ class Worker:
         except Exception:  # a lost notice must not cost the task its run
             log.exception("could not queue the started webhook of %s", task.id)
 
-    def _progress_reporter(self, task_id: str, webhook: Task | None = None) -> ProgressCallback:
+    def _progress_reporter(self, task_id: str,
+                           webhook: tuple[Task, ImageRequest] | None = None) -> ProgressCallback:
         """Providers may report often; the row is written at most every progress_interval.
-        `webhook`: the task, when its webhook wants `progress` (at most one delivery every
+        `webhook`: the task (its `request` left out while the run holds it) and its request,
+        when its webhook wants `progress` (at most one delivery every
         PROGRESS_INTERVAL_SECONDS, queued with the progress write itself)."""
         last_time, last_value = 0.0, -1
         last_hook = -webhook_events.PROGRESS_INTERVAL_SECONDS
@@ -474,7 +482,8 @@ class Worker:
             last_time, last_value = now, progress
             hook = None
             if webhook is not None and now - last_hook >= webhook_events.PROGRESS_INTERVAL_SECONDS:
-                hook, last_hook = webhook, now
+                task, request = webhook
+                hook, last_hook = replace(task, request=request.to_json()), now
             if await self._store.set_progress(task_id, self.owner, progress, hook):
                 await self._events.publish(TaskEvent(task_id, EventKind.PROGRESS,
                                                      progress=max(0, min(99, progress))))
