@@ -23,6 +23,7 @@ import abc
 import asyncio
 import contextlib
 import enum
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -65,15 +66,29 @@ class Subscription:
     allocated until something arrives or someone waits (an empty deque and an
     `asyncio.Event`, itself a deque of waiters, were ~1.5 KB per held task)."""
 
-    __slots__ = ("_events", "_waiter", "task_id")
+    __slots__ = ("_events", "_notify", "_waiter", "task_id")
 
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
         self._events: list[TaskEvent] | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._notify: Callable[[TaskEvent], None] | None = None
+
+    def notify(self, callback: Callable[[TaskEvent], None] | None) -> None:
+        """Hand each event to `callback` as it arrives (those already queued first) instead
+        of queueing it for `next`; None goes back to queueing. For a subscriber that only
+        reacts (a worker's cancel watch): no task has to sit waiting in `next`."""
+        self._notify = callback
+        if callback is not None:
+            queued, self._events = self._events, None
+            for event in queued or ():
+                callback(event)
 
     def deliver(self, event: TaskEvent) -> None:
         """Called by the bus (on the subscriber's event loop)."""
+        if self._notify is not None:
+            self._notify(event)
+            return
         events = self._events
         if events is None:
             events = self._events = []

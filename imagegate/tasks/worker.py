@@ -38,15 +38,12 @@ from imagegate.providers.base import (
 from imagegate.providers.holding import ResultBudget, holding
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobStore
+from imagegate.tasks.cancel_watch import CancelWatch
 from imagegate.tasks.estimates import DurationEstimates
 from imagegate.tasks.events import EventBus, EventKind, TaskEvent
 from imagegate.tasks.store import TaskStore
 
 log = logging.getLogger("imagegate.worker")
-
-# A run's cancel watcher waits on its subscription without a timeout: it is cancelled when
-# the run ends, and a timer per held run cost ~0.7 KB each (thousands of runs held upstream).
-_WATCH_SECONDS = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +278,7 @@ class Worker:
         either wins whole or changes nothing."""
         await asyncio.sleep(max(0.0, deadline_at - time.time()))
         if not await self._store.expire(task_id):
-            return  # finished meanwhile, or cancelled by someone else (the watcher's case)
+            return  # finished meanwhile, or cancelled by someone else (the cancel watch's case)
         log.info("task %s passed its deadline; its run stops", task_id)
         await self._events.publish(TaskEvent(task_id, EventKind.TERMINAL,
                                              status=TaskStatus.CANCELLED.value))
@@ -309,13 +306,10 @@ class Worker:
             await sweep()
         return removed
 
-    async def _watch_for_cancel(self, task_id: str) -> None:
+    async def _ended_elsewhere(self, task_id: str) -> None:
         """Stop this run as soon as the task ends elsewhere (a client's cancel in any API
-        process, or another worker finishing it after our lease lapsed). The event is only a
-        hint: the lease, checked at once, decides."""
-        async with self._events.subscribe(task_id) as sub:
-            while not any(e.kind is EventKind.TERMINAL for e in await sub.next(_WATCH_SECONDS)):
-                pass
+        process, or another worker finishing it after our lease lapsed), told by its
+        `CancelWatch`. The event is only a hint: the lease, checked at once, decides."""
         try:
             held = await self._store.renew([task_id], self.owner, self._config.lease_seconds)
         except Exception:
@@ -337,8 +331,8 @@ class Worker:
                 # Claimed after its deadline: cancelled before anything is sent anywhere.
                 await self._enforce_deadline(task.id, task.deadline_at)
                 return
-            watcher = asyncio.create_task(self._watch_for_cancel(task.id),
-                                          name=f"imagegate-watch-{task.id}")
+            watch = CancelWatch(self._events, task.id, self._ended_elsewhere)
+            watch.start()
             timer = None if task.deadline_at is None else asyncio.create_task(
                 self._enforce_deadline(task.id, task.deadline_at),
                 name=f"imagegate-deadline-{task.id}")
@@ -421,16 +415,17 @@ class Worker:
                 ):
                     outcome = "failed"
             finally:
-                # The watcher is cancelled first, so our own TERMINAL event cannot make it look
-                # at the lease; the event goes out before waiting for the watcher to end, so the
-                # end is announced even if this run is cancelled meanwhile. asyncio.wait: it
-                # neither swallows a cancel of this run nor raises the watcher's end.
-                helpers = [watcher] if timer is None else [watcher, timer]
-                for helper in helpers:
-                    helper.cancel()
+                # The watch stops first, so our own TERMINAL event cannot make it look at the
+                # lease; the event goes out before waiting for the helpers to end, so the end
+                # is announced even if this run is cancelled meanwhile. asyncio.wait: it
+                # neither swallows a cancel of this run nor raises a helper's end.
+                watch.stop()
+                if timer is not None:
+                    timer.cancel()
                 if outcome is not None:
                     await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
                                                          status=outcome))
+                helpers = [watch.closing()] if timer is None else [watch.closing(), timer]
                 await asyncio.wait(helpers)
                 for helper in helpers:
                     if not helper.cancelled() and helper.exception() is not None:
