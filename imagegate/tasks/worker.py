@@ -29,11 +29,8 @@ from imagegate.domain.task import StoredImage, Task, TaskStatus, new_owner_id
 from imagegate.errors import CONTENT_POLICY, ImagegateError, ProviderError
 from imagegate.providers.base import (
     SYNC_CALL,
-    PartialCallback,
-    ProgressCallback,
     ProviderJob,
     ProviderResult,
-    UpstreamCallback,
 )
 from imagegate.providers.holding import ResultBudget, holding
 from imagegate.providers.registry import ProviderRegistry
@@ -86,6 +83,55 @@ def _etag(key: str) -> str:
     image and is written once, never overwritten (see `_store_images`), so the key identifies
     the bytes as well as their hash would, without reading megabytes to hash them."""
     return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class _RunReports:
+    """What a run's provider reports back (`ProviderJob.remember_upstream`, `progress`,
+    `partial`): one object with slots per run rather than three closures and their cells
+    (~0.9 KB), which live as long as an upstream holds the call, thousands at once."""
+
+    __slots__ = ("_last_hook", "_last_time", "_last_value", "_task_id", "_worker", "webhook")
+
+    def __init__(self, worker: Worker, task_id: str) -> None:
+        self._worker = worker
+        self._task_id = task_id
+        # The task (its `request` left out while the run holds it) and its request, when
+        # its webhook wants `progress` (at most one delivery every PROGRESS_INTERVAL_SECONDS,
+        # queued with the progress write itself).
+        self.webhook: tuple[Task, ImageRequest] | None = None
+        self._last_time, self._last_value = 0.0, -1
+        self._last_hook = -webhook_events.PROGRESS_INTERVAL_SECONDS
+
+    async def remember(self, name: str, upstream_id: str) -> None:
+        """Persist which channel holds the job under which upstream id before the provider
+        goes on, so a restarted worker resumes (or, for a sync call, refunds) instead of
+        submitting again."""
+        worker = self._worker
+        if not await worker._store.set_upstream(self._task_id, worker.owner, name,
+                                                upstream_id):
+            raise _LeaseLost(self._task_id)
+
+    async def progress(self, progress: int) -> None:
+        """Providers may report often; the row is written at most every progress_interval."""
+        worker = self._worker
+        now = time.monotonic()
+        if (progress <= self._last_value
+                or now - self._last_time < worker._config.progress_interval):
+            return
+        self._last_time, self._last_value = now, progress
+        hook = None
+        webhook = self.webhook
+        if (webhook is not None
+                and now - self._last_hook >= webhook_events.PROGRESS_INTERVAL_SECONDS):
+            task, request = webhook
+            hook, self._last_hook = replace(task, request=request.to_json()), now
+        if await worker._store.set_progress(self._task_id, worker.owner, progress, hook):
+            await worker._events.publish(TaskEvent(self._task_id, EventKind.PROGRESS,
+                                                   progress=max(0, min(99, progress))))
+
+    async def partial(self, partial: PartialImage) -> None:
+        await self._worker._events.publish(TaskEvent(self._task_id, EventKind.PARTIAL_IMAGE,
+                                                     partial=partial))
 
 
 class Worker:
@@ -352,6 +398,7 @@ class Worker:
                 if webhook_events.STARTED in wanted:
                     await self._webhook_started(task)
                 provider = self._providers.for_model(request.model)
+                reports = _RunReports(self, task.id)
                 job = ProviderJob(
                     task.id,
                     request,
@@ -360,17 +407,16 @@ class Worker:
                     mask=await self._input(request.mask_image) if request.mask_image else None,
                     upstream_channel=task.provider if task.upstream_task_id else None,
                     upstream_task_id=task.upstream_task_id,
-                    remember_upstream=self._upstream_recorder(task.id),
+                    remember_upstream=reports.remember,
                 )
                 # The row's request, parsed (~2 KB), is not kept while the upstream holds
                 # the call: `request` says the same (its `to_json` is the exact inverse), and
                 # the task gets it back from there once the call ends, however it ends.
                 task = replace(task, request={})
-                progress = self._progress_reporter(
-                    task.id, (task, request) if webhook_events.PROGRESS in wanted else None)
-                partial = self._partial_reporter(task.id)
+                if webhook_events.PROGRESS in wanted:
+                    reports.webhook = (task, request)
                 try:
-                    result = await provider.generate(job, progress, partial)
+                    result = await provider.generate(job, reports.progress, reports.partial)
                 finally:
                     task = replace(task, request=request.to_json())
                 served_by = result.channel or provider.name
@@ -436,54 +482,11 @@ class Worker:
         return ReferenceImage(await self._blobs.get(ref.key), ref.content_type, ref.width,
                               ref.height)
 
-    def _upstream_recorder(self, task_id: str) -> UpstreamCallback:
-        """Persist which channel holds the job under which upstream id before the provider
-        goes on, so a restarted worker resumes (or, for a sync call, refunds) instead of
-        submitting again."""
-
-        async def remember(name: str, upstream_id: str) -> None:
-            if not await self._store.set_upstream(task_id, self.owner, name, upstream_id):
-                raise _LeaseLost(task_id)
-
-        return remember
-
-    def _partial_reporter(self, task_id: str) -> PartialCallback:
-        async def report(partial: PartialImage) -> None:
-            await self._events.publish(TaskEvent(task_id, EventKind.PARTIAL_IMAGE,
-                                                 partial=partial))
-
-        return report
-
     async def _webhook_started(self, task: Task) -> None:
         try:
             await self._store.webhook_started(task)
         except Exception:  # a lost notice must not cost the task its run
             log.exception("could not queue the started webhook of %s", task.id)
-
-    def _progress_reporter(self, task_id: str,
-                           webhook: tuple[Task, ImageRequest] | None = None) -> ProgressCallback:
-        """Providers may report often; the row is written at most every progress_interval.
-        `webhook`: the task (its `request` left out while the run holds it) and its request,
-        when its webhook wants `progress` (at most one delivery every
-        PROGRESS_INTERVAL_SECONDS, queued with the progress write itself)."""
-        last_time, last_value = 0.0, -1
-        last_hook = -webhook_events.PROGRESS_INTERVAL_SECONDS
-
-        async def report(progress: int) -> None:
-            nonlocal last_time, last_value, last_hook
-            now = time.monotonic()
-            if progress <= last_value or now - last_time < self._config.progress_interval:
-                return
-            last_time, last_value = now, progress
-            hook = None
-            if webhook is not None and now - last_hook >= webhook_events.PROGRESS_INTERVAL_SECONDS:
-                task, request = webhook
-                hook, last_hook = replace(task, request=request.to_json()), now
-            if await self._store.set_progress(task_id, self.owner, progress, hook):
-                await self._events.publish(TaskEvent(task_id, EventKind.PROGRESS,
-                                                     progress=max(0, min(99, progress))))
-
-        return report
 
     async def _store_images(self, task: Task, result: ProviderResult,
                             revises_prompt: bool) -> list[StoredImage]:
