@@ -9,6 +9,7 @@ import pytest
 from imagegate.tasks.events import (
     MAX_QUEUED_EVENTS,
     EventKind,
+    LocalSubscribers,
     MemoryEventBus,
     Subscription,
     TaskEvent,
@@ -117,3 +118,20 @@ async def test_notify_hands_over_queued_events_then_each_as_it_arrives() -> None
     sub.deliver(TaskEvent("img_1", EventKind.PROGRESS, progress=7))
     assert seen == [EventKind.STARTED, EventKind.TERMINAL]
     assert [e.progress for e in await sub.next(0.01)] == [7]
+
+
+def test_local_subscribers_of_one_task_each_get_its_events_and_leave_in_any_order() -> None:
+    local = LocalSubscribers()
+    a, first = local.add("img_1")
+    b, second = local.add("img_1")
+    other, _ = local.add("img_2")
+    assert (first, second) == (True, False)
+    local.deliver(TaskEvent("img_1", EventKind.STARTED))
+    assert [a._events, b._events, other._events] == [
+        [TaskEvent("img_1", EventKind.STARTED)], [TaskEvent("img_1", EventKind.STARTED)], None]
+    assert local.remove(a) is False
+    assert local.remove(a) is False  # twice changes nothing
+    assert local.remove(b) is True
+    assert local.remove(Subscription("img_2")) is False  # not the task's subscription
+    assert local.remove(other) is True
+    assert local.by_task == {}
