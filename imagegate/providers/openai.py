@@ -187,5 +187,7 @@ class PreparedCall:
     path: str
     payload: Any  # the JSON body or the multipart form
 
-    async def __call__(self) -> Any:
-        return await self.method(self.path, self.payload)
+    # Not `async def`: it hands back the client's own awaitable, so no frame of its own stays
+    # suspended while the upstream holds the call (see `UpstreamClient.post_json`).
+    def __call__(self) -> Awaitable[Any]:
+        return self.method(self.path, self.payload)

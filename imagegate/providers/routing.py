@@ -201,7 +201,9 @@ class RoutedProvider(Provider):
         operation = job.request.operation
         if not self.offers(operation):
             raise refuse_variation(*((c.name, c.config.adapter) for c in self.channels))
-        tried: set[str] = set()
+        # A list, not a set: it lives as long as the call is held upstream, and an empty
+        # set is ~0.2 KB; it holds a name per attempt (a few).
+        tried: list[str] = []
         last: ProviderError | None = None
         fresh = job
         if job.upstream_channel is not None:
@@ -214,7 +216,7 @@ class RoutedProvider(Provider):
                     f"{self.model!r}; it was not resubmitted", retryable=False,
                     code="upstream_channel_gone")
             fresh = replace(job, upstream_channel=None, upstream_task_id=None)
-            tried.add(channel.name)
+            tried.append(channel.name)
             # Resume even through an open breaker: the task already lives upstream.
             resume = channel.breaker.acquire() or Ticket.NORMAL
             try:
@@ -240,7 +242,7 @@ class RoutedProvider(Provider):
                     break
                 continue
             attempts += 1
-            tried.add(channel.name)
+            tried.append(channel.name)
             try:
                 return await self._call(channel, fresh, progress, partial, ticket)
             except ProviderError as exc:
@@ -254,7 +256,7 @@ class RoutedProvider(Provider):
             f"no healthy upstream channel for model {self.model!r}",
             code="no_healthy_channel", headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
-    def _pick(self, tried: set[str], allow_official: bool,
+    def _pick(self, tried: list[str], allow_official: bool,
               operation: str) -> tuple[Channel, float] | None:
         now = self._clock()
         best: tuple[int, ...] | None = None

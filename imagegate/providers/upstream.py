@@ -180,15 +180,19 @@ class UpstreamClient:
 
     async def _send(
         self, method: str, url: str, answer: Callable[[int, Mapping[str, str], bytes], T], *,
-        cap: int | None = None, **kwargs: Any
+        cap: int | None = None, json: Any = None, data: Any = None,
+        params: Mapping[str, str] | None = None,
     ) -> T:
         """One request; `answer(status, headers, body)` makes the result of the whole body
-        (read within `cap` bytes, default `max_response_bytes`)."""
+        (read within `cap` bytes, default `max_response_bytes`). The request's options are
+        named rather than `**kwargs`: that dict stayed allocated with the suspended frame
+        for as long as an upstream holds the call."""
         cap = self.max_response_bytes if cap is None else cap
         session = self._open()
         name = self.channel.name
         try:
-            async with session.request(method, url, **kwargs) as response:
+            async with session.request(method, url, json=json, data=data,
+                                       params=params) as response:
                 if response.content_length is not None and response.content_length > cap:
                     response.close()
                     raise _too_large(name, cap)

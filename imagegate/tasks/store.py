@@ -7,6 +7,7 @@ never both win: whoever's WHERE clause still matches changes the row, the other 
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -33,15 +34,23 @@ def _loads(value: str | None) -> Any:
     return orjson.loads(value) if value else None
 
 
+def _shared(value: str | None) -> str | None:
+    """`sys.intern`, None kept. `_row_to_task` keeps one copy of the values many rows
+    repeat (a model, a key, the worker that holds them): the driver makes a new string per
+    row, and a worker keeps its running tasks for as long as an upstream holds their calls
+    (thousands at once)."""
+    return None if value is None else sys.intern(value)
+
+
 def _row_to_task(m: Row) -> Task:
     return Task(
         id=m["id"],
-        key_id=m["key_id"],
+        key_id=sys.intern(m["key_id"]),
         status=TaskStatus(m["status"]),
         progress=m["progress"],
-        operation=m["operation"],
-        model=m["model"],
-        provider=m["provider"],
+        operation=sys.intern(m["operation"]),
+        model=sys.intern(m["model"]),
+        provider=_shared(m["provider"]),
         request=_loads(m["request"]),
         result=_loads(m["result"]),
         error=_loads(m["error"]),
@@ -49,14 +58,14 @@ def _row_to_task(m: Row) -> Task:
         started_at=m["started_at"],
         completed_at=m["completed_at"],
         expires_at=m["expires_at"],
-        lease_owner=m["lease_owner"],
+        lease_owner=_shared(m["lease_owner"]),
         lease_expires_at=m["lease_expires_at"],
         attempts=m["attempts"],
         upstream_task_id=m["upstream_task_id"],
         unit_price=m["unit_price"],
         hold_amount=m["hold_amount"],
         charged_amount=m["charged_amount"],
-        charge_state=m["charge_state"],
+        charge_state=sys.intern(m["charge_state"]),
         deadline_at=m["deadline_at"],
     )
 

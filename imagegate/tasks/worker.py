@@ -17,7 +17,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from imagegate.domain import webhook_events
@@ -29,24 +29,18 @@ from imagegate.domain.task import StoredImage, Task, TaskStatus, new_owner_id
 from imagegate.errors import CONTENT_POLICY, ImagegateError, ProviderError
 from imagegate.providers.base import (
     SYNC_CALL,
-    PartialCallback,
-    ProgressCallback,
     ProviderJob,
     ProviderResult,
-    UpstreamCallback,
 )
 from imagegate.providers.holding import ResultBudget, holding
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobStore
+from imagegate.tasks.cancel_watch import CancelWatch
 from imagegate.tasks.estimates import DurationEstimates
 from imagegate.tasks.events import EventBus, EventKind, TaskEvent
 from imagegate.tasks.store import TaskStore
 
 log = logging.getLogger("imagegate.worker")
-
-# A run's cancel watcher waits on its subscription without a timeout: it is cancelled when
-# the run ends, and a timer per held run cost ~0.7 KB each (thousands of runs held upstream).
-_WATCH_SECONDS = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +83,55 @@ def _etag(key: str) -> str:
     image and is written once, never overwritten (see `_store_images`), so the key identifies
     the bytes as well as their hash would, without reading megabytes to hash them."""
     return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class _RunReports:
+    """What a run's provider reports back (`ProviderJob.remember_upstream`, `progress`,
+    `partial`): one object with slots per run rather than three closures and their cells
+    (~0.9 KB), which live as long as an upstream holds the call, thousands at once."""
+
+    __slots__ = ("_last_hook", "_last_time", "_last_value", "_task_id", "_worker", "webhook")
+
+    def __init__(self, worker: Worker, task_id: str) -> None:
+        self._worker = worker
+        self._task_id = task_id
+        # The task (its `request` left out while the run holds it) and its request, when
+        # its webhook wants `progress` (at most one delivery every PROGRESS_INTERVAL_SECONDS,
+        # queued with the progress write itself).
+        self.webhook: tuple[Task, ImageRequest] | None = None
+        self._last_time, self._last_value = 0.0, -1
+        self._last_hook = -webhook_events.PROGRESS_INTERVAL_SECONDS
+
+    async def remember(self, name: str, upstream_id: str) -> None:
+        """Persist which channel holds the job under which upstream id before the provider
+        goes on, so a restarted worker resumes (or, for a sync call, refunds) instead of
+        submitting again."""
+        worker = self._worker
+        if not await worker._store.set_upstream(self._task_id, worker.owner, name,
+                                                upstream_id):
+            raise _LeaseLost(self._task_id)
+
+    async def progress(self, progress: int) -> None:
+        """Providers may report often; the row is written at most every progress_interval."""
+        worker = self._worker
+        now = time.monotonic()
+        if (progress <= self._last_value
+                or now - self._last_time < worker._config.progress_interval):
+            return
+        self._last_time, self._last_value = now, progress
+        hook = None
+        webhook = self.webhook
+        if (webhook is not None
+                and now - self._last_hook >= webhook_events.PROGRESS_INTERVAL_SECONDS):
+            task, request = webhook
+            hook, self._last_hook = replace(task, request=request.to_json()), now
+        if await worker._store.set_progress(self._task_id, worker.owner, progress, hook):
+            await worker._events.publish(TaskEvent(self._task_id, EventKind.PROGRESS,
+                                                   progress=max(0, min(99, progress))))
+
+    async def partial(self, partial: PartialImage) -> None:
+        await self._worker._events.publish(TaskEvent(self._task_id, EventKind.PARTIAL_IMAGE,
+                                                     partial=partial))
 
 
 class Worker:
@@ -274,19 +317,18 @@ class Worker:
                                                  status=TaskStatus.CANCELLED.value))
         return len(expired)
 
-    async def _enforce_deadline(self, task: Task) -> None:
+    async def _enforce_deadline(self, task_id: str, deadline_at: float) -> None:
         """Cancel the task at its deadline, and stop this run: whatever the provider is
         waiting on (an upstream's task: none of the seeds' dialects can cancel one) is
         abandoned. The cancel is conditional, so a success recorded at the same moment
         either wins whole or changes nothing."""
-        assert task.deadline_at is not None
-        await asyncio.sleep(max(0.0, task.deadline_at - time.time()))
-        if not await self._store.expire(task.id):
-            return  # finished meanwhile, or cancelled by someone else (the watcher's case)
-        log.info("task %s passed its deadline; its run stops", task.id)
-        await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
+        await asyncio.sleep(max(0.0, deadline_at - time.time()))
+        if not await self._store.expire(task_id):
+            return  # finished meanwhile, or cancelled by someone else (the cancel watch's case)
+        log.info("task %s passed its deadline; its run stops", task_id)
+        await self._events.publish(TaskEvent(task_id, EventKind.TERMINAL,
                                              status=TaskStatus.CANCELLED.value))
-        job = self._running.get(task.id)
+        job = self._running.get(task_id)
         if job is not None and job is not asyncio.current_task():
             job.cancel()
 
@@ -310,13 +352,10 @@ class Worker:
             await sweep()
         return removed
 
-    async def _watch_for_cancel(self, task_id: str) -> None:
+    async def _ended_elsewhere(self, task_id: str) -> None:
         """Stop this run as soon as the task ends elsewhere (a client's cancel in any API
-        process, or another worker finishing it after our lease lapsed). The event is only a
-        hint: the lease, checked at once, decides."""
-        async with self._events.subscribe(task_id) as sub:
-            while not any(e.kind is EventKind.TERMINAL for e in await sub.next(_WATCH_SECONDS)):
-                pass
+        process, or another worker finishing it after our lease lapsed), told by its
+        `CancelWatch`. The event is only a hint: the lease, checked at once, decides."""
         try:
             held = await self._store.renew([task_id], self.owner, self._config.lease_seconds)
         except Exception:
@@ -330,156 +369,124 @@ class Worker:
     async def _run(self, task: Task) -> None:
         # The upstream answers this run reads count against `results` until it ends
         # (`providers/holding.py`): by then its images are stored and the task recorded.
+        # One frame for the run, not a `_run` awaiting a `_run_task`: it stays suspended as
+        # long as an upstream holds the call, thousands at once.
         with holding(self._results):
-            await self._run_task(task)
-
-    async def _run_task(self, task: Task) -> None:
-        started = time.monotonic()
-        if task.deadline_at is not None and task.deadline_at <= time.time():
-            # Claimed after its deadline: cancelled before anything is sent anywhere.
-            await self._enforce_deadline(task)
-            return
-        watcher = asyncio.create_task(self._watch_for_cancel(task.id),
-                                      name=f"imagegate-watch-{task.id}")
-        timer = None if task.deadline_at is None else asyncio.create_task(
-            self._enforce_deadline(task), name=f"imagegate-deadline-{task.id}")
-        outcome: str | None = None
-        await self._events.publish(TaskEvent(task.id, EventKind.STARTED))
-        try:
-            if task.upstream_task_id == SYNC_CALL:
-                # A crash cut off a synchronous upstream call: the upstream may have made (and
-                # billed) the image, so it is not made again; the client is refunded.
-                raise ProviderError(
-                    "The upstream call was interrupted by a restart; it was not repeated, to "
-                    "avoid paying twice. Nothing was charged; please submit again",
-                    retryable=False, code="upstream_interrupted",
+            started = time.monotonic()
+            if task.deadline_at is not None and task.deadline_at <= time.time():
+                # Claimed after its deadline: cancelled before anything is sent anywhere.
+                await self._enforce_deadline(task.id, task.deadline_at)
+                return
+            watch = CancelWatch(self._events, task.id, self._ended_elsewhere)
+            watch.start()
+            timer = None if task.deadline_at is None else asyncio.create_task(
+                self._enforce_deadline(task.id, task.deadline_at),
+                name=f"imagegate-deadline-{task.id}")
+            outcome: str | None = None
+            await self._events.publish(TaskEvent(task.id, EventKind.STARTED))
+            try:
+                if task.upstream_task_id == SYNC_CALL:
+                    # A crash cut off a synchronous upstream call: the upstream may have made (and
+                    # billed) the image, so it is not made again; the client is refunded.
+                    raise ProviderError(
+                        "The upstream call was interrupted by a restart; it was not repeated, to "
+                        "avoid paying twice. Nothing was charged; please submit again",
+                        retryable=False, code="upstream_interrupted",
+                    )
+                request = ImageRequest.from_json(task.request)
+                wanted = request.webhook_events or webhook_events.DEFAULT
+                if webhook_events.STARTED in wanted:
+                    await self._webhook_started(task)
+                provider = self._providers.for_model(request.model)
+                reports = _RunReports(self, task.id)
+                job = ProviderJob(
+                    task.id,
+                    request,
+                    task.attempts,
+                    references=tuple([await self._input(r) for r in request.reference_images]),
+                    mask=await self._input(request.mask_image) if request.mask_image else None,
+                    upstream_channel=task.provider if task.upstream_task_id else None,
+                    upstream_task_id=task.upstream_task_id,
+                    remember_upstream=reports.remember,
                 )
-            request = ImageRequest.from_json(task.request)
-            wanted = request.webhook_events or webhook_events.DEFAULT
-            if webhook_events.STARTED in wanted:
-                await self._webhook_started(task)
-            provider = self._providers.for_model(request.model)
-            job = ProviderJob(
-                task.id,
-                request,
-                task.attempts,
-                references=tuple([await self._input(r) for r in request.reference_images]),
-                mask=await self._input(request.mask_image) if request.mask_image else None,
-                upstream_channel=task.provider if task.upstream_task_id else None,
-                upstream_task_id=task.upstream_task_id,
-                remember_upstream=self._upstream_recorder(task.id),
-            )
-            progress = self._progress_reporter(
-                task.id, task if webhook_events.PROGRESS in wanted else None)
-            partial = self._partial_reporter(task.id)
-            result = await provider.generate(job, progress, partial)
-            served_by = result.channel or provider.name
-            images = await self._store_images(task, result, request.revises_prompt)
-            delivery = bill_delivery(
-                self._catalog.get(request.model) if self._catalog is not None else None,
-                request, [(i.width, i.height) for i in images], unit_price=task.unit_price,
-                hold=task.hold_amount, reported_quality=result.quality)
-            if await self._store.succeed(task, self.owner,
-                                         _result(images, result, request, delivery),
-                                         served_by, charged=delivery.charged,
-                                         tier=delivery.tier, note=delivery.memo(request)):
-                outcome = "succeeded"
-                if self._estimates is not None:
-                    self._estimates.record(task.model, str(request.tier),
-                                           time.time() - (task.started_at or task.created_at))
-                log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
-            else:
-                # Cancelled meanwhile, or our lease was taken over: the result has no home.
-                for image in images:
-                    await self._blobs.delete(image.key)
-        except asyncio.CancelledError:
-            raise
-        except _LeaseLost:
-            log.info("task %s was cancelled or taken over; its run stops", task.id)
-        except ImagegateError as exc:
-            log.info("task %s failed: %s", task.id, exc.message)
-            if await self._store.fail(task, self.owner, exc.to_json()):
-                outcome = "failed"
-            if exc.code == CONTENT_POLICY and self._on_refused is not None:
+                # The row's request, parsed (~2 KB), is not kept while the upstream holds
+                # the call: `request` says the same (its `to_json` is the exact inverse), and
+                # the task gets it back from there once the call ends, however it ends.
+                task = replace(task, request={})
+                if webhook_events.PROGRESS in wanted:
+                    reports.webhook = (task, request)
                 try:
-                    await self._on_refused(task.key_id, task.model)
-                except Exception:  # counting it must never undo the failure just recorded
-                    log.exception("could not count the content-policy refusal of %s", task.id)
-        except Exception:
-            log.exception("task %s failed unexpectedly", task.id)
-            if await self._store.fail(
-                task,
-                self.owner,
-                {"message": "The image could not be generated because of an internal error",
-                 "type": "server_error", "param": None, "code": "internal_error"},
-            ):
-                outcome = "failed"
-        finally:
-            # The watcher is cancelled first, so our own TERMINAL event cannot make it look
-            # at the lease; the event goes out before waiting for the watcher to end, so the
-            # end is announced even if this run is cancelled meanwhile. asyncio.wait: it
-            # neither swallows a cancel of this run nor raises the watcher's end.
-            helpers = [watcher] if timer is None else [watcher, timer]
-            for helper in helpers:
-                helper.cancel()
-            if outcome is not None:
-                await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
-                                                     status=outcome))
-            await asyncio.wait(helpers)
-            for helper in helpers:
-                if not helper.cancelled() and helper.exception() is not None:
-                    log.warning("task %s: %s failed: %r", task.id, helper.get_name(),
-                                helper.exception())
+                    result = await provider.generate(job, reports.progress, reports.partial)
+                finally:
+                    task = replace(task, request=request.to_json())
+                served_by = result.channel or provider.name
+                images = await self._store_images(task, result, request.revises_prompt)
+                delivery = bill_delivery(
+                    self._catalog.get(request.model) if self._catalog is not None else None,
+                    request, [(i.width, i.height) for i in images], unit_price=task.unit_price,
+                    hold=task.hold_amount, reported_quality=result.quality)
+                if await self._store.succeed(task, self.owner,
+                                             _result(images, result, request, delivery),
+                                             served_by, charged=delivery.charged,
+                                             tier=delivery.tier, note=delivery.memo(request)):
+                    outcome = "succeeded"
+                    if self._estimates is not None:
+                        self._estimates.record(task.model, str(request.tier),
+                                               time.time() - (task.started_at or task.created_at))
+                    log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
+                else:
+                    # Cancelled meanwhile, or our lease was taken over: the result has no home.
+                    for image in images:
+                        await self._blobs.delete(image.key)
+            except asyncio.CancelledError:
+                raise
+            except _LeaseLost:
+                log.info("task %s was cancelled or taken over; its run stops", task.id)
+            except ImagegateError as exc:
+                log.info("task %s failed: %s", task.id, exc.message)
+                if await self._store.fail(task, self.owner, exc.to_json()):
+                    outcome = "failed"
+                if exc.code == CONTENT_POLICY and self._on_refused is not None:
+                    try:
+                        await self._on_refused(task.key_id, task.model)
+                    except Exception:  # counting it must never undo the failure just recorded
+                        log.exception("could not count the content-policy refusal of %s", task.id)
+            except Exception:
+                log.exception("task %s failed unexpectedly", task.id)
+                if await self._store.fail(
+                    task,
+                    self.owner,
+                    {"message": "The image could not be generated because of an internal error",
+                     "type": "server_error", "param": None, "code": "internal_error"},
+                ):
+                    outcome = "failed"
+            finally:
+                # The watch stops first, so our own TERMINAL event cannot make it look at the
+                # lease; the event goes out before waiting for the helpers to end, so the end
+                # is announced even if this run is cancelled meanwhile. asyncio.wait: it
+                # neither swallows a cancel of this run nor raises a helper's end.
+                watch.stop()
+                if timer is not None:
+                    timer.cancel()
+                if outcome is not None:
+                    await self._events.publish(TaskEvent(task.id, EventKind.TERMINAL,
+                                                         status=outcome))
+                helpers = [watch.closing()] if timer is None else [watch.closing(), timer]
+                await asyncio.wait(helpers)
+                for helper in helpers:
+                    if not helper.cancelled() and helper.exception() is not None:
+                        log.warning("task %s: %s failed: %r", task.id, helper.get_name(),
+                                    helper.exception())
 
     async def _input(self, ref: StoredReference) -> ReferenceImage:
         return ReferenceImage(await self._blobs.get(ref.key), ref.content_type, ref.width,
                               ref.height)
-
-    def _upstream_recorder(self, task_id: str) -> UpstreamCallback:
-        """Persist which channel holds the job under which upstream id before the provider
-        goes on, so a restarted worker resumes (or, for a sync call, refunds) instead of
-        submitting again."""
-
-        async def remember(name: str, upstream_id: str) -> None:
-            if not await self._store.set_upstream(task_id, self.owner, name, upstream_id):
-                raise _LeaseLost(task_id)
-
-        return remember
-
-    def _partial_reporter(self, task_id: str) -> PartialCallback:
-        async def report(partial: PartialImage) -> None:
-            await self._events.publish(TaskEvent(task_id, EventKind.PARTIAL_IMAGE,
-                                                 partial=partial))
-
-        return report
 
     async def _webhook_started(self, task: Task) -> None:
         try:
             await self._store.webhook_started(task)
         except Exception:  # a lost notice must not cost the task its run
             log.exception("could not queue the started webhook of %s", task.id)
-
-    def _progress_reporter(self, task_id: str, webhook: Task | None = None) -> ProgressCallback:
-        """Providers may report often; the row is written at most every progress_interval.
-        `webhook`: the task, when its webhook wants `progress` (at most one delivery every
-        PROGRESS_INTERVAL_SECONDS, queued with the progress write itself)."""
-        last_time, last_value = 0.0, -1
-        last_hook = -webhook_events.PROGRESS_INTERVAL_SECONDS
-
-        async def report(progress: int) -> None:
-            nonlocal last_time, last_value, last_hook
-            now = time.monotonic()
-            if progress <= last_value or now - last_time < self._config.progress_interval:
-                return
-            last_time, last_value = now, progress
-            hook = None
-            if webhook is not None and now - last_hook >= webhook_events.PROGRESS_INTERVAL_SECONDS:
-                hook, last_hook = webhook, now
-            if await self._store.set_progress(task_id, self.owner, progress, hook):
-                await self._events.publish(TaskEvent(task_id, EventKind.PROGRESS,
-                                                     progress=max(0, min(99, progress))))
-
-        return report
 
     async def _store_images(self, task: Task, result: ProviderResult,
                             revises_prompt: bool) -> list[StoredImage]:

@@ -9,6 +9,7 @@ import pytest
 from imagegate.tasks.events import (
     MAX_QUEUED_EVENTS,
     EventKind,
+    LocalSubscribers,
     MemoryEventBus,
     Subscription,
     TaskEvent,
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.mark.parametrize("turns", [0, 1, 2])
 async def test_a_cancel_that_is_accepted_is_honoured(turns: int) -> None:
-    """A worker cancels a run's cancel watcher (parked in `next`) when the run ends; an event
+    """A follower's wait (parked in `next`) is cancelled when it stops following; an event
     for the task can land in the same loop iteration. Whenever `cancel()` says it took, the
     waiter must end cancelled: with `asyncio.wait_for` (Python 3.11) the event could win
     after the cancel was accepted, the watcher waited on, and the run with it, until the next
@@ -49,7 +50,7 @@ async def test_next_returns_what_arrived_and_then_waits_again() -> None:
 
 @pytest.mark.parametrize("turns", [0, 1, 2])
 async def test_a_cancel_of_a_wait_without_timeout_is_honoured(turns: int) -> None:
-    """The worker's cancel watcher waits with no timeout (no timer per held run)."""
+    """A wait with no timeout (no timer per waiter) is cancelled the same way."""
     sub = Subscription("img_1")
     waiting = asyncio.create_task(sub.next(None))
     await asyncio.sleep(0)
@@ -102,3 +103,35 @@ async def test_the_memory_bus_forgets_a_subscriber_when_its_block_ends() -> None
         await bus.publish(TaskEvent("img_1", EventKind.PROGRESS, progress=2))
         assert [e.progress for e in await first.next(0.01)] == [2]
         assert [e.progress for e in await second.next(0.01)] == [2]
+
+
+async def test_notify_hands_over_queued_events_then_each_as_it_arrives() -> None:
+    sub = Subscription("img_1")
+    sub.deliver(TaskEvent("img_1", EventKind.STARTED))
+    seen: list[EventKind] = []
+    sub.notify(lambda e: seen.append(e.kind))
+    assert seen == [EventKind.STARTED]
+    sub.deliver(TaskEvent("img_1", EventKind.TERMINAL, status="cancelled"))
+    assert seen == [EventKind.STARTED, EventKind.TERMINAL]
+    assert await sub.next(0.01) == []  # nothing was queued meanwhile
+    sub.notify(None)  # back to queueing
+    sub.deliver(TaskEvent("img_1", EventKind.PROGRESS, progress=7))
+    assert seen == [EventKind.STARTED, EventKind.TERMINAL]
+    assert [e.progress for e in await sub.next(0.01)] == [7]
+
+
+def test_local_subscribers_of_one_task_each_get_its_events_and_leave_in_any_order() -> None:
+    local = LocalSubscribers()
+    a, first = local.add("img_1")
+    b, second = local.add("img_1")
+    other, _ = local.add("img_2")
+    assert (first, second) == (True, False)
+    local.deliver(TaskEvent("img_1", EventKind.STARTED))
+    assert [a._events, b._events, other._events] == [
+        [TaskEvent("img_1", EventKind.STARTED)], [TaskEvent("img_1", EventKind.STARTED)], None]
+    assert local.remove(a) is False
+    assert local.remove(a) is False  # twice changes nothing
+    assert local.remove(b) is True
+    assert local.remove(Subscription("img_2")) is False  # not the task's subscription
+    assert local.remove(other) is True
+    assert local.by_task == {}
