@@ -36,6 +36,7 @@ import operator
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -395,10 +396,26 @@ def _ratio(value: float | None, base: float | None) -> str:
 # -- 1. zero-latency upstream, c=16
 
 
+def page_cache_write_ms(folder: Path, data: bytes, count: int = 100) -> float:
+    """System CPU ms to write `data` into one fresh file, as imagegate stores a result: the
+    kernel's share of storing it, which no change to imagegate can cut. On a VM whose free
+    memory goes back to the host (a balloon's free-page reporting) a page-cache page touched
+    for the first time costs a host fault; the figure shows how much of the relay's CPU that
+    is on this machine, in this run. This thread's own rusage; the files are removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_stime
+    for n in range(count):
+        (folder / f"{n}.png").write_bytes(data)
+    spent = resource.getrusage(resource.RUSAGE_THREAD).ru_stime - before
+    shutil.rmtree(folder, ignore_errors=True)
+    return spent / count * 1000
+
+
 def zero_latency(fakes: dict[str, Server], relays: dict[str, Server], plan: Plan, tool: Tool,
-                 report: Report) -> None:
+                 report: Report, payloads: dict[str, Payload]) -> None:
     """Direct and relay runs interleaved per repetition: direct 4 KiB, relay 4 KiB url,
-    direct 2 MiB, relay 2 MiB url, relay 2 MiB b64_json."""
+    direct 2 MiB, relay 2 MiB url, relay 2 MiB b64_json; then, per repetition, the kernel's
+    cost of writing the result file (`page_cache_write_ms`, beside the relay's data)."""
     c = plan.c
     # (size, answer): "direct" is the fake itself.
     legs: list[tuple[tuple[str, str], Server, Server | None, Callable[[float], LoadSpec]]] = []
@@ -417,11 +434,17 @@ def zero_latency(fakes: dict[str, Server], relays: dict[str, Server], plan: Plan
 
     for _key, server, upstream, make in legs:  # connections, lazy imports, statements
         one(server, upstream, make(plan.warmup))
+    writes: dict[str, list[float]] = {size: [] for size in payloads}
     for _ in range(plan.reps):
         for key, server, upstream, make in legs:
             results[key].append(one(server, upstream, make(plan.duration)))
             print(f"... zero latency c={c} {' '.join(key)}: "
                   f"{ok_rate(results[key][-1]):,.1f}/s", flush=True)
+        for size, payload in payloads.items():
+            data_dir = relays[size].data_dir
+            assert data_dir is not None
+            writes[size].append(page_cache_write_ms(data_dir.parent / "page-cache-probe",
+                                                    payload.data))
     for (size, answer), relayed in results.items():
         if answer == "direct":
             continue
@@ -436,6 +459,9 @@ def zero_latency(fakes: dict[str, Server], relays: dict[str, Server], plan: Plan
                  f"p50/p99 {fmt_num(median([x.p50_ms for x in relayed]), 1)}/"
                  f"{fmt_num(median([x.p99_ms for x in relayed]), 1)} ms",
                  f"fake CPU {fmt_num(median([cpu_ms(x) for x in direct]), 2)} ms/req direct",
+                 f"of the CPU, the kernel's write of the result file: "
+                 f"{fmt_num(median(writes[size]), 2)} ms (a fresh file written outside "
+                 f"imagegate, same run)",
                  f"cores imagegate/client/other {cores}"]
         notes += [x for x in (errors_note(direct), errors_note(relayed)) if x]
         report.rows["zero"].append(Row(
@@ -975,7 +1001,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           flush=True)
             try:
                 if "zero" in only:
-                    zero_latency(fakes, relays, plan, tool, report)
+                    zero_latency(fakes, relays, plan, tool, report, payloads)
                 if "poll" in only:
                     polling(workdir, relays["4 KiB"], plan, tool, report)
                 if args.profile_dir is not None:
