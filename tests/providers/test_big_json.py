@@ -63,11 +63,9 @@ def test_same_as_orjson(raw: bytes, loads: Callable[[bytes], Any]) -> None:
     same(raw, loads)
 
 
-def test_fast_path_is_taken_for_a_plain_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The whole document never reaches orjson (the point of the module), and the answer
-    still reads the same through parse_answer."""
-    raw = orjson.dumps({"note": 'quoted "b64_json" and a backslash \\',
-                        "data": [{"b64_json": B64}, {"b64_json": B64_B}]})
+@pytest.fixture
+def orjson_inputs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the documents big_json hands to orjson from now on."""
     seen: list[int] = []
     real = orjson.loads
 
@@ -76,8 +74,17 @@ def test_fast_path_is_taken_for_a_plain_answer(monkeypatch: pytest.MonkeyPatch) 
         return real(data)
 
     monkeypatch.setattr(big_json.orjson, "loads", spy)
+    return seen
+
+
+def test_fast_path_is_taken_for_a_plain_answer(orjson_inputs: list[int],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole document never reaches orjson (the point of the module), and the answer
+    still reads the same through parse_answer."""
+    raw = orjson.dumps({"note": 'quoted "b64_json" and a backslash \\',
+                        "data": [{"b64_json": B64}, {"b64_json": B64_B}]})
     got = big_json.loads(raw)
-    assert seen and max(seen) < 1_000
+    assert orjson_inputs and max(orjson_inputs) < 1_000
     monkeypatch.undo()
     assert openai_wire.parse_answer(got, "c") == openai_wire.parse_answer(orjson.loads(raw),
                                                                           "c")
@@ -133,18 +140,10 @@ def test_loads_images_decodes_the_long_base64_strings_only() -> None:
     assert isinstance(got["data"][1]["url"], str)  # a data: URL is not bare base64
 
 
-def test_loads_images_builds_no_str_of_an_image(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loads_images_builds_no_str_of_an_image(orjson_inputs: list[int]) -> None:
     raw = orjson.dumps({"data": [{"b64_json": B64}]})
-    seen: list[int] = []
-    real = orjson.loads
-
-    def spy(data: bytes) -> object:
-        seen.append(len(data))
-        return real(data)
-
-    monkeypatch.setattr(big_json.orjson, "loads", spy)
     got = big_json.loads_images(raw)
-    assert seen and max(seen) < 1_000
+    assert orjson_inputs and max(orjson_inputs) < 1_000
     assert isinstance(got["data"][0]["b64_json"], big_json.Base64Text)
 
 

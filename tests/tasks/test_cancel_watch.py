@@ -18,8 +18,8 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_terminal_event_tells_the_worker_once_and_closing_unsubscribes() -> None:
-    bus = MemoryEventBus()
+async def _watching(bus: MemoryEventBus) -> tuple[CancelWatch, list[str]]:
+    """A started watch of img_1 on `bus`, settled, and the task ids it reported ended."""
     ended: list[str] = []
 
     async def on_ended(task_id: str) -> None:
@@ -28,6 +28,12 @@ async def test_a_terminal_event_tells_the_worker_once_and_closing_unsubscribes()
     watch = CancelWatch(bus, "img_1", on_ended)
     watch.start()
     await _settle()
+    return watch, ended
+
+
+async def test_a_terminal_event_tells_the_worker_once_and_closing_unsubscribes() -> None:
+    bus = MemoryEventBus()
+    watch, ended = await _watching(bus)
     await bus.publish(TaskEvent("img_1", EventKind.PROGRESS, progress=5))
     await bus.publish(TaskEvent("img_2", EventKind.TERMINAL, status="cancelled"))
     await _settle()
@@ -43,14 +49,7 @@ async def test_a_terminal_event_tells_the_worker_once_and_closing_unsubscribes()
 
 async def test_after_stop_the_runs_own_end_is_not_taken_for_someone_elses() -> None:
     bus = MemoryEventBus()
-    ended: list[str] = []
-
-    async def on_ended(task_id: str) -> None:
-        ended.append(task_id)
-
-    watch = CancelWatch(bus, "img_1", on_ended)
-    watch.start()
-    await _settle()
+    watch, ended = await _watching(bus)
     watch.stop()
     await bus.publish(TaskEvent("img_1", EventKind.TERMINAL, status="succeeded"))
     await asyncio.wait([watch.closing()])
