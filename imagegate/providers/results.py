@@ -52,9 +52,7 @@ class ResultDownloader:
     ) -> GeneratedImage:
         name = client.channel.name
         if isinstance(value, Base64Text):  # decoded with the answer (`big_json`)
-            data = value.data
-            if len(data) > self.max_bytes:
-                raise _too_large(name, self.max_bytes)
+            data = self._capped(value.data, name)
         else:
             data = await self._bytes(value.strip(), client)
         try:
@@ -113,6 +111,10 @@ class ResultDownloader:
                 data = pybase64.b64decode(cleaned, validate=True)
             except binascii.Error:
                 raise _bad(name, "the result is neither a URL nor valid base64") from None
+        return self._capped(data, name)
+
+    def _capped(self, data: bytes, name: str) -> bytes:
+        """A decoded image, refused when larger than `max_bytes`."""
         if len(data) > self.max_bytes:
             raise _too_large(name, self.max_bytes)
         return data
