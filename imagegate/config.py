@@ -285,10 +285,22 @@ class Settings(BaseSettings):
         "(rendering, decoding, encoding) is bounded separately by `cpu_workers`.",
     )
     max_inflight_result_bytes: int = Field(
-        256 * 1024 * 1024, ge=1024 * 1024,
+        128 * 1024 * 1024, ge=1024 * 1024,
         description="Bytes of upstream answers one process holds in memory at once (task "
-        "runs hold theirs until they end); an answer that does not fit waits, unread, for "
-        "room. It is never refused: the upstream made the image.",
+        "runs hold theirs until they end); an answer that does not fit waits for room in a "
+        "spool file (see `max_spooled_result_bytes`). It is never refused: the upstream "
+        "made the image.",
+    )
+    max_spooled_result_bytes: int = Field(
+        8 * 1024 * 1024 * 1024, ge=0,
+        description="Bytes of upstream answers one process keeps in spool files at once: an "
+        "answer that does not fit `max_inflight_result_bytes` is read into a spool file and "
+        "waits there (page cache and disk, not memory, not socket buffers) instead of in its "
+        "socket. 0: no spool (such answers wait unread in their sockets).",
+    )
+    spool_dir: Path | None = Field(
+        None, description="Directory of the spool files (nameless files where the system "
+        "has `O_TMPFILE`, so a crash leaves none behind); default: the system's temp dir.",
     )
     cpu_workers: int | None = Field(
         None, ge=1, description="Threads for CPU-bound work (sandbox rendering, image "

@@ -49,6 +49,7 @@ from imagegate.net.guard import AddressPolicy
 from imagegate.providers.factory import build_providers
 from imagegate.providers.holding import ResultBudget
 from imagegate.providers.registry import ProviderRegistry
+from imagegate.providers.spool import AnswerSpool
 from imagegate.storage.base import BlobStore
 from imagegate.storage.links import ResultLinks
 from imagegate.storage.signing import UrlSigner
@@ -350,7 +351,9 @@ async def _start_workers(b: Backends) -> None:
         on_refused=b.moderation.upstream_refused,
         estimates=b.tasks.estimates,
         catalog=b.catalog,
-        results=ResultBudget(settings.max_inflight_result_bytes),
+        results=ResultBudget(settings.max_inflight_result_bytes, spool=AnswerSpool(
+            settings.max_spooled_result_bytes, settings.spool_dir)
+            if settings.max_spooled_result_bytes else None),
     )
     await b.worker.start()
     b.intake.attach_runner(b.worker)

@@ -5,9 +5,10 @@ burst of 2,000 sync requests whose 2 MiB results come back together read 2,000 a
 their decodings) at once, and measured 8.6 GB. `ResultBudget` is the process-wide bound
 (`max_inflight_result_bytes`): an answer's bytes are taken before its body is read and stay
 taken until the run that read it ends (its images are stored and the task is recorded by
-then). An answer that does not fit waits, unread, in the socket; it is never refused — the
-upstream has made the image, and dropping it would lose it — so the wait is bounded only by
-the channel's own timeout.
+then). An answer that does not fit is read into a spool file and waits there for room
+(`providers/spool.py`); only when the spool is full or missing does it wait unread in its
+socket. It is never refused — the upstream has made the image, and dropping it would lose
+it — so the wait is bounded only by the channel's own timeout.
 
 A run that holds everything held may always take more, so one answer larger than the budget
 slows the others instead of blocking forever.
@@ -24,25 +25,37 @@ import collections
 import contextlib
 from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from imagegate.providers.spool import AnswerSpool
 
 
 class ResultBudget:
     """Bytes taken and given back; takers wait first come, first served (a give wakes only
     those that now fit, in order: no herd of thousands re-checking on every release)."""
 
-    def __init__(self, limit_bytes: int) -> None:
+    def __init__(self, limit_bytes: int, spool: AnswerSpool | None = None) -> None:
         self.limit = limit_bytes
         self.used = 0
+        # Where answers that do not fit wait instead of their sockets (`providers/spool.py`).
+        self.spool = spool
         self._waiting: collections.deque[tuple[int, int, asyncio.Future[None]]] = (
             collections.deque())
 
     def _fits(self, size: int, own: int) -> bool:
         return self.used == own or self.used + size <= self.limit
 
-    async def take(self, size: int, own: int) -> None:
-        """Count `size` more bytes for a holder that holds `own`; wait until they fit."""
+    def try_take(self, size: int, own: int) -> bool:
+        """Count `size` more bytes if they fit now and nobody waits before us."""
         if not self._waiting and self._fits(size, own):
             self.used += size
+            return True
+        return False
+
+    async def take(self, size: int, own: int) -> None:
+        """Count `size` more bytes for a holder that holds `own`; wait until they fit."""
+        if self.try_take(size, own):
             return
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (size, own, woken)
@@ -99,6 +112,12 @@ class Holding:
         if size > 0:
             await self.budget.take(size, self.held)
             self.held += size
+
+    def try_take(self, size: int) -> bool:
+        if size > 0 and not self.budget.try_take(size, self.held):
+            return False
+        self.held += max(0, size)
+        return True
 
     def release(self) -> None:
         held, self.held = self.held, 0

@@ -1,0 +1,164 @@
+"""Where an upstream answer waits when it does not fit the memory budget: a nameless file.
+
+`ResultBudget` (`providers/holding.py`) bounds the answers a process holds in memory. Before
+this, an answer that did not fit waited unread in its socket. A burst of 2,000 sync requests
+whose 2 MiB answers come back together then left ~1,900 answers in socket buffers — imagegate's
+receive queues and the upstream's send queues, ~1.5 GB on one host — which put the kernel's
+TCP memory under pressure: it dropped segments (~30,000 per burst), connections sat in
+retransmission backoff for up to two minutes, and the burst took 260 s where the work takes 30.
+
+So an answer that does not fit is read at once into a spool file and waits there, in the
+page cache (neither RSS nor socket memory), for its turn; then it is read back in one piece.
+The files are opened `O_TMPFILE` where the system has it (`tempfile.TemporaryFile`): they have
+no name, and a crash leaves nothing behind. What spool files hold at once is bounded too
+(`max_spooled_result_bytes`); past that bound an answer waits in its socket as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from imagegate.providers.holding import Holding, ResultBudget
+
+log = logging.getLogger(__name__)
+
+
+class AnswerSpool:
+    """The spool files of one process: their directory and the bound on what they hold."""
+
+    def __init__(self, limit_bytes: int, directory: Path | None = None) -> None:
+        self.room = ResultBudget(limit_bytes)
+        self.directory = directory
+
+    def open(self) -> SpoolFile | None:
+        """A new, empty spool file; None when none can be made (the answer then waits in
+        its socket, as it would without a spool)."""
+        try:
+            # Unbuffered: chunks go straight to the page cache, none copied into a buffer.
+            file = tempfile.TemporaryFile(dir=self.directory, buffering=0)
+        except OSError as exc:
+            log.warning("cannot open a spool file in %s (%s); answers wait in their sockets",
+                        self.directory or tempfile.gettempdir(), exc)
+            return None
+        return SpoolFile(self, file.fileno(), file)
+
+
+class SpoolFile:
+    """One answer's bytes on their way through a spool file. Writes and the read run on the
+    event loop: they copy to and from the page cache, tens of microseconds per chunk, cheaper
+    than a thread hop each."""
+
+    __slots__ = ("_fd", "_file", "_spool", "size")
+
+    def __init__(self, spool: AnswerSpool, fd: int, file: IO[bytes]) -> None:
+        self._spool, self._fd, self._file = spool, fd, file
+        self.size = 0
+
+    async def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Append `chunk`, first waiting for room in the spool's bound."""
+        await self._spool.room.take(len(chunk), self.size)
+        try:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self._fd, view):]
+        except BaseException:
+            self._spool.room.give(len(chunk))
+            raise
+        self.size += len(chunk)
+
+    def read(self) -> bytes:
+        """Everything written, as one bytes object (one copy, from the page cache)."""
+        parts: list[bytes] = []
+        offset = 0
+        while offset < self.size:
+            part = os.pread(self._fd, self.size - offset, offset)
+            if not part:
+                raise OSError(f"spool file ended at {offset} of {self.size} bytes")
+            parts.append(part)
+            offset += len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        """Give the file's bytes back to the bound; the file goes with its last descriptor."""
+        size, self.size = self.size, 0
+        self._spool.room.give(size)
+        self._file.close()
+
+
+class AnswerBody:
+    """An answer's body as it is read: in memory while the run's holding has room for it,
+    else (from the first chunk that does not fit on) in a spool file, where it waits off the
+    socket until the holding can take it. Without a holding (API-side calls) it is all kept
+    in memory; without a spool, a chunk that does not fit waits for room unread."""
+
+    __slots__ = ("_chunks", "_held", "_spooled", "_taken", "size")
+
+    def __init__(self, held: Holding | None) -> None:
+        self._held = held
+        self._chunks: list[bytes] = []
+        self._spooled: SpoolFile | None = None
+        self._taken = 0
+        self.size = 0
+
+    async def expect(self, size: int) -> None:
+        """Take the `size` bytes an answer says it has (Content-Length) before reading it."""
+        await self._take_or_spool(size)
+
+    async def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self._spooled is None and self.size > self._taken:
+            await self._take_or_spool(self.size - self._taken)
+        if self._spooled is not None:
+            try:
+                await self._spooled.write(chunk)
+                return
+            except OSError as exc:  # a full disk: go on in memory, as if there were no spool
+                log.warning("cannot write a spool file (%s); the answer is read into memory", exc)
+                self._unspool()
+                await self._take_all()
+        self._chunks.append(chunk)
+
+    async def _take_or_spool(self, more: int) -> None:
+        held = self._held
+        if held is None or more <= 0:
+            return
+        if held.try_take(more):
+            self._taken += more
+            return
+        spool = held.budget.spool
+        self._spooled = spool.open() if spool is not None else None
+        if self._spooled is None:  # no spool: wait for room with the answer in its socket
+            await held.take(more)
+            self._taken += more
+
+    async def finish(self) -> bytes:
+        """The whole body, once the holding has room for all of it."""
+        if self._spooled is not None:
+            await self._take_all()
+            self._unspool()
+        return b"".join(self._chunks)
+
+    async def _take_all(self) -> None:
+        if self._held is not None and self.size > self._taken:
+            await self._held.take(self.size - self._taken)
+            self._taken = self.size
+
+    def _unspool(self) -> None:
+        """Move what the spool file holds into memory, and let the file go."""
+        spooled = self._spooled
+        if spooled is not None:
+            try:
+                self._chunks.append(spooled.read())
+            finally:
+                self.close()
+
+    def close(self) -> None:
+        """Let go of the spool file, if any (the holding keeps what it took until the run
+        ends)."""
+        spooled, self._spooled = self._spooled, None
+        if spooled is not None:
+            spooled.close()
