@@ -127,10 +127,10 @@ async def test_the_spools_bound_holds_later_answers_in_their_sockets(tmp_path: P
         waiting = asyncio.create_task(second.write(b"y" * 10))
         await asyncio.sleep(0.05)
         assert not waiting.done()  # the bound is full: the writer (its reader) waits
-        assert first.read() == b"x" * 1000
-        first.close()
+        assert await first.take_out() == b"x" * 1000  # read back: its bytes are given back
         await asyncio.wait_for(waiting, 5)
-        assert second.read() == b"y" * 10 and spool.room.used == 10
+        assert spool.room.used == 10
+        assert await second.take_out() == b"y" * 10
     finally:
         first.close()
         second.close()
