@@ -32,6 +32,13 @@ PRIVATE_FILE_MODE = 0o600
 
 def private_dir(path: Path) -> None:
     """Create `path` and its missing parents, each 0700 whatever the umask."""
+    try:  # the common case (a task's folder in an existing root): one mkdir, no walk
+        path.mkdir(mode=PRIVATE_DIR_MODE)
+    except (FileExistsError, FileNotFoundError):
+        pass
+    else:
+        os.chmod(path, PRIVATE_DIR_MODE)  # mkdir's mode passes through the umask
+        return
     missing: list[Path] = []
     while not path.exists():
         missing.append(path)

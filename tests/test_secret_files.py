@@ -112,7 +112,9 @@ def test_private_folders_and_files_whatever_the_umask(tmp_path: Path) -> None:
         private_dir(tmp_path / "a" / "b")
         private_file(tmp_path / "a" / "b" / "f")
         private_dir(tmp_path / "a" / "b")  # twice is fine
+        private_dir(tmp_path / "a" / "c")  # the parent exists: only the leaf is made
     assert mode(tmp_path / "a") == mode(tmp_path / "a" / "b") == 0o700
+    assert mode(tmp_path / "a" / "c") == 0o700
     assert mode(tmp_path / "a" / "b" / "f") == 0o600
 
 

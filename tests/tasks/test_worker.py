@@ -203,7 +203,7 @@ async def test_cancel_stops_the_running_job_and_keeps_no_blobs(rig: Rig) -> None
     assert task is not None and task.status is TaskStatus.CANCELLED and task.result is None
     assert worker.in_flight == 0
     with pytest.raises(BlobNotFoundError):
-        await rig.blobs.get(f"tasks/{tid}/1/0.png")
+        await rig.blobs.get(f"tasks/{tid}/1-0.png")
 
 
 async def test_graceful_stop_hands_the_task_to_the_next_worker(rig: Rig) -> None:
