@@ -49,9 +49,9 @@ class AnswerSpool:
 
 
 class SpoolFile:
-    """One answer's bytes on their way through a spool file. Writes and the read run on the
-    event loop: they copy to and from the page cache, tens of microseconds per chunk, cheaper
-    than a thread hop each."""
+    """One answer's bytes on their way through a spool file. Each chunk is written on the
+    event loop (a copy into the page cache, tens of microseconds: cheaper than a thread hop
+    per chunk); the whole is read back in a thread (`take_out`)."""
 
     __slots__ = ("_fd", "_file", "_spool", "size")
 

@@ -90,7 +90,7 @@ class UpstreamClient:
                 # twice this. When 2,000 answers arrive at once, each connection's buffer is
                 # filled in the same turn of the loop, before any is spooled: at the
                 # default (64 KiB) a 2 MiB burst peaked at 2.3-2.9 GB of RSS, at 16 KiB at
-                # 1.4-1.5 GB, with the same CPU per answer (bench/README.md).
+                # 1.2-1.5 GB, with the same CPU per answer (bench/README.md).
                 read_bufsize=16 * 1024,
             )
         return self._session
