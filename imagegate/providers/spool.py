@@ -34,6 +34,8 @@ class AnswerSpool:
     def __init__(self, limit_bytes: int, directory: Path | None = None) -> None:
         self.room = ResultBudget(limit_bytes)
         self.directory = directory
+        # Said once per failure streak: a burst would otherwise log it for every answer.
+        self._failing = False
 
     def open(self) -> SpoolFile | None:
         """A new, empty spool file; None when none can be made (the answer then waits in
@@ -42,9 +44,16 @@ class AnswerSpool:
             # Unbuffered: chunks go straight to the page cache, none copied into a buffer.
             file = tempfile.TemporaryFile(dir=self.directory, buffering=0)
         except OSError as exc:
-            log.warning("cannot open a spool file in %s (%s); answers wait in their sockets",
-                        self.directory or tempfile.gettempdir(), exc)
+            if not self._failing:
+                log.warning("cannot open a spool file in %s (%s); answers wait in their "
+                            "sockets until one can be opened",
+                            self.directory or tempfile.gettempdir(), exc)
+            self._failing = True
             return None
+        if self._failing:
+            log.warning("spool files can be opened again in %s",
+                        self.directory or tempfile.gettempdir())
+            self._failing = False
         return SpoolFile(self, file.fileno(), file)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -116,6 +117,22 @@ async def test_without_a_spool_an_answer_that_does_not_fit_waits_unread(
     finally:
         await client.aclose()
     assert budget.used == 0
+
+
+def test_a_missing_spool_directory_is_said_once_and_its_return_too(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    directory = tmp_path / "spool"
+    spool = AnswerSpool(1000, directory)
+    with caplog.at_level(logging.WARNING, logger="imagegate.providers.spool"):
+        assert spool.open() is None and spool.open() is None
+        directory.mkdir()
+        for _ in range(2):
+            opened = spool.open()
+            assert opened is not None
+            opened.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "cannot open a spool file" in messages[0] and "opened again" in messages[1]
 
 
 async def test_the_spools_bound_holds_later_answers_in_their_sockets(tmp_path: Path) -> None:
