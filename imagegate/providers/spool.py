@@ -54,7 +54,7 @@ class AnswerSpool:
             log.warning("spool files can be opened again in %s",
                         self.directory or tempfile.gettempdir())
             self._failing = False
-        return SpoolFile(self, file.fileno(), file)
+        return SpoolFile(self, file)
 
 
 class SpoolFile:
@@ -64,8 +64,9 @@ class SpoolFile:
 
     __slots__ = ("_fd", "_file", "_spool", "size")
 
-    def __init__(self, spool: AnswerSpool, fd: int, file: IO[bytes]) -> None:
-        self._spool, self._fd, self._file = spool, fd, file
+    def __init__(self, spool: AnswerSpool, file: IO[bytes]) -> None:
+        self._spool, self._file = spool, file
+        self._fd = file.fileno()  # kept: every chunk's write uses it
         self.size = 0
 
     async def write(self, chunk: bytes | bytearray | memoryview) -> None:
