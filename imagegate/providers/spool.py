@@ -72,10 +72,26 @@ class SpoolFile:
     async def write(self, chunk: bytes | bytearray | memoryview) -> None:
         """Append `chunk`, first waiting for room in the spool's bound."""
         await self._spool.room.take(len(chunk), self.size)
+        self._append(chunk)
+
+    def write_now(self, chunk: bytes | bytearray | memoryview) -> bool:
+        """Append `chunk` if the spool's bound has room for it now; False (nothing written)
+        if not."""
+        if not self._spool.room.try_take(len(chunk), self.size):
+            return False
+        self._append(chunk)
+        return True
+
+    def _append(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Write `chunk` (its room taken) after what the file holds. At that offset, not the
+        descriptor's: a write that fails halfway (a full disk) leaves nothing in the way of
+        the next one."""
         try:
             view = memoryview(chunk)
+            offset = self.size
             while view:
-                view = view[os.write(self._fd, view):]
+                written = os.pwrite(self._fd, view, offset)
+                view, offset = view[written:], offset + written
         except BaseException:
             self._spool.room.give(len(chunk))
             raise
@@ -136,6 +152,32 @@ class AnswerBody:
         """Take the `size` bytes an answer says it has (Content-Length) before reading it."""
         await self._take_or_spool(size)
 
+    def add_now(self, chunk: bytes) -> bool:
+        """`add` without waiting: the chunk kept (the holding has room) or written to the spool
+        file; False, with nothing changed, when it could only wait (no room, no spool file, a
+        full spool or disk), which `add` then does."""
+        held = self._held
+        if self._spooled is None:
+            more = self.size + len(chunk) - self._taken
+            if held is not None and more > 0:
+                if held.try_take(more):
+                    self._taken += more
+                else:
+                    spool = held.budget.spool
+                    self._spooled = spool.open() if spool is not None else None
+                    if self._spooled is None:
+                        return False
+        if self._spooled is not None:
+            try:
+                if not self._spooled.write_now(chunk):
+                    return False
+            except OSError:
+                return False  # `add` says why, and goes on in memory
+        else:
+            self._chunks.append(chunk)
+        self.size += len(chunk)
+        return True
+
     async def add(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self._spooled is None and self.size > self._taken:
@@ -168,7 +210,10 @@ class AnswerBody:
         if self._spooled is not None:
             await self._take_all()
             await self._unspool()
-        return b"".join(self._chunks)
+        # Handed over whole and let go of here: the pieces, kept until the body itself went,
+        # held a second copy of the answer while it was parsed and decoded.
+        chunks, self._chunks = self._chunks, []
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _take_all(self) -> None:
         if self._held is not None and self.size > self._taken:

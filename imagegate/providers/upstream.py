@@ -8,6 +8,7 @@ vendor (`upstream_timeout`, `upstream_rate_limited`, …; see `translate`).
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -21,6 +22,7 @@ from imagegate import __version__
 from imagegate.config import ChannelConfig
 from imagegate.errors import CONTENT_POLICY, ProviderError, ProviderRejectedError
 from imagegate.providers import holding
+from imagegate.providers.draining import AnswerTooLarge, DrainingConnector, read_body
 from imagegate.providers.spool import AnswerBody
 
 T = TypeVar("T")
@@ -76,7 +78,7 @@ class UpstreamClient:
                 # Sized from the channel, not aiohttp's default of 100: that silently held a
                 # channel without `concurrency` to 100 upstream calls in flight (with a 2 s
                 # upstream, 50 images/s whatever the demand). 0 is aiohttp's "unlimited".
-                connector=aiohttp.TCPConnector(limit=self.channel.concurrency or 0),
+                connector=DrainingConnector(limit=self.channel.concurrency or 0),
                 timeout=aiohttp.ClientTimeout(
                     total=self.channel.timeout, sock_connect=self.channel.connect_timeout
                 ),
@@ -87,10 +89,11 @@ class UpstreamClient:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 json_serialize=lambda obj: orjson.dumps(obj).decode(),
                 # What aiohttp buffers per answer before it stops reading the socket is
-                # twice this. When 2,000 answers arrive at once, each connection's buffer is
-                # filled in the same turn of the loop, before any is spooled: at the
-                # default (64 KiB) a 2 MiB burst peaked at 2.3-2.9 GB of RSS, at 16 KiB at
-                # 1.2-1.5 GB, with the same CPU per answer (bench/README.md).
+                # twice this. Answers are drained as they arrive (`providers/draining.py`),
+                # so this is what one keeps when it can only wait (no room in memory, no
+                # spool file). Before the drain, when 2,000 answers arrived at once, a 2 MiB
+                # burst peaked at 2.3-2.9 GB of RSS at the default (64 KiB), 1.2-1.5 GB at
+                # 16 KiB (bench/README.md).
                 read_bufsize=16 * 1024,
             )
         return self._session
@@ -197,6 +200,8 @@ class UpstreamClient:
         cap = self.max_response_bytes if cap is None else cap
         session = self._open()
         name = self.channel.name
+        # The session's `total` timeout, which aiohttp enforces only in its own reads.
+        deadline = asyncio.get_running_loop().time() + self.channel.timeout
         try:
             async with session.request(method, url, json=json, data=data,
                                        params=params) as response:
@@ -204,19 +209,18 @@ class UpstreamClient:
                     response.close()
                     raise _too_large(name, cap)
                 # Counted against the process's bound before it is read: an answer that
-                # does not fit waits for room in a spool file (`providers/spool.py`).
-                # `iter_any` hands over the pieces as the socket delivered them, joined
-                # once at the end: growing a bytearray (or `iter_chunked(n)`) copied a
-                # 2.9 MB answer once or twice more.
+                # does not fit waits for room in a spool file (`providers/spool.py`). The
+                # pieces are kept as the socket delivered them (`providers/draining.py`),
+                # joined once at the end: growing a bytearray (or `iter_chunked(n)`) copied
+                # a 2.9 MB answer once or twice more.
                 body = AnswerBody(holding.current())
                 try:
                     await body.expect(response.content_length or 0)
-                    async for chunk in response.content.iter_any():
-                        if body.size + len(chunk) > cap:
-                            response.close()
-                            raise _too_large(name, cap)
-                        await body.add(chunk)
+                    await read_body(response, body, cap, deadline)
                     raw = await body.finish()
+                except AnswerTooLarge:
+                    response.close()
+                    raise _too_large(name, cap) from None
                 finally:
                     body.close()
                 status, headers = response.status, response.headers

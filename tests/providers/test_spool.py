@@ -162,16 +162,16 @@ async def test_a_spool_that_cannot_be_written_goes_on_in_memory(
     await other.take(100)
     body = AnswerBody(held)
     await body.add(b"a" * 50)  # does not fit: spooled
-    real_write = os.write
+    real_write = os.pwrite
 
-    def full(fd: int, data: Any) -> int:
+    def full(fd: int, data: Any, offset: int) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "write", full)
+    monkeypatch.setattr(os, "pwrite", full)
     adding = asyncio.create_task(body.add(b"b" * 50))  # read back, then waits for room
     await asyncio.sleep(0.05)
     assert not adding.done() and budget.spool.room.used == 0
-    monkeypatch.setattr(os, "write", real_write)
+    monkeypatch.setattr(os, "pwrite", real_write)
     other.release()
     await asyncio.wait_for(adding, 5)
     assert await body.finish() == b"a" * 50 + b"b" * 50
