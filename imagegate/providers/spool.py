@@ -156,17 +156,9 @@ class AnswerBody:
         """`add` without waiting: the chunk kept (the holding has room) or written to the spool
         file; False, with nothing changed, when it could only wait (no room, no spool file, a
         full spool or disk), which `add` then does."""
-        held = self._held
-        if self._spooled is None:
-            more = self.size + len(chunk) - self._taken
-            if held is not None and more > 0:
-                if held.try_take(more):
-                    self._taken += more
-                else:
-                    spool = held.budget.spool
-                    self._spooled = spool.open() if spool is not None else None
-                    if self._spooled is None:
-                        return False
+        if self._spooled is None and not self._take_or_spool_now(
+                self.size + len(chunk) - self._taken):
+            return False
         if self._spooled is not None:
             try:
                 if not self._spooled.write_now(chunk):
@@ -192,17 +184,23 @@ class AnswerBody:
                 await self._take_all()
         self._chunks.append(chunk)
 
-    async def _take_or_spool(self, more: int) -> None:
+    def _take_or_spool_now(self, more: int) -> bool:
+        """Take `more` bytes from the holding if they fit, else open a spool file for the
+        rest of the answer; False when neither can be done now (no spool file)."""
         held = self._held
         if held is None or more <= 0:
-            return
+            return True
         if held.try_take(more):
             self._taken += more
-            return
+            return True
         spool = held.budget.spool
         self._spooled = spool.open() if spool is not None else None
-        if self._spooled is None:  # no spool: wait for room with the answer in its socket
-            await held.take(more)
+        return self._spooled is not None
+
+    async def _take_or_spool(self, more: int) -> None:
+        if not self._take_or_spool_now(more) and self._held is not None:
+            # No spool: wait for room with the answer in its socket.
+            await self._held.take(more)
             self._taken += more
 
     async def finish(self) -> bytes:
