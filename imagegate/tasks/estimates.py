@@ -1,6 +1,6 @@
 """How long a task typically takes, per model × tier: a task's `estimated_seconds`.
 
-A moving average of the run time (started → completed) of succeeded tasks, kept in memory
+A moving average of the run time (started → images stored) of runs that delivered, kept in memory
 per process: the poll route is the hottest one, so reading an estimate must cost nothing.
 It learns from the tasks this process's worker finishes, and the first time a model × tier
 is asked about it is seeded once from the store's recent succeeded tasks (so a freshly

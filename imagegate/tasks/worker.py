@@ -425,14 +425,18 @@ class Worker:
                     self._catalog.get(request.model) if self._catalog is not None else None,
                     request, [(i.width, i.height) for i in images], unit_price=task.unit_price,
                     hold=task.hold_amount, reported_quality=result.quality)
+                # The run time is recorded before the task is marked succeeded: a poll that
+                # sees it succeeded must find its run in the estimate (after the commit, a
+                # poll could come in before this coroutine resumed). A run whose task was
+                # cancelled meanwhile is still a sample of how long the upstream took.
+                if self._estimates is not None:
+                    self._estimates.record(task.model, str(request.tier),
+                                           time.time() - (task.started_at or task.created_at))
                 if await self._store.succeed(task, self.owner,
                                              _result(images, result, request, delivery),
                                              served_by, charged=delivery.charged,
                                              tier=delivery.tier, note=delivery.memo(request)):
                     outcome = "succeeded"
-                    if self._estimates is not None:
-                        self._estimates.record(task.model, str(request.tier),
-                                               time.time() - (task.started_at or task.created_at))
                     log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
                 else:
                     # Cancelled meanwhile, or our lease was taken over: the result has no home.
