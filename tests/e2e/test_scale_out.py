@@ -4,11 +4,12 @@ directory of its own.
 
 500 async tasks are submitted round-robin to both APIs (two keys, sandbox latency); meanwhile
 the official SDK streams a task on API A (its partial images come from a worker, through
-Redis) and makes a synchronous request on API B. Then one worker and one API process are
-killed with SIGKILL while tasks run, and restarted; then Redis is stopped for a few seconds
-while the second half is submitted, and started again. In the end every task is terminal
-(succeeded), none succeeded twice, each key's balance equals its ledger, every result
-downloads through both APIs, and the objects are in the bucket.
+Redis) and makes a synchronous request on API B. Then one worker is killed with SIGKILL
+while it runs tasks of a second part going in, then an API process, and both are restarted;
+then Redis is stopped for a few seconds while the second half is submitted, and started
+again. In the end every task is terminal (succeeded), none succeeded twice, each key's
+balance equals its ledger, every result downloads through both APIs, and the objects are in
+the bucket.
 
 Every wait is bounded; nothing asserts how long anything took.
 """
@@ -39,6 +40,7 @@ from tests.support.s3 import S3Server
 pytestmark = pytest.mark.e2e
 
 TASKS = 500
+FIRST, HALF = 150, 250  # the first part; the second ends here, the kill lands while it goes in
 PREFIX = "ig/"
 SECRETS = {"IMAGEGATE_SIGNING_SECRET": "scale-out-signing-secret-0123456789",
            "IMAGEGATE_ADMIN_TOKEN": "iga_scale-out-admin-token-0123456789"}
@@ -59,13 +61,14 @@ def services(tmp_path: Path) -> Iterator[tuple[str, RedisProcess, S3Server]]:
         redis.stop()
 
 
-async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float) -> None:
+async def until(what: str, check: Callable[[], Awaitable[bool]], timeout: float,
+                every: float = 0.25) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if await check():
             return
         assert time.monotonic() < deadline, f"still waiting after {timeout:.0f}s: {what}"
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(every)
 
 
 class Run:
@@ -138,7 +141,7 @@ async def scenario(run: Run) -> None:
         # 1. The first half, with a stream on API A and a sync request on API B meanwhile.
         streamed = asyncio.create_task(stream_on(a, run.keys[0]))
         synced = asyncio.create_task(sync_on(b, run.keys[1]))
-        await run.submit(http, range(0, TASKS // 2))
+        await run.submit(http, range(0, FIRST))
         async with asyncio.timeout(120):
             events = await streamed
             sync_url = await synced
@@ -151,6 +154,9 @@ async def scenario(run: Run) -> None:
             assert got.status_code == 200 and image_format(got.content) == "png"
 
         # 2. SIGKILL a worker while it runs tasks, and an API process; start both again.
+        # The first part may well have ended by now (a worker runs thousands of tasks at
+        # once), so the kill watches while the next part goes in and strikes the moment
+        # worker 1 holds a running task: each runs for the sandbox's 0.4 s at least.
         owner = re.search(r"imagegate worker (\S+) running", w1.output(200))
         assert owner is not None, w1.output()
 
@@ -159,9 +165,14 @@ async def scenario(run: Run) -> None:
                                  "AND lease_owner = $1", owner.group(1))
             return bool(rows[0][0])
 
-        await until("worker 1 running tasks", w1_busy, 60)
-        w1.kill9()
-        b.kill9()
+        async def kill_w1_while_busy() -> None:
+            await until("worker 1 running tasks", w1_busy, 60, every=0.05)
+            w1.kill9()
+
+        killer = asyncio.create_task(kill_w1_while_busy())
+        await run.submit(http, range(FIRST, HALF))
+        await killer
+        b.kill9()  # after the part went in: it was half of the submission's targets
         new_w1, new_b = run.cluster.restart(w1), run.cluster.restart(b)
         await asyncio.gather(asyncio.to_thread(new_w1.wait_ready),
                              asyncio.to_thread(new_b.wait_ready))
@@ -174,7 +185,7 @@ async def scenario(run: Run) -> None:
             return await run.bus_connected(http, run.workers[1]) == 0
 
         await until("a worker reporting the event bus down", bus_down, 30)
-        await run.submit(http, range(TASKS // 2, TASKS))
+        await run.submit(http, range(HALF, TASKS))
         await asyncio.sleep(3)
         run.redis.start()
 
