@@ -57,6 +57,7 @@ import aiohttp
 import psutil
 from _load import BODY_COUNTER, LoadResult, LoadSpec, Tool, run_aiohttp, run_load, wrk_path
 from _profile import Recording, render, summarize
+from _tcp import TcpUse, TcpWindow
 from _util import (
     LOOPBACK,
     MemorySampler,
@@ -569,6 +570,8 @@ class BurstRun:
     health_p99_ms: float | None
     health_failures: int
     aborted: str | None
+    direct_tcp: TcpUse | None  # the kernel's TCP counters over each run (bench/_tcp.py)
+    relay_tcp: TcpUse | None
 
 
 def burst_once(workdir: Path, name: str, fake: Server, plan: Plan, answer: str, probe: bool
@@ -577,7 +580,8 @@ def burst_once(workdir: Path, name: str, fake: Server, plan: Plan, answer: str, 
     sampled from idle on). Every request is issued at once (concurrency = cap = burst) by
     the aiohttp client, which sends exactly that many; the duration only bounds the run."""
     spec = direct_spec(plan.burst, plan.burst_limit, plan.burst)
-    direct = run_aiohttp(fake.base_url, spec, fake.pid)
+    with TcpWindow() as direct_tcp:
+        direct = run_aiohttp(fake.base_url, spec, fake.pid)
     relay = start_relay(workdir, name, fake, log_level=plan.log_level,
                         settings=slots_for(plan.burst))
     try:
@@ -586,17 +590,19 @@ def burst_once(workdir: Path, name: str, fake: Server, plan: Plan, answer: str, 
         sampler = MemorySampler(relay.pid, None, interval=0.1)
         health = HealthProbe(relay, plan.health_interval) if probe else None
         with sampler.running(), RssGuard(relay, sampler, plan.rss_limit) as guard, \
-                health or contextlib.nullcontext():
+                health or contextlib.nullcontext(), TcpWindow() as relay_tcp:
             res = run_aiohttp(relay.base_url, relay_spec(relay, plan.burst, plan.burst_limit,
                                                          plan.burst, answer), relay.pid)
         run = BurstRun(direct, res, sampler.peak().rss, idle,
                        health.p99_ms() if health else None,
-                       health.failures if health else 0, guard.tripped)
+                       health.failures if health else 0, guard.tripped,
+                       direct_tcp.use, relay_tcp.use)
     finally:
         stop_and_remove(relay)
     print(f"... burst {name}: direct {ok(direct)} in {direct.seconds:.1f}s, relay {ok(res)} "
           f"in {res.seconds:.1f}s ({res.errors} errors), peak RSS {run.peak_rss / MB:,.0f} MB"
-          + (f", /healthz p99 {fmt_num(run.health_p99_ms)} ms" if probe else ""), flush=True)
+          + (f", /healthz p99 {fmt_num(run.health_p99_ms)} ms" if probe else "")
+          + (f"; TCP: {run.relay_tcp.note(MB)}" if run.relay_tcp else ""), flush=True)
     return run
 
 
@@ -635,6 +641,11 @@ def bursts(workdir: Path, payloads: dict[str, Payload], plan: Plan, report: Repo
                                   lambda v: v <= HEALTH_P99_TARGET_MS))
             notes.append(f"/healthz every {plan.health_interval * 1000:g} ms: p99 "
                          f"{fmt_num(p99)} ms, {sum(b.health_failures for b in bruns)} failed")
+        for who, uses in (("imagegate", [b.relay_tcp for b in bruns]),
+                          ("direct", [b.direct_tcp for b in bruns])):
+            known = [u for u in uses if u is not None]
+            if known:
+                notes.append(f"TCP over {who}'s runs: {TcpUse.total(known).note(MB)}")
         notes += [x for x in (errors_note([b.direct for b in bruns]),
                               errors_note([b.relay for b in bruns])) if x]
         notes += [b.aborted for b in bruns if b.aborted]
