@@ -116,7 +116,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 class ImagegateApp(FastAPI):
-    """FastAPI with the hottest GET routes served in front of its whole middleware stack
+    """FastAPI with the hottest routes (task polls, `/healthz`, `POST
+    /v1/images/generations`) served in front of its whole middleware stack
     (`HotRoutesMiddleware`, set by `build_app`)."""
 
     front: ASGIApp
@@ -196,7 +197,8 @@ def build_app(settings: Settings, backends: Backends | None = None, *,
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.front = HotRoutesMiddleware(partial(FastAPI.__call__, app), routes=tasks.HOT_ROUTES,
-                                    exact=health.HOT_ROUTES)
+                                    exact=health.HOT_ROUTES, posts=images.HOT_POSTS,
+                                    max_body_bytes=settings.max_body_bytes)
     return app
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from imagegate.api import deps
 from imagegate.api.deps import CatalogDep, IntakeDep, LinksDep, SettingsDep, TasksDep
 from imagegate.config import Settings
 from imagegate.domain import deadlines
@@ -38,6 +39,14 @@ async def creation(settings: SettingsDep, catalog: CatalogDep, intake: IntakeDep
 
 
 CreationDep = Annotated[Creation, Depends(creation)]
+
+
+async def creation_of(request: Request) -> Creation:
+    """`creation` for an endpoint served ahead of FastAPI's dependency resolution
+    (`HotRoutesMiddleware`): the same backends, read off the request's app."""
+    return Creation(await deps.settings(request), await deps.catalog(request),
+                    await deps.intake(request), await deps.tasks(request),
+                    await deps.links(request))
 
 
 def idempotency_key(request: Request) -> str | None:

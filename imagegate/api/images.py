@@ -9,7 +9,13 @@ from fastapi import APIRouter, Request, Response
 
 from imagegate.accounts.keys import ApiKey
 from imagegate.api import openapi
-from imagegate.api.creation import Creation, CreationDep, idempotency_key, with_deadline
+from imagegate.api.creation import (
+    Creation,
+    CreationDep,
+    creation_of,
+    idempotency_key,
+    with_deadline,
+)
 from imagegate.api.deps import api_key, json_body
 from imagegate.api.prefer import Preferences, preferences
 from imagegate.api.profiles import native
@@ -98,3 +104,12 @@ async def create_generation(request: Request, run: CreationDep) -> Response:
     body = await json_body(request)
     image_request = normalize(body, run.catalog, operation="generate")
     return await run_request(request, run, key, body, image_request)
+
+
+async def hot_create_generation(request: Request) -> Response:
+    """`create_generation` as `HotRoutesMiddleware` serves it, ahead of FastAPI's router."""
+    return await create_generation(request, await creation_of(request))
+
+
+# For HotRoutesMiddleware, which serves these POSTs before the router (same endpoint).
+HOT_POSTS = {"/v1/images/generations": hot_create_generation}
