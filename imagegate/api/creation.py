@@ -44,9 +44,9 @@ CreationDep = Annotated[Creation, Depends(creation)]
 async def creation_of(request: Request) -> Creation:
     """`creation` for an endpoint served ahead of FastAPI's dependency resolution
     (`HotRoutesMiddleware`): the same backends, read off the request's app."""
-    return Creation(await deps.settings(request), await deps.catalog(request),
-                    await deps.intake(request), await deps.tasks(request),
-                    await deps.links(request))
+    return await creation(await deps.settings(request), await deps.catalog(request),
+                          await deps.intake(request), await deps.tasks(request),
+                          await deps.links(request))
 
 
 def idempotency_key(request: Request) -> str | None:
