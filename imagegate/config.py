@@ -298,6 +298,12 @@ class Settings(BaseSettings):
         "waits there (page cache and disk, not memory, not socket buffers) instead of in its "
         "socket. 0: no spool (such answers wait unread in their sockets).",
     )
+    upstream_reader_thread: bool = Field(
+        True, description="Task runs read their upstream answers on an event loop of their "
+        "own, in a thread, rather than on the API's: a flood of large answers then leaves "
+        "the API answering (a burst of 2,000 2 MiB answers held `/healthz` for seconds on "
+        "one loop). Off: one loop does both.",
+    )
     spool_dir: Path | None = Field(
         None, description="Directory of the spool files (nameless files where the system "
         "has `O_TMPFILE`, so a crash leaves none behind); default: the system's temp dir.",

@@ -48,6 +48,7 @@ from imagegate.net.fetch import Fetcher, FetchLimits
 from imagegate.net.guard import AddressPolicy
 from imagegate.providers.factory import build_providers
 from imagegate.providers.holding import ResultBudget
+from imagegate.providers.reader import AnswerReader
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.providers.spool import AnswerSpool
 from imagegate.storage.base import BlobStore
@@ -133,6 +134,8 @@ class Backends:
     checks: Mapping[str, Check] = field(default_factory=dict)
     # The event loop's default executor: CPU-bound work (`cpu_pool`).
     cpu: ThreadPoolExecutor | None = None
+    # The loop task runs read upstream answers on (`providers/reader.py`), with the workers.
+    reader: AnswerReader | None = None
 
     async def aclose(self) -> None:
         if self.worker is not None:
@@ -140,6 +143,8 @@ class Backends:
         if self.dispatcher is not None:  # after the worker: finishing tasks queue deliveries
             await self.dispatcher.stop()
         await self.providers.aclose()
+        if self.reader is not None:  # after the providers: their sessions close on it
+            await self.reader.stop()
         await self.moderation.aclose()
         await self.limiter.aclose()
         await self.ingestor.aclose()
@@ -335,6 +340,9 @@ def _assemble(settings: Settings, catalog: Catalog, db: Database,
 
 async def _start_workers(b: Backends) -> None:
     settings = b.settings
+    if settings.upstream_reader_thread:
+        b.reader = AnswerReader()
+        b.reader.start()
     b.worker = Worker(
         b.store,
         b.events,
@@ -353,7 +361,7 @@ async def _start_workers(b: Backends) -> None:
         catalog=b.catalog,
         results=ResultBudget(settings.max_inflight_result_bytes, spool=AnswerSpool(
             settings.max_spooled_result_bytes, settings.spool_dir)
-            if settings.max_spooled_result_bytes else None),
+            if settings.max_spooled_result_bytes else None, reader=b.reader),
     )
     await b.worker.start()
     b.intake.attach_runner(b.worker)

@@ -173,3 +173,25 @@ async def test_cpu_bound_work_runs_on_its_own_small_pool(tmp_path: Path) -> None
         assert {t.name.split("_")[0] for t in threading.enumerate()} >= {"imagegate-cpu"}
     finally:
         await backends.aclose()
+
+
+async def test_task_runs_read_upstream_answers_on_a_loop_of_their_own(tmp_path: Path) -> None:
+    backends = await build_backends(Settings(data_dir=tmp_path), with_worker=True)
+    reader = backends.reader
+    try:
+        assert reader is not None and reader.loop is not None
+        assert reader.loop is not asyncio.get_running_loop()
+        assert backends.worker is not None and backends.worker._results is not None
+        assert backends.worker._results.reader is reader
+    finally:
+        await backends.aclose()
+    assert reader.loop is None  # stopped with the rest
+
+    backends = await build_backends(Settings(data_dir=tmp_path, upstream_reader_thread=False),
+                                    with_worker=True)
+    try:
+        assert backends.reader is None
+        assert backends.worker is not None and backends.worker._results is not None
+        assert backends.worker._results.reader is None
+    finally:
+        await backends.aclose()

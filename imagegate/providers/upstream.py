@@ -9,6 +9,7 @@ vendor (`upstream_timeout`, `upstream_rate_limited`, …; see `translate`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -65,16 +66,21 @@ class UpstreamClient:
         self.base_url = channel.base_url
         self.origin = str(URL(channel.base_url).origin())
         self.max_response_bytes = max_response_bytes
-        self._session: aiohttp.ClientSession | None = None
+        # One session per event loop the client is used on, opened on first use there:
+        # aiohttp binds a session to the loop it was created in, and task runs read their
+        # answers on the upstream reader's loop (`providers/reader.py`) while streamed calls
+        # and calls outside a run stay on the caller's.
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     def _open(self) -> aiohttp.ClientSession:
-        # Opened on first use: aiohttp binds a session to the loop it was created in.
-        if self._session is None or self._session.closed:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
             headers = {"User-Agent": f"imagegate/{__version__}"}
             secret = self.channel.secret()
             if secret:
                 headers["Authorization"] = f"Bearer {secret}"
-            self._session = aiohttp.ClientSession(
+            session = self._sessions[loop] = aiohttp.ClientSession(
                 # Sized from the channel, not aiohttp's default of 100: that silently held a
                 # channel without `concurrency` to 100 upstream calls in flight (with a 2 s
                 # upstream, 50 images/s whatever the demand). 0 is aiohttp's "unlimited".
@@ -96,12 +102,19 @@ class UpstreamClient:
                 # 16 KiB (bench/README.md).
                 read_bufsize=16 * 1024,
             )
-        return self._session
+        return session
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions, self._sessions = self._sessions, {}
+        here = asyncio.get_running_loop()
+        for loop, session in sessions.items():
+            if loop is here:
+                await session.close()
+            elif loop.is_running():  # closed on its own loop (a loop that stopped took its
+                # connections with it)
+                closing = asyncio.run_coroutine_threadsafe(session.close(), loop)
+                with contextlib.suppress(TimeoutError, RuntimeError):
+                    await asyncio.wait_for(asyncio.wrap_future(closing), 10)
 
     def url_for(self, path: str) -> str:
         return self.base_url + path
@@ -188,15 +201,31 @@ class UpstreamClient:
         except orjson.JSONDecodeError:
             raise bad_response(self.channel.name, "the answer is not JSON") from None
 
-    async def _send(
+    def _send(
         self, method: str, url: str, answer: Callable[[int, Mapping[str, str], bytes], T], *,
         cap: int | None = None, json: Any = None, data: Any = None,
         params: Mapping[str, str] | None = None,
-    ) -> T:
+    ) -> Coroutine[Any, Any, T]:
         """One request; `answer(status, headers, body)` makes the result of the whole body
         (read within `cap` bytes, default `max_response_bytes`). The request's options are
         named rather than `**kwargs`: that dict stayed allocated with the suspended frame
-        for as long as an upstream holds the call."""
+        for as long as an upstream holds the call.
+
+        A task run's exchange runs on the upstream reader's loop when its budget has one
+        (`providers/reader.py`); the run's holding goes with it by hand, as context variables
+        stay in this thread."""
+        held = holding.current()
+        reader = held.budget.reader if held is not None else None
+        exchange = self._exchange(method, url, answer, held, cap=cap, json=json, data=data,
+                                  params=params)
+        # Handed back unawaited, like post_json's: one suspended frame fewer per held call.
+        return exchange if reader is None else reader.run(exchange)
+
+    async def _exchange(
+        self, method: str, url: str, answer: Callable[[int, Mapping[str, str], bytes], T],
+        held: holding.Holding | None, *, cap: int | None, json: Any, data: Any,
+        params: Mapping[str, str] | None,
+    ) -> T:
         cap = self.max_response_bytes if cap is None else cap
         session = self._open()
         name = self.channel.name
@@ -213,7 +242,7 @@ class UpstreamClient:
                 # pieces are kept as the socket delivered them (`providers/draining.py`),
                 # joined once at the end: growing a bytearray (or `iter_chunked(n)`) copied
                 # a 2.9 MB answer once or twice more.
-                body = AnswerBody(holding.current())
+                body = AnswerBody(held)
                 try:
                     await body.expect(response.content_length or 0)
                     await read_body(response, body, cap, deadline)
