@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -94,48 +94,55 @@ class AnswerReader:
         if thread.is_alive():
             log.warning("the upstream reader's thread did not stop in 10 s")
 
-    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """`await coro`, run on the reader's loop (here, when it is not running or this is
-        it). Cancelling the caller cancels it there; its result or exception comes back.
+    def run(self, coro: Coroutine[Any, Any, T]) -> Awaitable[T]:
+        """`coro` to await, run on the reader's loop (here, when it is not running or this
+        is it). Cancelling the caller cancels it there; its result or exception comes back.
 
-        Not `run_coroutine_threadsafe`: its `concurrent.futures.Future` (a condition, a lock)
-        stays allocated for as long as the upstream holds the call, thousands at once."""
+        Called on the caller's loop. Hands back a future, not a coroutine of its own, and
+        not `run_coroutine_threadsafe`'s (a `concurrent.futures.Future`, with a condition and
+        a lock): whatever is allocated here stays so while the upstream holds the call,
+        thousands of calls at once (measured: one more suspended frame per call was +10 MB
+        over 10,000 held calls)."""
         loop = self.loop
         here = asyncio.get_running_loop()
         if loop is None or loop is here:
-            return await coro
-        hop: _Hop[T] = _Hop(coro, here.create_future(), here)
+            return coro
+        hop: _Hop[T] = _Hop(coro, here.create_future(), loop)
         try:
             loop.call_soon_threadsafe(hop.start)
         except RuntimeError:  # the loop closed between the check and now
-            return await coro
-        try:
-            return await hop.done
-        except asyncio.CancelledError:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(hop.cancel)
-            raise
+            hop.coro = None
+            return coro
+        # The caller's cancel cancels this future: carried to the reader's loop from there.
+        hop.done.add_done_callback(hop.caller_done)
+        return hop.done
 
 
 class _Hop(Generic[T]):
     """One coroutine's trip to the reader's loop and its outcome's trip back."""
 
-    __slots__ = ("cancelled", "coro", "done", "home", "task")
+    __slots__ = ("cancelled", "coro", "done", "reader", "task")
 
     def __init__(self, coro: Coroutine[Any, Any, T], done: asyncio.Future[T],
-                 home: asyncio.AbstractEventLoop) -> None:
+                 reader: asyncio.AbstractEventLoop) -> None:
         self.coro: Coroutine[Any, Any, T] | None = coro
-        self.done, self.home = done, home
+        self.done, self.reader = done, reader
         self.task: asyncio.Task[T] | None = None
         self.cancelled = False
 
+    def caller_done(self, done: asyncio.Future[T]) -> None:  # on the caller's loop
+        if done.cancelled():
+            with contextlib.suppress(RuntimeError):  # the reader's loop has closed
+                self.reader.call_soon_threadsafe(self.cancel)
+
     def start(self) -> None:  # on the reader's loop
         coro, self.coro = self.coro, None
-        assert coro is not None
+        if coro is None:
+            return
         if self.cancelled:
             coro.close()
             return
-        self.task = asyncio.get_running_loop().create_task(coro)
+        self.task = self.reader.create_task(coro)
         self.task.add_done_callback(self._finished)
 
     def cancel(self) -> None:  # on the reader's loop
@@ -152,7 +159,7 @@ class _Hop(Generic[T]):
             error = task.exception()
             outcome = (None if error is not None else task.result(), error, False)
         with contextlib.suppress(RuntimeError):  # the caller's loop has closed
-            self.home.call_soon_threadsafe(self._deliver, *outcome)
+            self.done.get_loop().call_soon_threadsafe(self._deliver, *outcome)
 
     def _deliver(self, result: Any, error: BaseException | None,
                  cancelled: bool) -> None:  # on the caller's loop

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import email.utils
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -119,13 +119,13 @@ class UpstreamClient:
     def url_for(self, path: str) -> str:
         return self.base_url + path
 
-    # post_json, post_form and get_json hand back `_send`'s coroutine rather than awaiting
+    # post_json, post_form and get_json hand back `_send`'s awaitable rather than awaiting
     # it in a frame of their own: an `openai_compatible` call is held for the whole
     # generation (a minute or more, thousands at once), and every suspended frame on its
     # way down stays allocated that long.
     def post_json(
         self, path: str, body: dict[str, Any], *, params: dict[str, str] | None = None
-    ) -> Coroutine[Any, Any, Any]:
+    ) -> Awaitable[Any]:
         return self._send("POST", self.url_for(path), self._parsed, json=body, params=params)
 
     async def post_json_events(self, path: str, body: dict[str, Any],
@@ -172,10 +172,10 @@ class UpstreamClient:
             raise ProviderError(f"{name}: could not reach the upstream ({type(exc).__name__})",
                                 code="upstream_unavailable") from None
 
-    def post_form(self, path: str, form: aiohttp.FormData) -> Coroutine[Any, Any, Any]:
+    def post_form(self, path: str, form: aiohttp.FormData) -> Awaitable[Any]:
         return self._send("POST", self.url_for(path), self._parsed, data=form)
 
-    def get_json(self, path: str) -> Coroutine[Any, Any, Any]:
+    def get_json(self, path: str) -> Awaitable[Any]:
         return self._send("GET", self.url_for(path), self._parsed)
 
     async def get_bytes(self, url: str, max_bytes: int) -> bytes:
@@ -205,7 +205,7 @@ class UpstreamClient:
         self, method: str, url: str, answer: Callable[[int, Mapping[str, str], bytes], T], *,
         cap: int | None = None, json: Any = None, data: Any = None,
         params: Mapping[str, str] | None = None,
-    ) -> Coroutine[Any, Any, T]:
+    ) -> Awaitable[T]:
         """One request; `answer(status, headers, body)` makes the result of the whole body
         (read within `cap` bytes, default `max_response_bytes`). The request's options are
         named rather than `**kwargs`: that dict stayed allocated with the suspended frame

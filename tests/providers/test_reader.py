@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
@@ -19,6 +20,12 @@ from imagegate.providers.upstream import UpstreamClient
 from tests.providers.test_upstream_client import channel, serve_get
 
 pytestmark = pytest.mark.anyio
+T = TypeVar("T")
+
+
+async def via(reader: AnswerReader, coro: Coroutine[Any, Any, T]) -> T:
+    """A caller's task awaiting `reader.run(coro)`, as a run awaits its upstream call."""
+    return await reader.run(coro)
 
 
 @pytest.fixture
@@ -59,7 +66,7 @@ async def test_cancelling_the_caller_cancels_the_coroutine_there(reader: AnswerR
         finally:
             ended.set()
 
-    call = asyncio.create_task(reader.run(held()))
+    call = asyncio.create_task(via(reader, held()))
     assert await asyncio.to_thread(started.wait, 5)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -86,7 +93,7 @@ async def test_stop_ends_the_thread_and_cancels_what_was_left(reader: AnswerRead
         started.set()
         await asyncio.sleep(3600)
 
-    call = asyncio.create_task(reader.run(forever()))
+    call = asyncio.create_task(via(reader, forever()))
     assert await asyncio.to_thread(started.wait, 5)
     names = {t.name for t in threading.enumerate()}
     assert "imagegate-upstream" in names
@@ -112,7 +119,7 @@ async def test_a_give_from_another_thread_wakes_a_waiter_on_its_own_loop(
         theirs.release()
         return held
 
-    waiting = asyncio.create_task(reader.run(wait_for_room()))
+    waiting = asyncio.create_task(via(reader, wait_for_room()))
     await asyncio.sleep(0.05)
     assert not waiting.done()
     mine.release()  # on this loop; the waiter is on the reader's
