@@ -23,6 +23,7 @@ from imagegate.domain.task import Task
 
 HOLD = "hold"  # Step.require labels: which condition refused a submit
 ACTIVE = "active"
+SETTLED = "settled"  # a task's charge_state once its hold is settled
 
 
 def _b(name: str) -> sa.BindParameter[Any]:
@@ -59,7 +60,7 @@ class BillingStatements:
             created_at=_b("now"),
         )
         held = tasks.update().where(tasks.c.id == _b("task_id"), tasks.c.charge_state == "held")
-        self.settled = held.values(charge_state="settled", charged_amount=_b("charged"))
+        self.settled = held.values(charge_state=SETTLED, charged_amount=_b("charged"))
         self.refunded = held.values(charge_state="refunded", charged_amount=0)
 
 
@@ -93,6 +94,13 @@ def hold_steps(s: BillingStatements, task: Task, now: float) -> list[Step]:
     ]
 
 
+def charge_of(task: Task, produced: int, charged: int | None = None) -> int:
+    """What settling `task` charges for `produced` images: `charged` (what was delivered
+    costs, `domain/delivery.py`) else unit price × produced, never more than the hold."""
+    cost = task.unit_price * produced if charged is None else charged
+    return max(0, min(task.hold_amount, cost))
+
+
 def settle_steps(s: BillingStatements, task: Task, produced: int, now: float, *,
                  charged: int | None = None, tier: str | None = None,
                  note: str | None = None) -> list[Step]:
@@ -102,8 +110,7 @@ def settle_steps(s: BillingStatements, task: Task, produced: int, now: float, *,
     than asked cost less), else unit price × produced; never more than the hold either way.
     `tier` and `note` record on the ledger row what was delivered."""
     n = int((task.request or {}).get("n", produced))
-    cost = task.unit_price * produced if charged is None else charged
-    charged = max(0, min(task.hold_amount, cost))
+    charged = charge_of(task, produced, charged)
     give_back = task.hold_amount - charged
     return [
         Step(s.settled, {"b_task_id": task.id, "b_charged": charged}, require="charge"),

@@ -75,7 +75,7 @@ class TaskIntake:
 
     async def create_and_run(self, key: ApiKey, request: ImageRequest, *,
                              idempotency_key: str | None = None, route: str = ""
-                             ) -> tuple[Task, asyncio.Task[None] | None]:
+                             ) -> tuple[Task, asyncio.Task[Task | None] | None]:
         """`create`, for a caller that will wait for the result: the task is created claimed
         by this process's worker and started at once (`tasks/inline.py`), and its run is
         returned to await. None instead when there is no worker here or no free slot, or the
@@ -93,7 +93,7 @@ class TaskIntake:
 
     async def _create(self, key: ApiKey, request: ImageRequest, task_id: str | None, *,
                       idempotency_key: str | None, route: str, runner: InlineRunner | None
-                      ) -> tuple[Task, asyncio.Task[None] | None]:
+                      ) -> tuple[Task, asyncio.Task[Task | None] | None]:
         """`runner`: holds a reserved slot, released here when the task it was for does not
         come to exist under its lease (a replay); raising leaves that to the caller."""
         if request.webhook_url is not None:

@@ -96,7 +96,7 @@ class TaskService:
                     if any(e.kind is EventKind.TERMINAL for e in await sub.next(left)):
                         break
 
-    async def result(self, task: Task, run: asyncio.Task[None] | None = None, *,
+    async def result(self, task: Task, run: asyncio.Task[Task | None] | None = None, *,
                      timeout: float | None = None) -> Task:
         """For synchronous callers: the finished task, or raise the error it failed with. A
         task still running after `sync_wait_seconds` is returned as it is: the caller hands
@@ -115,9 +115,13 @@ class TaskService:
         done: Task | None = None
         if run is not None:
             # `asyncio.wait` neither cancels the run nor raises how it ended (a cancel stops
-            # a run by cancelling it): the row says what became of the task.
+            # a run by cancelling it). A run that succeeded hands back the task as it wrote
+            # it; otherwise the row says what became of the task.
             await asyncio.wait([run], timeout=wait)
-            done = await self._store.get(task.id)
+            done = (run.result() if run.done() and not run.cancelled()
+                    and run.exception() is None else None)
+            if done is None:
+                done = await self._store.get(task.id)
         if done is None or not (done.status.terminal or time.monotonic() >= deadline):
             # Not run here, or the run ended without finishing the task (its lease was taken
             # over): wait for whoever finishes it.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -384,20 +385,30 @@ class TaskStore:
     async def succeed(
         self, task: Task, owner: str, result: dict[str, Any], provider: str, *,
         charged: int | None = None, tier: str | None = None, note: str | None = None,
-    ) -> bool:
+    ) -> Task | None:
         """Record the result and settle the hold for the images produced, in one
-        transaction; False (nothing changed) when the lease is no longer ours. `charged`,
-        `tier`, `note`: what was delivered and what it costs (`billing.settle_steps`)."""
+        transaction. Returns the task as that transaction left it (what `get` would read
+        next, so a sync caller answers without reading it back), or None (nothing changed)
+        when the lease is no longer ours. `charged`, `tier`, `note`: what was delivered and
+        what it costs (`billing.settle_steps`)."""
         now = time.time()
+        encoded = orjson.dumps(result)
         params = {"b_id": task.id, "b_owner": owner, "b_now": now,
-                  "b_result": orjson.dumps(result).decode(), "b_provider": provider}
+                  "b_result": encoded.decode(), "b_provider": provider}
         produced = len(result.get("images", []))
-        return await self._finish([
+        amount = billing.charge_of(task, produced, charged)
+        if not await self._finish([
             Step(self._succeed, params, require="owned"),
-            *billing.settle_steps(self._bill, task, produced, now, charged=charged, tier=tier,
+            *billing.settle_steps(self._bill, task, produced, now, charged=amount, tier=tier,
                                   note=note),
             *outbox.finish_steps(self._outbox, task, outbox.SUCCEEDED, now),
-        ])
+        ]):
+            return None
+        # The columns `_succeed` and `billing.settled` wrote; the result as a read parses it.
+        return replace(task, status=TaskStatus.SUCCEEDED, progress=100,
+                       result=orjson.loads(encoded), provider=provider, completed_at=now,
+                       lease_owner=None, lease_expires_at=None, charged_amount=amount,
+                       charge_state=billing.SETTLED)
 
     async def fail(self, task: Task, owner: str, error: dict[str, Any]) -> bool:
         """Record the failure and refund the hold, in one transaction."""

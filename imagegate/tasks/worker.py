@@ -90,7 +90,8 @@ class _RunReports:
     `partial`): one object with slots per run rather than three closures and their cells
     (~0.9 KB), which live as long as an upstream holds the call, thousands at once."""
 
-    __slots__ = ("_last_hook", "_last_time", "_last_value", "_task_id", "_worker", "webhook")
+    __slots__ = ("_last_hook", "_last_time", "_last_value", "_task_id", "_worker", "upstream",
+                 "webhook")
 
     def __init__(self, worker: Worker, task_id: str) -> None:
         self._worker = worker
@@ -101,6 +102,9 @@ class _RunReports:
         self.webhook: tuple[Task, ImageRequest] | None = None
         self._last_time, self._last_value = 0.0, -1
         self._last_hook = -webhook_events.PROGRESS_INTERVAL_SECONDS
+        # The (channel, upstream id) last recorded by `remember`, so the run's task can say
+        # what its row says.
+        self.upstream: tuple[str, str] | None = None
 
     async def remember(self, name: str, upstream_id: str) -> None:
         """Persist which channel holds the job under which upstream id before the provider
@@ -110,10 +114,18 @@ class _RunReports:
         if not await worker._store.set_upstream(self._task_id, worker.owner, name,
                                                 upstream_id):
             raise _LeaseLost(self._task_id)
+        self.upstream = (name, upstream_id)
 
     async def progress(self, progress: int) -> None:
-        """Providers may report often; the row is written at most every progress_interval."""
+        """Providers may report often; the row is written at most every progress_interval.
+        100 (the upstream is done) is announced but not written: the success written next
+        records it with the result, so writing it first would cost a commit per image for a
+        state a poll sees for milliseconds."""
         worker = self._worker
+        if progress >= 100:
+            await worker._events.publish(TaskEvent(self._task_id, EventKind.PROGRESS,
+                                                   progress=99))
+            return
         now = time.monotonic()
         if (progress <= self._last_value
                 or now - self._last_time < worker._config.progress_interval):
@@ -165,7 +177,7 @@ class Worker:
         self._catalog = catalog
         self._results = results
         self.owner = new_owner_id()
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[Task | None]] = {}
         self._slots = asyncio.Semaphore(config.concurrency)
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -191,7 +203,7 @@ class Worker:
         """Give back a reserved slot whose task was not created."""
         self._slots.release()
 
-    def adopt(self, task: Task) -> asyncio.Task[None]:
+    def adopt(self, task: Task) -> asyncio.Task[Task | None]:
         """Run `task` (created under this worker's lease in a reserved slot) as if it had
         been claimed: leases renewed, handed back on stop, recovered by the reaper after a
         crash. The caller may await the job; cancelling its await does not stop the run."""
@@ -267,7 +279,7 @@ class Worker:
             self._running[task.id] = job
             job.add_done_callback(self._finished)
 
-    def _finished(self, job: asyncio.Task[None]) -> None:
+    def _finished(self, job: asyncio.Task[Task | None]) -> None:
         task_id = job.get_name().removeprefix("imagegate-task-")
         self._running.pop(task_id, None)
         self._slots.release()
@@ -366,7 +378,10 @@ class Worker:
             job.cancel()
 
     # -- one task
-    async def _run(self, task: Task) -> None:
+    async def _run(self, task: Task) -> Task | None:
+        """Run `task` to its end. Returns the task as its success left it (a sync caller in
+        this process answers from it, `TaskService.result`); None when it ended any other
+        way (the row then says how)."""
         # The upstream answers this run reads count against `results` until it ends
         # (`providers/holding.py`): by then its images are stored and the task recorded.
         # One frame for the run, not a `_run` awaiting a `_run_task`: it stays suspended as
@@ -376,13 +391,14 @@ class Worker:
             if task.deadline_at is not None and task.deadline_at <= time.time():
                 # Claimed after its deadline: cancelled before anything is sent anywhere.
                 await self._enforce_deadline(task.id, task.deadline_at)
-                return
+                return None
             watch = CancelWatch(self._events, task.id, self._ended_elsewhere)
             watch.start()
             timer = None if task.deadline_at is None else asyncio.create_task(
                 self._enforce_deadline(task.id, task.deadline_at),
                 name=f"imagegate-deadline-{task.id}")
             outcome: str | None = None
+            succeeded: Task | None = None
             await self._events.publish(TaskEvent(task.id, EventKind.STARTED))
             try:
                 if task.upstream_task_id == SYNC_CALL:
@@ -432,10 +448,13 @@ class Worker:
                 if self._estimates is not None:
                     self._estimates.record(task.model, str(request.tier),
                                            time.time() - (task.started_at or task.created_at))
-                if await self._store.succeed(task, self.owner,
-                                             _result(images, result, request, delivery),
-                                             served_by, charged=delivery.charged,
-                                             tier=delivery.tier, note=delivery.memo(request)):
+                if reports.upstream is not None:  # what `remember` wrote to the row
+                    task = replace(task, provider=reports.upstream[0],
+                                   upstream_task_id=reports.upstream[1])
+                succeeded = await self._store.succeed(
+                    task, self.owner, _result(images, result, request, delivery), served_by,
+                    charged=delivery.charged, tier=delivery.tier, note=delivery.memo(request))
+                if succeeded is not None:
                     outcome = "succeeded"
                     log.info("task %s succeeded in %.2fs", task.id, time.monotonic() - started)
                 else:
@@ -481,6 +500,7 @@ class Worker:
                     if not helper.cancelled() and helper.exception() is not None:
                         log.warning("task %s: %s failed: %r", task.id, helper.get_name(),
                                     helper.exception())
+        return succeeded
 
     async def _input(self, ref: StoredReference) -> ReferenceImage:
         return ReferenceImage(await self._blobs.get(ref.key), ref.content_type, ref.width,

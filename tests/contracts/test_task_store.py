@@ -81,6 +81,22 @@ async def test_concurrent_claims_never_share_a_task(db: Database) -> None:
     assert sorted(claimed) == sorted(ids)  # each task exactly once
 
 
+async def test_succeed_returns_the_task_as_a_read_finds_it(db: Database) -> None:
+    """A sync caller answers from what `succeed` returns instead of reading the row back:
+    every column must match, the charge settled included."""
+    store = TaskStore(db)
+    tid = new_id("img_")
+    await store.create(task_id=tid, key_id="key_a", operation="generate", model="gpt-image-2",
+                       request={"prompt": "x", "n": 2}, retention_seconds=3600, unit_price=5)
+    claimed = await store.claim("w1", 30)
+    assert claimed is not None and claimed.id == tid
+    result = {"images": [{"key": "a", "width": 1, "height": 1}], "usage": {"t": [1, 2.5]},
+              "delivered": {"n": 1}}
+    written = await store.succeed(claimed, "w1", result, "ch-1", charged=3)
+    assert written is not None and written == await store.get(tid)
+    assert (written.charged_amount, written.charge_state) == (3, "settled")
+
+
 async def test_only_the_lease_owner_can_finish(db: Database) -> None:
     store = TaskStore(db)
     tid = await _create(store)

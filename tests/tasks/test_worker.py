@@ -29,7 +29,7 @@ from imagegate.providers.base import (
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.storage.base import BlobNotFoundError, BlobStore
 from imagegate.storage.obstore_store import ObstoreBlobStore
-from imagegate.tasks.events import EventBus, MemoryEventBus
+from imagegate.tasks.events import EventBus, EventKind, MemoryEventBus
 from imagegate.tasks.store import TaskStore
 from imagegate.tasks.worker import Worker, WorkerConfig
 
@@ -286,3 +286,81 @@ async def test_interrupted_sync_call_fails_without_calling_the_provider(rig: Rig
     task = await rig.until(tid, TaskStatus.FAILED)
     assert task.error is not None and task.error["code"] == "upstream_interrupted"
     assert provider.calls == []
+
+
+class SyncUpstream(Provider):
+    """A non-resumable upstream call as `providers/openai.py` makes one: marked with
+    SYNC_CALL first, 100% reported once the answer is in, then held until `go` is set."""
+
+    name = "sync-upstream"
+    remote = True
+
+    def __init__(self) -> None:
+        self.reported = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def generate(self, job: ProviderJob, progress: ProgressCallback,
+                       partial: PartialCallback = no_partials) -> ProviderResult:
+        await job.remember_upstream("ch-a", SYNC_CALL)
+        await progress(40)
+        await progress(100)
+        self.reported.set()
+        await self.go.wait()
+        r = job.request
+        return ProviderResult([GeneratedImage(b"img", r.content_type, r.width, r.height)],
+                              {"total_tokens": 3}, channel="ch-a")
+
+
+async def test_an_adopted_run_hands_back_its_task_exactly_as_the_row_says(rig: Rig) -> None:
+    """A sync request answers from its run's return value instead of reading the row back
+    (`TaskService.result`): that value must be the row, column for column, including what
+    the run recorded on the way (the upstream marker) and what settling charged."""
+    provider = SyncUpstream()
+    provider.go.set()
+    worker = await rig.worker(provider, progress_interval=0)
+    req = normalize({"prompt": "p", "n": 2, "size": "1:1"}, load_catalog())
+    assert await worker.reserve()
+    task = await rig.store.create(task_id=new_id("img_"), key_id="k", operation="generate",
+                                  model=req.model, request=req.to_json(),
+                                  retention_seconds=60, unit_price=7,
+                                  lease=(worker.owner, worker.lease_seconds))
+    done = await worker.adopt(task)
+    assert done is not None and done == await rig.store.get(task.id)
+    assert done.status is TaskStatus.SUCCEEDED and done.upstream_task_id == SYNC_CALL
+    assert (done.provider, done.charge_state, done.charged_amount) == ("ch-a", "settled", 7)
+
+
+async def test_a_run_that_does_not_succeed_hands_back_nothing(rig: Rig) -> None:
+    await rig.worker(Scripted(error=ProviderError("no", retryable=False)))
+    worker = rig.workers[0]
+    req = normalize({"prompt": "p"}, load_catalog())
+    assert await worker.reserve()
+    task = await rig.store.create(task_id=new_id("img_"), key_id="k", operation="generate",
+                                  model=req.model, request=req.to_json(),
+                                  retention_seconds=60,
+                                  lease=(worker.owner, worker.lease_seconds))
+    assert await worker.adopt(task) is None
+    failed = await rig.store.get(task.id)
+    assert failed is not None and failed.status is TaskStatus.FAILED
+
+
+async def test_progress_100_is_announced_but_left_for_the_success_to_write(rig: Rig) -> None:
+    """100 means the upstream is done: the success that follows writes it with the result,
+    so the row is not written for it (a commit per image), though listeners hear of it."""
+    provider = SyncUpstream()
+    await rig.worker(provider, progress_interval=0)
+    tid = new_id("img_")
+    async with rig.events.subscribe(tid) as sub:
+        await rig.submit(tid=tid)
+        await asyncio.wait_for(provider.reported.wait(), 10)
+        running = await rig.store.get(tid)
+        assert running is not None and running.progress == 40
+        heard: list[int | None] = []
+        async with asyncio.timeout(5):
+            while 99 not in heard:
+                heard += [e.progress for e in await sub.next(1)
+                          if e.kind is EventKind.PROGRESS]
+        assert heard[-1] == 99
+        provider.go.set()
+        done = await rig.until(tid, TaskStatus.SUCCEEDED)
+    assert done.progress == 100
