@@ -118,13 +118,11 @@ class _RunReports:
 
     async def progress(self, progress: int) -> None:
         """Providers may report often; the row is written at most every progress_interval.
-        100 (the upstream is done) is announced but not written: the success written next
-        records it with the result, so writing it first would cost a commit per image for a
-        state a poll sees for milliseconds."""
+        100 (the upstream is done) is left to the success written next, which records it
+        with the result: writing it first cost a commit per image for a state a poll would
+        see for milliseconds (and a row at 99 that event streams re-read to show)."""
         worker = self._worker
         if progress >= 100:
-            await worker._events.publish(TaskEvent(self._task_id, EventKind.PROGRESS,
-                                                   progress=99))
             return
         now = time.monotonic()
         if (progress <= self._last_value

@@ -344,9 +344,9 @@ async def test_a_run_that_does_not_succeed_hands_back_nothing(rig: Rig) -> None:
     assert failed is not None and failed.status is TaskStatus.FAILED
 
 
-async def test_progress_100_is_announced_but_left_for_the_success_to_write(rig: Rig) -> None:
+async def test_progress_100_is_left_for_the_success_to_write(rig: Rig) -> None:
     """100 means the upstream is done: the success that follows writes it with the result,
-    so the row is not written for it (a commit per image), though listeners hear of it."""
+    so neither the row (a commit per image) nor the listeners hear of it before."""
     provider = SyncUpstream()
     await rig.worker(provider, progress_interval=0)
     tid = new_id("img_")
@@ -355,12 +355,11 @@ async def test_progress_100_is_announced_but_left_for_the_success_to_write(rig: 
         await asyncio.wait_for(provider.reported.wait(), 10)
         running = await rig.store.get(tid)
         assert running is not None and running.progress == 40
-        heard: list[int | None] = []
-        async with asyncio.timeout(5):
-            while 99 not in heard:
-                heard += [e.progress for e in await sub.next(1)
-                          if e.kind is EventKind.PROGRESS]
-        assert heard[-1] == 99
         provider.go.set()
-        done = await rig.until(tid, TaskStatus.SUCCEEDED)
-    assert done.progress == 100
+        heard: list[tuple[EventKind, int | None]] = []
+        async with asyncio.timeout(5):
+            while (EventKind.TERMINAL, None) not in heard:
+                heard += [(e.kind, e.progress) for e in await sub.next(1)]
+    assert [p for kind, p in heard if kind is EventKind.PROGRESS] == [40]
+    done = await rig.store.get(tid)
+    assert done is not None and done.status is TaskStatus.SUCCEEDED and done.progress == 100
