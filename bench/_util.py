@@ -254,6 +254,13 @@ class CpuUse:
     # The server's CPU seconds over the window, for CPU per request (cores x wall would carry
     # the client's start-up into it).
     server_seconds: float = 0.0
+    # The fake upstream's cores, taken out of `other` by callers that measure them.
+    upstream: float = 0.0
+
+    @property
+    def machine(self) -> float:
+        """Cores the whole machine was busy: every process, the measured ones included."""
+        return self.server + self.client + self.other + self.upstream
 
 
 class CpuWindow:

@@ -387,6 +387,7 @@ def relay_run(relay: Server, fake: Server, spec: LoadSpec, tool: Tool) -> LoadRe
     res = run_load(relay.base_url, spec, relay.pid, tool)
     cores = (tree_cpu_seconds(fake.pid) - cpu0) / max(1e-9, time.monotonic() - t0)
     res.cpu.other = max(0.0, res.cpu.other - cores)
+    res.cpu.upstream = cores
     return res
 
 
@@ -713,6 +714,7 @@ def both_cores(workdir: Path, fake: Server, plan: Plan, tool: Tool, report: Repo
                             "without Redis")
     one, two = (median([ok_rate(x) for x in results[n]]) for n in (1, 2))
     ratio = two / one if one and two is not None else None
+    ceiling = box_ceiling(results[1], one)
     cpu1, cpu2 = (median([cpu_ms(x) for x in results[n]]) for n in (1, 2))
     report.rows["processes"].append(Row(
         workload, fmt_num(one), fmt_num(two), _ratio(two, one),
@@ -720,8 +722,30 @@ def both_cores(workdir: Path, fake: Server, plan: Plan, tool: Tool, report: Repo
         f"{fmt_num(median(rss[1]))} / {fmt_num(median(rss[2]))}",
         target(f"≥ {PROCESSES_TARGET:g}×", ratio, lambda v: v >= PROCESSES_TARGET),
         "; ".join([f"runs 1: {runs(results[1])}; 2: {runs(results[2])}",
-                   "peer column = --processes 1; CPU and RSS columns: 1 / 2 processes"]
+                   "peer column = --processes 1; CPU and RSS columns: 1 / 2 processes",
+                   *([ceiling] if ceiling else [])]
                   + [x for x in (errors_note(results[1]), errors_note(results[2])) if x])))
+
+
+def box_ceiling(single: Sequence[LoadResult], rate: float | None) -> str | None:
+    """What this machine could complete at most, whatever number of processes serve: its
+    cores over the CPU that every process on it (imagegate, PostgreSQL, the fake, the load
+    generator, other tenants) spent per request in the single-process runs. A ratio target
+    above that ceiling cannot be met on this machine, however cheap imagegate gets."""
+    per = median([x.cpu.machine / ok_rate(x) * 1000 for x in single if ok_rate(x)])
+    if per is None or not rate:
+        return None
+    parts = median([x.cpu.server / ok_rate(x) * 1000 for x in single if ok_rate(x)]), \
+        median([x.cpu.upstream / ok_rate(x) * 1000 for x in single if ok_rate(x)]), \
+        median([(x.cpu.client + x.cpu.other) / ok_rate(x) * 1000 for x in single
+                if ok_rate(x)])
+    cores = psutil.cpu_count() or 1
+    limit = cores * 1000 / per
+    return (f"machine ceiling with --processes 1's costs: {fmt_num(per, 2)} ms of CPU per "
+            f"request over all processes (imagegate {fmt_num(parts[0], 2)}, fake "
+            f"{fmt_num(parts[1], 2)}, load generator + PostgreSQL + the rest "
+            f"{fmt_num(parts[2], 2)}), so {cores} cores complete at most {fmt_num(limit)}/s"
+            f" = {limit / rate:.2f}× one process")
 
 
 # -- 4. polling and the framework floor
