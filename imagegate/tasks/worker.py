@@ -119,7 +119,7 @@ class _RunReports:
     async def progress(self, progress: int) -> None:
         """Providers may report often; the row is written at most every progress_interval.
         100 (the upstream is done) is left to the success written next, which records it
-        with the result: writing it first cost a commit per image for a state a poll would
+        with the result: writing it first cost a commit per task for a state a poll would
         see for milliseconds (and a row at 99 that event streams re-read to show)."""
         worker = self._worker
         if progress >= 100:
