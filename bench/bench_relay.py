@@ -60,6 +60,7 @@ from _profile import Recording, render, summarize
 from _tcp import TcpUse, TcpWindow
 from _util import (
     LOOPBACK,
+    CpuUse,
     MemorySampler,
     Server,
     finish,
@@ -732,13 +733,15 @@ def box_ceiling(single: Sequence[LoadResult], rate: float | None) -> str | None:
     cores over the CPU that every process on it (imagegate, PostgreSQL, the fake, the load
     generator, other tenants) spent per request in the single-process runs. A ratio target
     above that ceiling cannot be met on this machine, however cheap imagegate gets."""
-    per = median([x.cpu.machine / ok_rate(x) * 1000 for x in single if ok_rate(x)])
+    def ms(cores: Callable[[CpuUse], float]) -> float | None:
+        """Median CPU ms per request of the processes `cores` picks out."""
+        return median([cores(x.cpu) / ok_rate(x) * 1000 for x in single if ok_rate(x)])
+
+    per = ms(lambda c: c.machine)
     if per is None or not rate:
         return None
-    parts = median([x.cpu.server / ok_rate(x) * 1000 for x in single if ok_rate(x)]), \
-        median([x.cpu.upstream / ok_rate(x) * 1000 for x in single if ok_rate(x)]), \
-        median([(x.cpu.client + x.cpu.other) / ok_rate(x) * 1000 for x in single
-                if ok_rate(x)])
+    parts = (ms(lambda c: c.server), ms(lambda c: c.upstream),
+             ms(lambda c: c.client + c.other))
     cores = psutil.cpu_count() or 1
     limit = cores * 1000 / per
     return (f"machine ceiling with --processes 1's costs: {fmt_num(per, 2)} ms of CPU per "
