@@ -102,9 +102,9 @@ class _RunReports:
         self.webhook: tuple[Task, ImageRequest] | None = None
         self._last_time, self._last_value = 0.0, -1
         self._last_hook = -webhook_events.PROGRESS_INTERVAL_SECONDS
-        # The (channel, upstream id) last recorded by `remember`, so the run's task can say
-        # what its row says.
-        self.upstream: tuple[str, str] | None = None
+        # The upstream id last recorded by `remember`, so the run's task can say what its
+        # row says (the success writes the channel itself).
+        self.upstream: str | None = None
 
     async def remember(self, name: str, upstream_id: str) -> None:
         """Persist which channel holds the job under which upstream id before the provider
@@ -114,7 +114,7 @@ class _RunReports:
         if not await worker._store.set_upstream(self._task_id, worker.owner, name,
                                                 upstream_id):
             raise _LeaseLost(self._task_id)
-        self.upstream = (name, upstream_id)
+        self.upstream = upstream_id
 
     async def progress(self, progress: int) -> None:
         """Providers may report often; the row is written at most every progress_interval.
@@ -447,8 +447,7 @@ class Worker:
                     self._estimates.record(task.model, str(request.tier),
                                            time.time() - (task.started_at or task.created_at))
                 if reports.upstream is not None:  # what `remember` wrote to the row
-                    task = replace(task, provider=reports.upstream[0],
-                                   upstream_task_id=reports.upstream[1])
+                    task = replace(task, upstream_task_id=reports.upstream)
                 succeeded = await self._store.succeed(
                     task, self.owner, _result(images, result, request, delivery), served_by,
                     charged=delivery.charged, tier=delivery.tier, note=delivery.memo(request))
